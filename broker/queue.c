@@ -1,0 +1,779 @@
+/*
+ * The durable queue (see queue.h): SQLite in WAL mode with synchronous=FULL, driven from libuv's
+ * threadpool with exactly one database job in flight.
+ *
+ * ---- Schema (PRAGMA user_version = 1) ----
+ *
+ *   CREATE TABLE events (
+ *       rowid       INTEGER PRIMARY KEY,
+ *       event_id    TEXT UNIQUE NOT NULL,   -- the UUIDv7 minted by the stub at capture
+ *       kind        INTEGER NOT NULL,       -- CRS_EVENT_* bit
+ *       received_ms INTEGER NOT NULL,       -- when the broker received it (max_age counts from here)
+ *       body        BLOB NOT NULL);         -- the packed certrelay.v1.Event, as received
+ *   CREATE TABLE deliveries (
+ *       event_rowid     INTEGER NOT NULL,   -- events.rowid
+ *       sink            TEXT NOT NULL,      -- the NAME of [sink.NAME]
+ *       state           INTEGER NOT NULL,   -- 0 pending, 1 delivered, 2 dead
+ *       attempts        INTEGER NOT NULL,
+ *       next_attempt_ms INTEGER NOT NULL,
+ *       last_error      TEXT,
+ *       last_status     INTEGER,            -- HTTP/SMTP status of the last attempt, 0 if none
+ *       updated_ms      INTEGER NOT NULL,
+ *       PRIMARY KEY (event_rowid, sink));
+ *   CREATE INDEX deliveries_due ON deliveries (state, next_attempt_ms);
+ *
+ * A sample, one event routed to two sinks, one delivered, one waiting for its fourth attempt:
+ *
+ *   events:     7 | 0193a1c2-5e4f-7a10-8b2c-3d4e5f607182 | 1 | 1732212247123 | x'0a24...'
+ *   deliveries: 7 | archive | 1 | 1 | 1732212247123 | NULL              | 0   | 1732212247140
+ *               7 | hook    | 0 | 3 | 1732212259000 | HTTP 503 from ... | 503 | 1732212251000
+ *
+ * Routing happens once, when an event is committed: it gets one deliveries row per sink whose
+ * events mask and templates filter take it. Therefore a sink removed from the configuration leaves
+ * its rows untouched (they are simply never fetched again, and reappear if the sink comes back
+ * under the same name), and a sink added later does not receive events committed before it
+ * existed. A re-sent or re-spooled event (same event_id) is ignored by INSERT OR IGNORE and gets
+ * no second set of deliveries: that is what makes the stub's retries idempotent.
+ */
+#include "queue.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certrelay/alloc.h"
+#include "certrelay/clock.h"
+#include "certrelay/error.h"
+#include "certrelay/event.h"
+#include "certrelay/fs.h"
+#include "certrelay/log.h"
+
+#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_DB_NAME        "certrelay.db"
+#define QUEUE_BUSY_TIMEOUT   5000
+
+static const char queue_schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS events ("
+    " rowid INTEGER PRIMARY KEY,"
+    " event_id TEXT UNIQUE NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " received_ms INTEGER NOT NULL,"
+    " body BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS deliveries ("
+    " event_rowid INTEGER NOT NULL,"
+    " sink TEXT NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " next_attempt_ms INTEGER NOT NULL,"
+    " last_error TEXT,"
+    " last_status INTEGER,"
+    " updated_ms INTEGER NOT NULL,"
+    " PRIMARY KEY (event_rowid, sink));"
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);";
+
+enum queue_stmt {
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_INSERT_EVENT,
+    STMT_INSERT_DELIVERY,
+    STMT_UPDATE_DELIVERY,
+    STMT_FETCH_DUE,
+    STMT_NEXT_DUE,
+    STMT_COUNT_
+};
+
+static const char *const queue_stmt_sql[STMT_COUNT_] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_INSERT_EVENT] = "INSERT OR IGNORE INTO events (event_id, kind, received_ms, body) "
+                          "VALUES (?1, ?2, ?3, ?4)",
+    [STMT_INSERT_DELIVERY] = "INSERT OR IGNORE INTO deliveries (event_rowid, sink, state, "
+                             "attempts, next_attempt_ms, last_error, last_status, updated_ms) "
+                             "VALUES (?1, ?2, 0, 0, ?3, NULL, 0, ?3)",
+    [STMT_UPDATE_DELIVERY] = "UPDATE deliveries SET state = ?1, attempts = ?2, "
+                             "next_attempt_ms = ?3, last_error = ?4, last_status = ?5, "
+                             "updated_ms = ?6 WHERE event_rowid = ?7 AND sink = ?8",
+    [STMT_FETCH_DUE] = "SELECT d.event_rowid, d.attempts, e.received_ms, e.body "
+                       "FROM deliveries d JOIN events e ON e.rowid = d.event_rowid "
+                       "WHERE d.state = 0 AND d.next_attempt_ms <= ?1 AND d.sink = ?2 "
+                       "ORDER BY d.next_attempt_ms",
+    [STMT_NEXT_DUE] = "SELECT MIN(next_attempt_ms) FROM deliveries "
+                      "WHERE state = 0 AND next_attempt_ms > ?1",
+};
+
+/* The one job in flight. Everything in it belongs to the worker until the after-callback. */
+struct queue_job {
+    uv_work_t req;
+    struct crs_ingest_item *items;
+    size_t nitems;
+    struct crs_delivery_update *updates;
+    struct crs_fetch *fetch;
+    int64_t now_ms;
+    int status;
+    char reason[256];
+};
+
+struct crs_queue {
+    uv_loop_t *loop;
+    const struct crs_config *cfg;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[STMT_COUNT_];
+    struct crs_queue_hooks hooks;
+
+    struct crs_ingest_item *in_head, *in_tail;
+    size_t in_count;
+    struct crs_delivery_update *up_head, *up_tail;
+
+    struct queue_job job;
+    int busy;      /* a job is in flight */
+    int in_after;  /* inside the after-callback: defer pumping to its end */
+    int closing;
+    int closed;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+/* ---- Items, fetches and routing ---- */
+
+/* ASCII case-insensitive equality: template names and OIDs are ASCII, and strcasecmp is not
+ * available under that name everywhere we build. */
+static int queue_ieq(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char ca = (unsigned char)*a, cb = (unsigned char)*b;
+        if (ca >= 'A' && ca <= 'Z')
+            ca = (unsigned char)(ca - 'A' + 'a');
+        if (cb >= 'A' && cb <= 'Z')
+            cb = (unsigned char)(cb - 'A' + 'a');
+        if (ca != cb)
+            return 0;
+        if (ca == '\0')
+            return 1;
+    }
+}
+
+int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Event *ev)
+{
+    const char *cert_tpl, *req_tpl;
+    uint32_t kind;
+    size_t i;
+
+    if (sc == NULL || ev == NULL)
+        return 0;
+    kind = ev->has_kind ? (uint32_t)ev->kind : 0;
+    if ((sc->events & kind) == 0)
+        return 0;
+    if (sc->templates == NULL || sc->ntemplates == 0)
+        return 1;
+    /* certsrv reports the template as a name for v1 templates and as an OID for v2+ ones, on the
+     * certificate and on the request; a filter entry may be either, so any match counts. */
+    cert_tpl = ev->certificate ? ev->certificate->certificate_template : NULL;
+    req_tpl = ev->request ? ev->request->certificate_template : NULL;
+    for (i = 0; i < sc->ntemplates; i++) {
+        if (cert_tpl != NULL && queue_ieq(sc->templates[i], cert_tpl))
+            return 1;
+        if (req_tpl != NULL && queue_ieq(sc->templates[i], req_tpl))
+            return 1;
+    }
+    return 0;
+}
+
+int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event *ev,
+                        const uint8_t *body, size_t len, struct crs_ingest_item **out)
+{
+    struct crs_ingest_item *item = NULL;
+    size_t i;
+    int rc = 0;
+
+    if (out == NULL)
+        return CRS_EINVAL;
+    *out = NULL;
+    if (cfg == NULL || ev == NULL || ev->event_id == NULL || body == NULL || len == 0)
+        return CRS_EINVAL;
+
+    item = crs_calloc(1, sizeof(*item) + cfg->nsinks * sizeof(item->routes[0]));
+    if (item == NULL)
+        return CRS_ENOMEM;
+    item->body = crs_malloc(len);
+    if (item->body == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    memcpy(item->body, body, len);
+    item->len = len;
+    snprintf(item->event_id, sizeof(item->event_id), "%s", ev->event_id);
+    item->kind = ev->has_kind ? (uint32_t)ev->kind : 0;
+    item->received_ms = crs_now_ms();
+    for (i = 0; i < cfg->nsinks; i++) {
+        if (crs_sink_matches(&cfg->sinks[i], ev))
+            item->routes[item->nroutes++] = (unsigned)i;
+    }
+    *out = item;
+    item = NULL;
+
+cleanup:
+    crs_ingest_item_free(item);
+    return rc;
+}
+
+void crs_ingest_item_free(struct crs_ingest_item *item)
+{
+    if (item == NULL)
+        return;
+    crs_free(item->body);
+    crs_free(item);
+}
+
+void crs_due_free_list(struct crs_due *list)
+{
+    while (list != NULL) {
+        struct crs_due *next = list->next;
+        crs_free(list->body);
+        crs_free(list);
+        list = next;
+    }
+}
+
+void crs_fetch_free(struct crs_fetch *f)
+{
+    size_t i;
+
+    if (f == NULL)
+        return;
+    for (i = 0; i < f->nsinks; i++)
+        crs_free(f->sinks[i].exclude);
+    crs_free(f->sinks);
+    crs_due_free_list(f->due);
+    crs_free(f);
+}
+
+/* ---- Opening ---- */
+
+static int queue_exec(struct crs_queue *q, const char *sql)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(q->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        crs_error("database: %s: %s", sql, msg ? msg : sqlite3_errmsg(q->db));
+        sqlite3_free(msg);
+        return CRS_EDB;
+    }
+    return 0;
+}
+
+/* Reads a one-integer pragma or query. */
+static int queue_query_int(struct crs_queue *q, const char *sql, int64_t *value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = CRS_EDB;
+
+    *value = 0;
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+        goto cleanup;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        goto cleanup;
+    *value = sqlite3_column_int64(st, 0);
+    rc = 0;
+
+cleanup:
+    if (rc != 0)
+        crs_error("database: %s: %s", sql, sqlite3_errmsg(q->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * WAL lets readers (an administrator's sqlite3 shell, the tests) look at the queue while the
+ * broker writes; synchronous=FULL makes every COMMIT durable before it returns, which is the
+ * promise behind each Ack. The busy timeout covers a reader holding a checkpoint back briefly.
+ */
+static int queue_setup(struct crs_queue *q)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t version = 0;
+    int rc = CRS_EDB;
+    size_t i;
+
+    sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT);
+    if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        crs_error("database: cannot switch to WAL mode: %s", sqlite3_errmsg(q->db));
+        goto cleanup;
+    }
+    if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+        crs_error("database: journal mode is %s, WAL is required",
+                  (const char *)sqlite3_column_text(st, 0));
+        goto cleanup;
+    }
+    if (queue_exec(q, "PRAGMA synchronous=FULL") != 0)
+        goto cleanup;
+    if (queue_query_int(q, "PRAGMA user_version", &version) != 0)
+        goto cleanup;
+    if (version > QUEUE_SCHEMA_VERSION) {
+        crs_error("database: schema version %lld is newer than this broker's (%d); refusing to "
+                  "touch it",
+                  (long long)version, QUEUE_SCHEMA_VERSION);
+        goto cleanup;
+    }
+    if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
+        goto cleanup;
+    if (queue_exec(q, queue_schema_sql) != 0 ||
+        queue_exec(q, "PRAGMA user_version = 1") != 0) {
+        queue_exec(q, "ROLLBACK");
+        goto cleanup;
+    }
+    if (queue_exec(q, "COMMIT") != 0)
+        goto cleanup;
+    for (i = 0; i < STMT_COUNT_; i++) {
+        if (sqlite3_prepare_v3(q->db, queue_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &q->stmt[i], NULL) != SQLITE_OK) {
+            crs_error("database: cannot prepare \"%s\": %s", queue_stmt_sql[i],
+                      sqlite3_errmsg(q->db));
+            goto cleanup;
+        }
+    }
+    rc = 0;
+
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void queue_close_db(struct crs_queue *q)
+{
+    size_t i;
+
+    for (i = 0; i < STMT_COUNT_; i++) {
+        sqlite3_finalize(q->stmt[i]);
+        q->stmt[i] = NULL;
+    }
+    if (q->db != NULL) {
+        if (sqlite3_close(q->db) != SQLITE_OK)
+            crs_warn("database: close: %s", sqlite3_errmsg(q->db));
+        q->db = NULL;
+    }
+}
+
+int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue **out)
+{
+    struct crs_queue *q = NULL;
+    char *path = NULL;
+    int rc;
+
+    if (out == NULL)
+        return CRS_EINVAL;
+    *out = NULL;
+    if (loop == NULL || cfg == NULL || cfg->state_dir == NULL)
+        return CRS_EINVAL;
+
+    rc = crs_fs_mkdirs(cfg->state_dir);
+    if (rc != 0) {
+        crs_error("cannot create state directory %s: %s", cfg->state_dir, crs_strerror(rc));
+        goto cleanup;
+    }
+    path = crs_path_join(cfg->state_dir, QUEUE_DB_NAME);
+    q = crs_calloc(1, sizeof(*q));
+    if (path == NULL || q == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    q->loop = loop;
+    q->cfg = cfg;
+    if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        crs_error("cannot open database %s: %s", path,
+                  q->db ? sqlite3_errmsg(q->db) : "out of memory");
+        rc = CRS_EDB;
+        goto cleanup;
+    }
+    rc = queue_setup(q);
+    if (rc != 0) {
+        crs_error("cannot use database %s", path);
+        goto cleanup;
+    }
+    crs_info("queue database %s", path);
+    *out = q;
+    q = NULL;
+
+cleanup:
+    if (q != NULL) {
+        queue_close_db(q);
+        crs_free(q);
+    }
+    crs_free(path);
+    return rc;
+}
+
+void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hooks)
+{
+    if (q != NULL && hooks != NULL)
+        q->hooks = *hooks;
+}
+
+/* ---- The worker side: runs on the threadpool, touches only the job and the database ---- */
+
+static int job_fail(struct queue_job *job, sqlite3 *db, const char *what)
+{
+    snprintf(job->reason, sizeof(job->reason), "database error (%s): %s", what,
+             sqlite3_errmsg(db));
+    job->status = CRS_EDB;
+    return CRS_EDB;
+}
+
+static int job_step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : rc;
+}
+
+static int job_insert_item(struct crs_queue *q, struct queue_job *job,
+                           const struct crs_ingest_item *item)
+{
+    sqlite3_stmt *ins = q->stmt[STMT_INSERT_EVENT];
+    sqlite3_stmt *del = q->stmt[STMT_INSERT_DELIVERY];
+    sqlite3_int64 rowid;
+    size_t i;
+
+    sqlite3_bind_text(ins, 1, item->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 2, item->kind);
+    sqlite3_bind_int64(ins, 3, item->received_ms);
+    sqlite3_bind_blob64(ins, 4, item->body, item->len, SQLITE_STATIC);
+    if (job_step_done(ins) != 0) {
+        sqlite3_clear_bindings(ins);
+        return job_fail(job, q->db, "insert event");
+    }
+    sqlite3_clear_bindings(ins);
+    /* An event already in the table (a resend after a lost Ack, or a re-spooled copy) keeps its
+     * original deliveries; acknowledging it again is correct because it is durable. */
+    if (sqlite3_changes(q->db) == 0)
+        return 0;
+    rowid = sqlite3_last_insert_rowid(q->db);
+    for (i = 0; i < item->nroutes; i++) {
+        sqlite3_bind_int64(del, 1, rowid);
+        sqlite3_bind_text(del, 2, q->cfg->sinks[item->routes[i]].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(del, 3, job->now_ms);
+        if (job_step_done(del) != 0) {
+            sqlite3_clear_bindings(del);
+            return job_fail(job, q->db, "insert delivery");
+        }
+    }
+    sqlite3_clear_bindings(del);
+    return 0;
+}
+
+static int job_apply_update(struct crs_queue *q, struct queue_job *job,
+                            const struct crs_delivery_update *u)
+{
+    sqlite3_stmt *st = q->stmt[STMT_UPDATE_DELIVERY];
+    int rc;
+
+    sqlite3_bind_int(st, 1, u->state);
+    sqlite3_bind_int64(st, 2, u->attempts);
+    sqlite3_bind_int64(st, 3, u->next_attempt_ms);
+    if (u->last_error[0] != '\0')
+        sqlite3_bind_text(st, 4, u->last_error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int(st, 5, u->last_status);
+    sqlite3_bind_int64(st, 6, u->updated_ms);
+    sqlite3_bind_int64(st, 7, u->event_row);
+    sqlite3_bind_text(st, 8, q->cfg->sinks[u->sink].name, -1, SQLITE_STATIC);
+    rc = job_step_done(st);
+    sqlite3_clear_bindings(st);
+    return rc == 0 ? 0 : job_fail(job, q->db, "update delivery");
+}
+
+static void job_write(struct crs_queue *q, struct queue_job *job)
+{
+    const struct crs_ingest_item *item;
+    const struct crs_delivery_update *u;
+    int rc = 0;
+
+    if (job_step_done(q->stmt[STMT_BEGIN]) != 0) {
+        job_fail(job, q->db, "begin");
+        return;
+    }
+    for (item = job->items; item != NULL && rc == 0; item = item->next)
+        rc = job_insert_item(q, job, item);
+    for (u = job->updates; u != NULL && rc == 0; u = u->next)
+        rc = job_apply_update(q, job, u);
+    if (rc == 0 && job_step_done(q->stmt[STMT_COMMIT]) != 0)
+        rc = job_fail(job, q->db, "commit");
+    /* A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) may leave the transaction open. */
+    if (rc != 0 && !sqlite3_get_autocommit(q->db))
+        job_step_done(q->stmt[STMT_ROLLBACK]);
+}
+
+static int64_t *fetch_bsearch(int64_t key, int64_t *v, size_t n)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] == key)
+            return &v[mid];
+        if (v[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Reads due rows per sink, skipping the ones the dispatcher already holds in memory. */
+static void job_fetch(struct crs_queue *q, struct crs_fetch *f)
+{
+    sqlite3_stmt *st = q->stmt[STMT_FETCH_DUE];
+    struct crs_due **tail = &f->due;
+    size_t s;
+    int rc;
+
+    f->next_due_ms = -1;
+    for (s = 0; s < f->nsinks && f->status == 0; s++) {
+        struct crs_fetch_sink *fs = &f->sinks[s];
+        uint32_t got = 0;
+
+        if (fs->want == 0)
+            continue;
+        sqlite3_bind_int64(st, 1, f->now_ms);
+        sqlite3_bind_text(st, 2, q->cfg->sinks[s].name, -1, SQLITE_STATIC);
+        while (got < fs->want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t row = sqlite3_column_int64(st, 0);
+            const void *blob;
+            struct crs_due *d;
+            int n;
+
+            if (fetch_bsearch(row, fs->exclude, fs->nexclude) != NULL)
+                continue;
+            blob = sqlite3_column_blob(st, 3);
+            n = sqlite3_column_bytes(st, 3);
+            d = crs_calloc(1, sizeof(*d));
+            if (d == NULL || (n > 0 && (d->body = crs_malloc((size_t)n)) == NULL)) {
+                crs_free(d);
+                f->status = CRS_ENOMEM;
+                break;
+            }
+            d->sink = (unsigned)s;
+            d->event_row = row;
+            d->attempts = (uint32_t)sqlite3_column_int64(st, 1);
+            d->received_ms = sqlite3_column_int64(st, 2);
+            if (n > 0)
+                memcpy(d->body, blob, (size_t)n);
+            d->len = (size_t)n;
+            *tail = d;
+            tail = &d->next;
+            got++;
+        }
+        if (got < fs->want && rc != SQLITE_DONE && f->status == 0)
+            f->status = CRS_EDB;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    if (f->status != 0)
+        return;
+    st = q->stmt[STMT_NEXT_DUE];
+    sqlite3_bind_int64(st, 1, f->now_ms);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        f->next_due_ms = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_ROW)
+        f->status = CRS_EDB;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static void job_work(uv_work_t *req)
+{
+    struct crs_queue *q = req->data;
+    struct queue_job *job = &q->job;
+
+    if (job->items != NULL || job->updates != NULL)
+        job_write(q, job);
+    if (job->fetch != NULL)
+        job_fetch(q, job->fetch);
+}
+
+/* ---- The loop side ---- */
+
+static void queue_pump(struct crs_queue *q);
+
+static void job_after(uv_work_t *req, int status)
+{
+    struct crs_queue *q = req->data;
+    struct queue_job job = q->job;
+    struct crs_ingest_item *item;
+
+    memset(&q->job, 0, sizeof(q->job));
+    if (status != 0 && job.status == 0) {
+        /* Never seen in practice: libuv cancels only work that has not started, and we never
+         * cancel. Treat it as a failed commit so that nothing is acked by mistake. */
+        job.status = CRS_EINTERNAL;
+        snprintf(job.reason, sizeof(job.reason), "database job canceled");
+    }
+    if (job.status != 0)
+        crs_error("group commit of %zu events and %s delivery updates failed: %s", job.nitems,
+                  job.updates ? "some" : "no", job.reason);
+    else if (job.nitems > 0)
+        crs_debug("committed %zu events", job.nitems);
+
+    q->in_after = 1;
+    item = job.items;
+    while (item != NULL) {
+        struct crs_ingest_item *next = item->next;
+        item->next = NULL;
+        item->done(item, job.status, job.status ? job.reason : NULL);
+        item = next;
+    }
+    if (job.updates != NULL) {
+        if (q->hooks.updates_done != NULL)
+            q->hooks.updates_done(q->hooks.arg, job.updates, job.status);
+    }
+    if (job.fetch != NULL) {
+        if (job.fetch->status != 0)
+            crs_error("database: fetching due deliveries failed: %s",
+                      crs_strerror(job.fetch->status));
+        if (q->hooks.fetch_done != NULL)
+            q->hooks.fetch_done(q->hooks.arg, job.fetch);
+        else
+            crs_fetch_free(job.fetch);
+    }
+    q->in_after = 0;
+    q->busy = 0;
+    queue_pump(q);
+}
+
+/*
+ * Starts the next job if none is in flight: the first event after a quiet spell is committed at
+ * once, and everything arriving while that commit runs waits for the next one. That is the group
+ * commit, with no timer and no added latency.
+ */
+static void queue_pump(struct crs_queue *q)
+{
+    struct queue_job *job = &q->job;
+    struct crs_fetch *fetch = NULL;
+    struct crs_ingest_item **tail;
+    size_t max;
+    int rc;
+
+    if (q->busy || q->in_after || q->closed)
+        return;
+    if (q->hooks.fetch_prepare != NULL)
+        fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
+    if (q->in_head == NULL && q->up_head == NULL && fetch == NULL) {
+        if (q->closing) {
+            q->closed = 1;
+            queue_close_db(q);
+            if (q->close_cb != NULL)
+                q->close_cb(q->close_arg);
+        }
+        return;
+    }
+
+    memset(job, 0, sizeof(*job));
+    job->now_ms = crs_now_ms();
+    max = q->cfg->commit_batch_max ? q->cfg->commit_batch_max : 1024;
+    job->items = q->in_head;
+    tail = &job->items;
+    while (*tail != NULL && job->nitems < max) {
+        tail = &(*tail)->next;
+        job->nitems++;
+    }
+    q->in_head = *tail;
+    *tail = NULL;
+    if (q->in_head == NULL)
+        q->in_tail = NULL;
+    q->in_count -= job->nitems;
+    job->updates = q->up_head;
+    q->up_head = q->up_tail = NULL;
+    job->fetch = fetch;
+    job->req.data = q;
+
+    q->busy = 1;
+    rc = uv_queue_work(q->loop, &job->req, job_work, job_after);
+    if (rc != 0) {
+        /* uv_queue_work fails only for a NULL callback; report it like a failed commit. */
+        job->status = CRS_EINTERNAL;
+        snprintf(job->reason, sizeof(job->reason), "cannot queue database job: %s",
+                 uv_strerror(rc));
+        job_after(&job->req, 0);
+    }
+}
+
+void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item)
+{
+    if (q == NULL || item == NULL)
+        return;
+    item->next = NULL;
+    if (q->closed) {
+        item->done(item, CRS_ECANCELED, "broker is stopping");
+        return;
+    }
+    if (q->in_tail != NULL)
+        q->in_tail->next = item;
+    else
+        q->in_head = item;
+    q->in_tail = item;
+    q->in_count++;
+    queue_pump(q);
+}
+
+void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u)
+{
+    if (q == NULL || u == NULL)
+        return;
+    u->next = NULL;
+    if (q->closed) {
+        if (q->hooks.updates_done != NULL)
+            q->hooks.updates_done(q->hooks.arg, u, CRS_ECANCELED);
+        return;
+    }
+    if (q->up_tail != NULL)
+        q->up_tail->next = u;
+    else
+        q->up_head = u;
+    q->up_tail = u;
+    queue_pump(q);
+}
+
+void crs_queue_kick(struct crs_queue *q)
+{
+    if (q != NULL)
+        queue_pump(q);
+}
+
+void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg)
+{
+    if (q == NULL || q->closing)
+        return;
+    q->closing = 1;
+    q->close_cb = cb;
+    q->close_arg = arg;
+    queue_pump(q);
+}
+
+void crs_queue_free(struct crs_queue *q)
+{
+    if (q == NULL)
+        return;
+    /* Only a queue that never reached close() can still hold work: fail it, nothing is acked. */
+    while (q->in_head != NULL) {
+        struct crs_ingest_item *item = q->in_head;
+        q->in_head = item->next;
+        item->next = NULL;
+        item->done(item, CRS_ECANCELED, "broker is stopping");
+    }
+    while (q->up_head != NULL) {
+        struct crs_delivery_update *u = q->up_head;
+        q->up_head = u->next;
+        u->next = NULL;
+        if (q->hooks.updates_done != NULL)
+            q->hooks.updates_done(q->hooks.arg, u, CRS_ECANCELED);
+    }
+    queue_close_db(q);
+    crs_free(q);
+}

@@ -1,0 +1,133 @@
+/*
+ * The durable queue: the broker's SQLite database and the one serialized lane of database jobs
+ * that runs on libuv's threadpool.
+ *
+ * Exactly one job is in flight at a time. A job is assembled when the previous one finishes, from
+ * everything that has piled up meanwhile: received events (group commit, up to commit_batch_max),
+ * delivery outcomes from the dispatcher, and a fetch of due deliveries. Events and outcomes are
+ * written in one transaction; only when COMMIT has returned are the events' owners told (their
+ * done callback), which is when the broker acks them or deletes their spool file.
+ */
+#ifndef CERTRELAY_BROKER_QUEUE_H
+#define CERTRELAY_BROKER_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "certrelay/config.h"
+#include "certrelay.pb-c.h"
+
+struct crs_queue;
+struct crs_ingest_item;
+
+/* Called on the loop thread once the item's batch is committed (status 0) or failed (a negative
+ * code, with reason a sentence for the Nack and the log). The callback frees the item. */
+typedef void (*crs_ingest_done_cb)(struct crs_ingest_item *item, int status, const char *reason);
+
+/* One received event waiting for the group commit. */
+struct crs_ingest_item {
+    struct crs_ingest_item *next; /* the queue's */
+    char event_id[37];
+    uint32_t kind;
+    int64_t received_ms;
+    uint8_t *body; /* the packed Event (crs_malloc), freed with the item */
+    size_t len;
+    crs_ingest_done_cb done;
+    void *owner; /* the connection or the spool drain; may be cleared by the owner */
+    void *data;  /* the owner's */
+    size_t nroutes;
+    unsigned routes[]; /* indexes of the sinks that take this event */
+};
+
+/*
+ * Builds an item for event (decoded) whose packed bytes are body/len (copied): computes the
+ * routing (each sink's events mask and templates filter) from cfg.
+ */
+int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event *ev,
+                        const uint8_t *body, size_t len, struct crs_ingest_item **out);
+void crs_ingest_item_free(struct crs_ingest_item *item);
+
+/* True when sink configuration sc takes event ev (events mask and templates filter). */
+int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Event *ev);
+
+/* One pending delivery row read back by a fetch. */
+struct crs_due {
+    struct crs_due *next;
+    unsigned sink;
+    int64_t event_row;
+    uint32_t attempts;
+    int64_t received_ms;
+    uint8_t *body; /* crs_malloc */
+    size_t len;
+};
+void crs_due_free_list(struct crs_due *list);
+
+/* What a fetch should read, built by the dispatcher on the loop thread when a job starts. */
+struct crs_fetch_sink {
+    uint32_t want;     /* rows to return at most (free concurrency slots) */
+    int64_t *exclude;  /* sorted rowids already in memory (in flight or being recorded) */
+    size_t nexclude;
+};
+struct crs_fetch {
+    int64_t now_ms;
+    size_t nsinks;
+    struct crs_fetch_sink *sinks; /* cfg->nsinks entries */
+    /* Results, filled by the worker. */
+    struct crs_due *due;
+    int64_t next_due_ms; /* earliest next_attempt_ms > now_ms among pending rows, or -1 */
+    int status;
+};
+void crs_fetch_free(struct crs_fetch *f);
+
+enum crs_delivery_state {
+    CRS_DSTATE_PENDING = 0,
+    CRS_DSTATE_DELIVERED = 1,
+    CRS_DSTATE_DEAD = 2
+};
+
+/* One delivery outcome to record. */
+struct crs_delivery_update {
+    struct crs_delivery_update *next; /* the queue's */
+    int64_t event_row;
+    unsigned sink;
+    int state; /* enum crs_delivery_state */
+    uint32_t attempts;
+    int64_t next_attempt_ms;
+    int64_t updated_ms;
+    int last_status;
+    char last_error[256];
+};
+
+/* How the queue talks back to the dispatcher, on the loop thread. */
+struct crs_queue_hooks {
+    /* At the start of each job: a fetch to run after the commit, or NULL for none.
+     * have_events tells whether the job commits new events. */
+    struct crs_fetch *(*fetch_prepare)(void *arg, int have_events);
+    /* The fetch's result; the hook owns f. */
+    void (*fetch_done)(void *arg, struct crs_fetch *f);
+    /* The updates were committed (status 0) or not; the hook owns the list. */
+    void (*updates_done)(void *arg, struct crs_delivery_update *list, int status);
+    void *arg;
+};
+
+/*
+ * Opens (creating) the database state_dir/certrelay.db synchronously: the broker calls it at start,
+ * before anything else runs. Logs its own failures.
+ */
+int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue **out);
+void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hooks);
+/* Adds an event to the next group commit. The queue owns the item until its done callback. */
+void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item);
+/* Adds a delivery outcome to the next job. */
+void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u);
+/* Asks for a job even if nothing is pending (the dispatcher wants a fetch). */
+void crs_queue_kick(struct crs_queue *q);
+/*
+ * Finishes: runs jobs until nothing is pending, then closes the database and calls cb. Items
+ * ingested after this are still committed. Call once.
+ */
+void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg);
+/* Frees a closed queue. NULL is a no-op. */
+void crs_queue_free(struct crs_queue *q);
+
+#endif

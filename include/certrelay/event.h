@@ -1,0 +1,57 @@
+/*
+ * The event model. The in-memory form of an event is the protobuf-c message generated from
+ * proto/certrelay.proto (Certrelay__V1__Event): the stub builds it, the wire and the spool carry its
+ * bytes, the broker stores those bytes and sinks read the decoded message. These helpers name the
+ * kinds and own the encode/decode steps so that no other file calls protobuf-c directly.
+ */
+#ifndef CERTRELAY_EVENT_H
+#define CERTRELAY_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "certrelay.pb-c.h"
+
+
+/* Every kind as a bit (the values equal certsrv's EXITEVENT_* bits and the proto enum). */
+#define CRS_EVENT_ISSUED           0x001u
+#define CRS_EVENT_PENDING          0x002u
+#define CRS_EVENT_DENIED           0x004u
+#define CRS_EVENT_REVOKED          0x008u
+#define CRS_EVENT_RETRIEVE_PENDING 0x010u
+#define CRS_EVENT_CRL_ISSUED       0x020u
+#define CRS_EVENT_SHUTDOWN         0x040u
+#define CRS_EVENT_STARTUP          0x080u
+#define CRS_EVENT_UNREVOKED        0x100u
+#define CRS_EVENT_IMPORTED         0x200u
+#define CRS_EVENT_ALL              0x3ffu
+
+/*
+ * Short lowercase names used in configuration (`events =`), the JSON schema (`event`), templates
+ * and the simulator: issued, pending, denied, revoked, unrevoked, retrieve_pending, imported,
+ * crl_issued, startup, shutdown. Returns NULL for a value that is not exactly one known bit.
+ */
+const char *crs_event_name(uint32_t kind);
+/* Parses a short name; 0 and *kind set, or CRS_EINVAL. */
+int crs_event_from_name(const char *name, uint32_t *kind);
+/* Parses a comma/space separated list ("issued, revoked"; "all") into a mask; err names the bad
+ * word. Returns 0 or CRS_EINVAL. */
+int crs_event_mask_parse(const char *list, uint32_t *mask, char *err, size_t errlen);
+/* True for kinds that carry a certificate (issued, revoked, unrevoked, imported, and pending,
+ * denied or retrieve_pending when the request produced one). */
+int crs_event_is_certificate_kind(uint32_t kind);
+
+/* Serializes an event into a fresh buffer (crs_free it). */
+int crs_event_pack(const Certrelay__V1__Event *ev, uint8_t **out, size_t *outlen);
+/* Parses and validates (event_id present and a UUID, kind known); free with crs_event_free. */
+int crs_event_unpack(const uint8_t *data, size_t len, Certrelay__V1__Event **out);
+/* Frees an event returned by crs_event_unpack. NULL is a no-op. */
+void crs_event_free(Certrelay__V1__Event *ev);
+/* Checks the invariants a received event must satisfy. 0 or CRS_EPROTO. */
+int crs_event_validate(const Certrelay__V1__Event *ev);
+
+/* Serial number normalized for humans and file names: lowercase hex, no separators or spaces.
+ * Writes "" when the event has none. out must hold at least 129 bytes (serials are <= 20 octets
+ * by RFC 5280, we allow 64). */
+void crs_event_serial_hex(const Certrelay__V1__Event *ev, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Logging. One process-wide logger with pluggable outputs (stderr, a file, the Windows Event
+ * Log). Secrets (passwords, tokens, webhook secrets) are never passed to it: callers log the name
+ * of a secret file, never its content.
+ */
+#ifndef CERTRELAY_LOG_H
+#define CERTRELAY_LOG_H
+
+#include <stdarg.h>
+
+enum crs_log_level { CRS_LOG_ERROR = 0, CRS_LOG_WARN, CRS_LOG_INFO, CRS_LOG_DEBUG };
+
+/* An output receives each formatted line (no trailing newline). */
+typedef void (*crs_log_output_fn)(void *ctx, enum crs_log_level level, const char *line);
+
+void crs_log_set_level(enum crs_log_level level);
+enum crs_log_level crs_log_get_level(void);
+int crs_log_level_parse(const char *s, enum crs_log_level *out);
+/* Replaces the outputs: stderr on (1) or off (0); an optional extra output (Event Log, tests). */
+void crs_log_set_stderr(int on);
+void crs_log_set_output(crs_log_output_fn fn, void *ctx);
+/* Opens (appending) a log file as an output in addition to the others; NULL closes it. */
+int crs_log_open_file(const char *path);
+
+void crs_log(enum crs_log_level level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap);
+
+#define crs_error(...) crs_log(CRS_LOG_ERROR, __VA_ARGS__)
+#define crs_warn(...)  crs_log(CRS_LOG_WARN, __VA_ARGS__)
+#define crs_info(...)  crs_log(CRS_LOG_INFO, __VA_ARGS__)
+#define crs_debug(...)                                                                             \
+    do {                                                                                           \
+        if (crs_log_get_level() >= CRS_LOG_DEBUG)                                                  \
+            crs_log(CRS_LOG_DEBUG, __VA_ARGS__);                                                   \
+    } while (0)
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * The stub core: what the exit module does in Notify, in portable C with no COM types.
+ *
+ * The platform shell (stub/win/ for certsrv, tools/ for the simulator) provides a property reader;
+ * the core reads the event through it, encodes it, sends it to the broker and waits for the Ack.
+ * When the broker is absent, slow past the timeout, or answers Nack, the event goes to the spool
+ * instead, so the caller always sees success unless even the spool failed.
+ */
+#ifndef CERTRELAY_STUB_H
+#define CERTRELAY_STUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "certrelay.pb-c.h"
+
+/* certsrv's property types (certif.h PROPTYPE_*). */
+enum crs_prop_type {
+    CRS_PROP_LONG = 1,
+    CRS_PROP_DATE = 2,
+    CRS_PROP_BINARY = 3,
+    CRS_PROP_STRING = 4
+};
+
+/* One property value. The reader allocates bin/str with crs_malloc; crs_prop_value_clear frees. */
+struct crs_prop_value {
+    int type;          /* enum crs_prop_type */
+    int64_t l;         /* CRS_PROP_LONG */
+    int64_t date_ms;   /* CRS_PROP_DATE, Unix milliseconds */
+    uint8_t *bin;      /* CRS_PROP_BINARY */
+    size_t len;        /* bytes in bin, or strlen(str) */
+    char *str;         /* CRS_PROP_STRING, UTF-8, NUL-terminated */
+};
+
+void crs_prop_value_clear(struct crs_prop_value *v);
+
+/* Callbacks for enumerations; return non-zero to stop early. */
+typedef int (*crs_ext_cb)(void *arg, const char *oid, uint32_t flags, int critical,
+                          const uint8_t *der, size_t len);
+typedef int (*crs_attr_cb)(void *arg, const char *name, const char *value);
+
+/*
+ * The property reader. Every get returns 0 with *out filled, CRS_ENOENT when certsrv says the
+ * property is empty (not an error), or another negative code. `name` is certsrv's property name
+ * ("RequestID", "RawCertificate", "CRLState.0"). Get functions may be NULL in a reader that has
+ * no such properties. The core never asks for RawArchivedKey.
+ */
+struct crs_prop_reader {
+    void *ctx;
+    int (*get_request)(void *ctx, const char *name, enum crs_prop_type type,
+                       struct crs_prop_value *out);
+    int (*get_certificate)(void *ctx, const char *name, enum crs_prop_type type,
+                           struct crs_prop_value *out);
+    /* CA-level properties at context 0 (CAType, CertCount, CRLState.#, RawCRL.#, ...). */
+    int (*get_ca)(void *ctx, const char *name, enum crs_prop_type type,
+                  struct crs_prop_value *out);
+    int (*enum_extensions)(void *ctx, crs_ext_cb cb, void *arg);
+    int (*enum_attributes)(void *ctx, crs_attr_cb cb, void *arg);
+};
+
+struct crs_stub_options {
+    const char *pipe;          /* broker address; default crs_default_pipe() */
+    const char *spool_dir;     /* default crs_default_spool_dir() */
+    uint32_t timeout_ms;       /* whole-call bound, default 2000 */
+    int capture_raw_request;   /* include RawRequest, default 0 */
+    const char *ca_config;     /* strConfig from Initialize (also sent in Hello) */
+    const char *stub_version;  /* default CRS_VERSION */
+    uint32_t max_connections;  /* idle connections kept for reuse, default 8 */
+};
+
+enum crs_stub_outcome { CRS_STUB_ACKED = 1, CRS_STUB_SPOOLED = 2 };
+
+struct crs_stub_result {
+    int outcome;                 /* enum crs_stub_outcome; 0 when the event was lost */
+    int send_error;              /* why it was spooled (0 when acked) */
+    char event_id[37];
+    uint64_t elapsed_us;
+};
+
+struct crs_stub;
+
+int crs_stub_new(const struct crs_stub_options *opts, struct crs_stub **out);
+/* Closes pooled connections. NULL is a no-op. No call may be in progress. */
+void crs_stub_free(struct crs_stub *stub);
+
+/*
+ * Handles one certsrv notification. Thread-safe: many threads may call it at once. Returns within
+ * timeout_ms plus the time of a local spool write. Returns 0 when the event was acknowledged or
+ * spooled (see res->outcome), or a negative code when it could not even be spooled (the caller
+ * logs it; the event is lost). res may be NULL.
+ */
+int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs_prop_reader *rd,
+                    struct crs_stub_result *res);
+
+/* Builds the Event for one notification without sending it (tests, --dry-run). Free with
+ * crs_stub_event_free. */
+int crs_stub_build_event(const struct crs_stub *stub, uint32_t exit_event,
+                         const struct crs_prop_reader *rd, Certrelay__V1__Event **out);
+void crs_stub_event_free(Certrelay__V1__Event *ev);
+
+#endif

@@ -1,0 +1,678 @@
+/*
+ * The JSON event document ("certrelay.event/1", docs/json-schema.md) and the RFC 3339 time
+ * helpers it uses.
+ *
+ *   {"schema":"certrelay.event/1","event":"issued","event_id":"0190...","time":"...Z",
+ *    "raw_exit_event":1,"ca":{...},"request":{...},"certificate":{...},"crls":[...],
+ *    "extra":{...}}
+ *
+ * Rules that hold for every member:
+ * - Only present values are written. An unset proto2 optional, a NULL string or an empty byte
+ *   string produces no member at all, so a consumer can tell "absent" from "zero".
+ * - Every string from certsrv is untrusted and passes through crs_utf8_sanitize() first, because
+ *   jansson refuses invalid UTF-8 and a refused string must never make a whole event vanish.
+ *   Escaping quotes and control characters is jansson's job.
+ * - The output is a pure function of the event: keys are written in a fixed order (the order of
+ *   this file, `extra` sorted by key), so a redelivered event rewrites byte-identical files.
+ *
+ * Sub-objects are inserted into their parent as soon as they are created and filled afterwards,
+ * so that on any failure one json_decref() of the document frees everything built so far.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certrelay/alloc.h"
+#include "certrelay/error.h"
+#include "certrelay/event.h"
+#include "certrelay/json.h"
+#include "certrelay/sanitize.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Names                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+const char *crs_disposition_name(int64_t disposition)
+{
+    switch (disposition) {
+    case 9:
+        return "pending";
+    case 20:
+        return "issued";
+    case 21:
+        return "revoked";
+    case 30:
+        return "error";
+    case 31:
+        return "denied";
+    default:
+        return NULL;
+    }
+}
+
+const char *crs_revocation_reason_name(int64_t reason)
+{
+    /* RFC 5280 section 5.3.1; 7 is not used. */
+    static const char *const names[] = {
+        "unspecified",         "key_compromise",         "ca_compromise",
+        "affiliation_changed", "superseded",             "cessation_of_operation",
+        "certificate_hold",    NULL,                     "remove_from_crl",
+        "privilege_withdrawn", "aa_compromise",
+    };
+
+    if (reason < 0 || reason >= (int64_t)(sizeof names / sizeof names[0]))
+        return NULL;
+    return names[reason];
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* RFC 3339 time                                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MS_PER_DAY 86400000LL
+
+/*
+ * Days since 1970-01-01 for a proleptic Gregorian date and back (Howard Hinnant's algorithms).
+ * They work on plain integers, so neither time_t's width nor gmtime's availability on Windows
+ * matters, and dates before 1970 come out right.
+ */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era;
+    unsigned yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    int64_t era;
+    unsigned doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/*
+ * RFC 3339 has four-digit years only, so a value outside 0000-01-01 .. 9999-12-31 (a corrupt
+ * certsrv DATE, say) is clamped to the nearest end rather than printed in a form parsers reject.
+ */
+void crs_time_rfc3339(int64_t unix_ms, char *out, size_t outlen)
+{
+    const int64_t lo = days_from_civil(0, 1, 1) * MS_PER_DAY;
+    const int64_t hi = days_from_civil(9999, 12, 31) * MS_PER_DAY + MS_PER_DAY - 1;
+    int64_t days, rem, y;
+    unsigned m, d;
+
+    if (!out || outlen == 0)
+        return;
+    if (unix_ms < lo)
+        unix_ms = lo;
+    if (unix_ms > hi)
+        unix_ms = hi;
+    days = unix_ms / MS_PER_DAY;
+    rem = unix_ms % MS_PER_DAY;
+    if (rem < 0) {
+        rem += MS_PER_DAY;
+        days--;
+    }
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, outlen, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d,
+             (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
+             (int)(rem % 1000));
+}
+
+/* Reads exactly n decimal digits at *p and advances; -1 if any is not a digit. */
+static int read_digits(const char **p, int n)
+{
+    int v = 0, i;
+
+    for (i = 0; i < n; i++) {
+        char c = (*p)[i];
+
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    *p += n;
+    return v;
+}
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/*
+ * Accepts RFC 3339 section 5.6 date-time: "T" may be "t" or a space (section 5.6's note), the
+ * fraction may have any number of digits (milliseconds are kept, the rest truncated), and the
+ * offset is "Z", "z" or +hh:mm / -hh:mm. A leap second (:60) is accepted and counts as the next
+ * second, as POSIX time does.
+ */
+int crs_time_parse_rfc3339(const char *s, int64_t *unix_ms)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec, frac = 0, ndig = 0, off = 0;
+    int64_t ms;
+
+    if (unix_ms)
+        *unix_ms = 0;
+    if (!s || !unix_ms)
+        return CRS_EINVAL;
+
+    if ((y = read_digits(&s, 4)) < 0 || *s++ != '-' || (mo = read_digits(&s, 2)) < 0 ||
+        *s++ != '-' || (d = read_digits(&s, 2)) < 0)
+        return CRS_EINVAL;
+    if (*s != 'T' && *s != 't' && *s != ' ')
+        return CRS_EINVAL;
+    s++;
+    if ((h = read_digits(&s, 2)) < 0 || *s++ != ':' || (mi = read_digits(&s, 2)) < 0 ||
+        *s++ != ':' || (sec = read_digits(&s, 2)) < 0)
+        return CRS_EINVAL;
+    if (*s == '.') {
+        s++;
+        while (*s >= '0' && *s <= '9') {
+            if (ndig < 3)
+                frac = frac * 10 + (*s - '0');
+            ndig++;
+            s++;
+        }
+        if (ndig == 0)
+            return CRS_EINVAL;
+        for (; ndig < 3; ndig++)
+            frac *= 10;
+    }
+    if (*s == 'Z' || *s == 'z') {
+        s++;
+    } else if (*s == '+' || *s == '-') {
+        int sign = *s++ == '-' ? -1 : 1, oh, om;
+
+        if ((oh = read_digits(&s, 2)) < 0 || *s++ != ':' || (om = read_digits(&s, 2)) < 0 ||
+            oh > 23 || om > 59)
+            return CRS_EINVAL;
+        off = sign * (oh * 60 + om);
+    } else {
+        return CRS_EINVAL;
+    }
+    if (*s != '\0')
+        return CRS_EINVAL;
+
+    if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
+        return CRS_EINVAL;
+    if (d > mdays[mo - 1] + (mo == 2 && is_leap(y)))
+        return CRS_EINVAL;
+
+    ms = days_from_civil(y, (unsigned)mo, (unsigned)d) * MS_PER_DAY;
+    ms += (int64_t)h * 3600000 + (int64_t)mi * 60000 + (int64_t)sec * 1000 + frac;
+    ms -= (int64_t)off * 60000;
+    *unix_ms = ms;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Building the document                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Adds val under a fixed ASCII key. jansson takes the reference even when it fails, and a NULL
+ * val (a failed constructor) is reported as the allocation failure it was. */
+static int put(json_t *obj, const char *key, json_t *val)
+{
+    if (!val)
+        return CRS_ENOMEM;
+    return json_object_set_new_nocheck(obj, key, val) == 0 ? 0 : CRS_ENOMEM;
+}
+
+/* A JSON string from untrusted text: invalid UTF-8 becomes U+FFFD instead of a NULL. */
+static json_t *text_new(const char *s)
+{
+    char *clean = crs_utf8_sanitize(s, strlen(s));
+    json_t *v;
+
+    if (!clean)
+        return NULL;
+    v = json_stringn_nocheck(clean, strlen(clean));
+    crs_free(clean);
+    return v;
+}
+
+static json_t *base64_new(const uint8_t *data, size_t len)
+{
+    char *b64 = crs_base64_encode(data, len);
+    json_t *v;
+
+    if (!b64)
+        return NULL;
+    v = json_stringn_nocheck(b64, strlen(b64));
+    crs_free(b64);
+    return v;
+}
+
+static json_t *time_new(int64_t ms)
+{
+    char buf[32];
+
+    crs_time_rfc3339(ms, buf, sizeof buf);
+    return json_string_nocheck(buf);
+}
+
+static int put_text(json_t *obj, const char *key, const char *s)
+{
+    return s ? put(obj, key, text_new(s)) : 0;
+}
+
+static int put_int(json_t *obj, const char *key, int has, int64_t v)
+{
+    return has ? put(obj, key, json_integer((json_int_t)v)) : 0;
+}
+
+static int put_time(json_t *obj, const char *key, int has, int64_t ms)
+{
+    return has ? put(obj, key, time_new(ms)) : 0;
+}
+
+static int put_name(json_t *obj, const char *key, int has, const char *name)
+{
+    return has && name ? put(obj, key, json_string_nocheck(name)) : 0;
+}
+
+/* Binary members are written only when they hold bytes: certsrv reports "no delta CRL" and
+ * similar absences as an empty value. */
+static int put_b64(json_t *obj, const char *key, int has, ProtobufCBinaryData bin)
+{
+    return has && bin.len > 0 ? put(obj, key, base64_new(bin.data, bin.len)) : 0;
+}
+
+/* Creates an empty object or array, already owned by parent under key. */
+static json_t *child(json_t *parent, const char *key, json_t *fresh)
+{
+    return put(parent, key, fresh) == 0 ? fresh : NULL;
+}
+
+/* Adds an untrusted key; when two keys repeat (or sanitize to the same text) the last wins. */
+static int put_untrusted_key(json_t *obj, const char *key, json_t *val)
+{
+    char *clean;
+    int rc;
+
+    if (!val)
+        return CRS_ENOMEM;
+    clean = crs_utf8_sanitize(key, strlen(key));
+    if (!clean) {
+        json_decref(val);
+        return CRS_ENOMEM;
+    }
+    rc = json_object_set_new_nocheck(obj, clean, val) == 0 ? 0 : CRS_ENOMEM;
+    crs_free(clean);
+    return rc;
+}
+
+/* The thumbprint as certsrv shows it ("a1 b2 ...") becomes lowercase hex without whitespace. */
+static json_t *thumbprint_new(const char *hash)
+{
+    size_t n = 0, i;
+    char *buf = crs_malloc(strlen(hash) + 1);
+    json_t *v;
+
+    if (!buf)
+        return NULL;
+    for (i = 0; hash[i] != '\0'; i++) {
+        char c = hash[i];
+
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    buf[n] = '\0';
+    v = text_new(buf);
+    crs_free(buf);
+    return v;
+}
+
+static int add_ca(json_t *doc, const Certrelay__V1__CaInfo *ca)
+{
+    json_t *o;
+    int rc;
+
+    if (!ca)
+        return 0;
+    if (!(o = child(doc, "ca", json_object())))
+        return CRS_ENOMEM;
+    if ((rc = put_text(o, "config", ca->config)) || (rc = put_text(o, "name", ca->sanitized_name)) ||
+        (rc = put_text(o, "host", ca->host)))
+        return rc;
+    return 0;
+}
+
+static int add_attributes(json_t *req, const Certrelay__V1__RequestInfo *r)
+{
+    json_t *o;
+    size_t i;
+    int rc;
+
+    if (r->n_attributes == 0)
+        return 0;
+    if (!(o = child(req, "attributes", json_object())))
+        return CRS_ENOMEM;
+    for (i = 0; i < r->n_attributes; i++) {
+        const Certrelay__V1__Attribute *a = r->attributes[i];
+
+        if (!a || !a->name)
+            continue;
+        if ((rc = put_untrusted_key(o, a->name, text_new(a->value ? a->value : ""))))
+            return rc;
+    }
+    return 0;
+}
+
+static int add_request(json_t *doc, const Certrelay__V1__RequestInfo *r)
+{
+    json_t *o;
+    int rc;
+
+    if (!r)
+        return 0;
+    if (!(o = child(doc, "request", json_object())))
+        return CRS_ENOMEM;
+    if ((rc = put_int(o, "id", r->has_request_id, r->request_id)) ||
+        (rc = put_int(o, "type", r->has_request_type, r->request_type)) ||
+        (rc = put_int(o, "disposition", r->has_disposition, r->disposition)) ||
+        (rc = put_name(o, "disposition_name", r->has_disposition,
+                       crs_disposition_name(r->disposition))) ||
+        (rc = put_text(o, "disposition_message", r->disposition_message)) ||
+        (rc = put_int(o, "status_code", r->has_status_code, r->status_code)) ||
+        (rc = put_text(o, "requester", r->requester_name)) ||
+        (rc = put_text(o, "caller", r->caller_name)) ||
+        (rc = put_time(o, "submitted", r->has_submitted_when_ms, r->submitted_when_ms)) ||
+        (rc = put_time(o, "resolved", r->has_resolved_when_ms, r->resolved_when_ms)) ||
+        (rc = put_time(o, "revoked", r->has_revoked_when_ms, r->revoked_when_ms)) ||
+        (rc = put_time(o, "revoked_effective", r->has_revoked_effective_when_ms,
+                       r->revoked_effective_when_ms)) ||
+        (rc = put_int(o, "revocation_reason", r->has_revoked_reason, r->revoked_reason)) ||
+        (rc = put_name(o, "revocation_reason_name", r->has_revoked_reason,
+                       crs_revocation_reason_name(r->revoked_reason))) ||
+        (rc = put_text(o, "template", r->certificate_template)) ||
+        (rc = put_text(o, "attributes_text", r->request_attributes)) ||
+        (rc = add_attributes(o, r)) ||
+        (rc = put_b64(o, "raw_request_base64", r->has_raw_request, r->raw_request)))
+        return rc;
+    return 0;
+}
+
+static int add_extensions(json_t *cert, const Certrelay__V1__CertificateInfo *c)
+{
+    json_t *arr;
+    size_t i;
+    int rc;
+
+    if (c->n_extensions == 0)
+        return 0;
+    if (!(arr = child(cert, "extensions", json_array())))
+        return CRS_ENOMEM;
+    for (i = 0; i < c->n_extensions; i++) {
+        const Certrelay__V1__Extension *x = c->extensions[i];
+        json_t *o;
+
+        if (!x)
+            continue;
+        o = json_object();
+        /* json_array_append_new also takes the reference on failure, and fails on NULL. */
+        if (json_array_append_new(arr, o) != 0)
+            return CRS_ENOMEM;
+        if ((rc = put_text(o, "oid", x->oid)))
+            return rc;
+        if (x->has_critical && (rc = put(o, "critical", json_boolean(x->critical))))
+            return rc;
+        if ((rc = put_int(o, "flags", x->has_flags, x->flags)) ||
+            (rc = put_b64(o, "der_base64", x->has_value, x->value)))
+            return rc;
+    }
+    return 0;
+}
+
+static int add_certificate(json_t *doc, const Certrelay__V1__Event *ev)
+{
+    const Certrelay__V1__CertificateInfo *c = ev->certificate;
+    char serial[129];
+    json_t *o, *pk;
+    int rc;
+
+    if (!c)
+        return 0;
+    if (!(o = child(doc, "certificate", json_object())))
+        return CRS_ENOMEM;
+    crs_event_serial_hex(ev, serial, sizeof serial);
+    if (serial[0] != '\0' && (rc = put(o, "serial", json_string_nocheck(serial))))
+        return rc;
+    if ((rc = put_b64(o, "der_base64", c->has_raw_certificate, c->raw_certificate)) ||
+        (rc = put_time(o, "not_before", c->has_not_before_ms, c->not_before_ms)) ||
+        (rc = put_time(o, "not_after", c->has_not_after_ms, c->not_after_ms)) ||
+        (rc = put_text(o, "subject", c->distinguished_name)) ||
+        (rc = put_text(o, "common_name", c->common_name)) || (rc = put_text(o, "upn", c->upn)) ||
+        (rc = put_text(o, "email", c->email)))
+        return rc;
+    if (c->certificate_hash && (rc = put(o, "thumbprint", thumbprint_new(c->certificate_hash))))
+        return rc;
+    if ((rc = put_text(o, "template", c->certificate_template)))
+        return rc;
+    if (c->public_key_algorithm || c->has_public_key_length) {
+        if (!(pk = child(o, "public_key", json_object())))
+            return CRS_ENOMEM;
+        if ((rc = put_text(pk, "algorithm", c->public_key_algorithm)) ||
+            (rc = put_int(pk, "length", c->has_public_key_length, c->public_key_length)))
+            return rc;
+    }
+    return add_extensions(o, c);
+}
+
+static int add_crls(json_t *doc, const Certrelay__V1__Event *ev)
+{
+    json_t *arr;
+    size_t i;
+    int rc;
+
+    if (ev->n_crls == 0)
+        return 0;
+    if (!(arr = child(doc, "crls", json_array())))
+        return CRS_ENOMEM;
+    for (i = 0; i < ev->n_crls; i++) {
+        const Certrelay__V1__CrlInfo *crl = ev->crls[i];
+        json_t *o;
+
+        if (!crl)
+            continue;
+        o = json_object();
+        if (json_array_append_new(arr, o) != 0)
+            return CRS_ENOMEM;
+        if ((rc = put_int(o, "ca_cert_index", crl->has_ca_cert_index, crl->ca_cert_index)) ||
+            (rc = put_b64(o, "crl_base64", crl->has_raw_crl, crl->raw_crl)) ||
+            (rc = put_b64(o, "delta_crl_base64", crl->has_raw_delta_crl, crl->raw_delta_crl)))
+            return rc;
+    }
+    return 0;
+}
+
+/* One certsrv property value: a number stays a number, the other types are tagged objects so a
+ * consumer never has to guess whether a string is a date or base64. NULL on allocation failure;
+ * *skip is set for a value with no type. */
+static json_t *value_new(const Certrelay__V1__Value *v, int *skip)
+{
+    json_t *o;
+
+    *skip = 0;
+    switch (v->v_case) {
+    case CERTRELAY__V1__VALUE__V_LONG_VALUE:
+        return json_integer((json_int_t)v->long_value);
+    case CERTRELAY__V1__VALUE__V_STRING_VALUE:
+        return text_new(v->string_value ? v->string_value : "");
+    case CERTRELAY__V1__VALUE__V_DATE_UNIX_MS:
+        o = json_object();
+        if (o && put(o, "date", time_new(v->date_unix_ms)) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+        return o;
+    case CERTRELAY__V1__VALUE__V_BINARY_VALUE:
+        o = json_object();
+        if (o && put(o, "base64", base64_new(v->binary_value.data, v->binary_value.len)) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+        return o;
+    default:
+        *skip = 1;
+        return NULL;
+    }
+}
+
+struct extra_ref {
+    const Certrelay__V1__Event__ExtraEntry *entry;
+    size_t index;
+};
+
+/* By key bytes, then by position, so equal keys keep their order and the last one wins. */
+static int extra_cmp(const void *a, const void *b)
+{
+    const struct extra_ref *x = a, *y = b;
+    int c = strcmp(x->entry->key, y->entry->key);
+
+    if (c != 0)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/*
+ * A protobuf map has no order, and two encoders may list the same map differently; sorting by key
+ * keeps the document identical however the event was serialized.
+ */
+static int add_extra(json_t *doc, const Certrelay__V1__Event *ev)
+{
+    struct extra_ref *refs = NULL;
+    size_t i, n = 0;
+    json_t *o;
+    int rc = 0;
+
+    if (ev->n_extra == 0)
+        return 0;
+    refs = crs_calloc(ev->n_extra, sizeof *refs);
+    if (!refs)
+        return CRS_ENOMEM;
+    for (i = 0; i < ev->n_extra; i++) {
+        const Certrelay__V1__Event__ExtraEntry *e = ev->extra[i];
+
+        if (e && e->key && e->value && e->value->v_case != CERTRELAY__V1__VALUE__V__NOT_SET) {
+            refs[n].entry = e;
+            refs[n].index = i;
+            n++;
+        }
+    }
+    if (n == 0)
+        goto cleanup;
+    qsort(refs, n, sizeof *refs, extra_cmp);
+    if (!(o = child(doc, "extra", json_object()))) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    for (i = 0; i < n; i++) {
+        int skip;
+        json_t *v = value_new(refs[i].entry->value, &skip);
+
+        if (skip)
+            continue;
+        if ((rc = put_untrusted_key(o, refs[i].entry->key, v)))
+            goto cleanup;
+    }
+
+cleanup:
+    crs_free(refs);
+    return rc;
+}
+
+json_t *crs_event_to_json(const Certrelay__V1__Event *ev)
+{
+    json_t *doc;
+    int rc;
+
+    if (!ev)
+        return NULL;
+    doc = json_object();
+    if (!doc)
+        return NULL;
+    if ((rc = put(doc, "schema", json_string_nocheck(CRS_JSON_SCHEMA))) ||
+        (rc = put_name(doc, "event", ev->has_kind, crs_event_name((uint32_t)ev->kind))) ||
+        (rc = put_text(doc, "event_id", ev->event_id)) ||
+        (rc = put_time(doc, "time", ev->has_capture_time_ms, ev->capture_time_ms)) ||
+        (rc = put_int(doc, "raw_exit_event", ev->has_raw_exit_event, ev->raw_exit_event)) ||
+        (rc = add_ca(doc, ev->ca)) || (rc = add_request(doc, ev->request)) ||
+        (rc = add_certificate(doc, ev)) || (rc = add_crls(doc, ev)) || (rc = add_extra(doc, ev)))
+        goto cleanup;
+    return doc;
+
+cleanup:
+    json_decref(doc);
+    return NULL;
+}
+
+/*
+ * json_dumpb measures first and then writes into a buffer of the exact size, so the text lands in
+ * a crs_malloc allocation (freed with crs_free like everything else) without an extra copy.
+ * JSON_PRESERVE_ORDER keeps the insertion order on jansson versions where objects are hashed.
+ */
+int crs_event_to_json_text(const Certrelay__V1__Event *ev, int pretty, char **out, size_t *outlen)
+{
+    size_t flags = JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
+    json_t *doc = NULL;
+    char *buf = NULL;
+    size_t n;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (outlen)
+        *outlen = 0;
+    if (!ev || !out)
+        return CRS_EINVAL;
+
+    doc = crs_event_to_json(ev);
+    if (!doc) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    /* A document always serializes to at least "{}", so 0 can only mean jansson failed. */
+    n = json_dumpb(doc, NULL, 0, flags);
+    if (n == 0) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    buf = crs_malloc(n + 1);
+    if (!buf) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    if (json_dumpb(doc, buf, n, flags) != n) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    buf[n] = '\0';
+    json_decref(doc);
+    *out = buf;
+    if (outlen)
+        *outlen = n;
+    return 0;
+
+cleanup:
+    crs_free(buf);
+    json_decref(doc);
+    return rc;
+}

@@ -1,0 +1,138 @@
+/*
+ * The process-wide logger (include/certrelay/log.h). Lines are formatted once, with a UTC
+ * timestamp and level, into a bounded stack buffer (a hostile value cannot make a log line
+ * unbounded), stripped of control characters so an injected CR/LF cannot forge a line, and handed
+ * to each output under one mutex so lines from threads never interleave.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "certrelay/clock.h"
+#include "certrelay/error.h"
+#include "certrelay/json.h"
+#include "certrelay/log.h"
+#include "certrelay/sanitize.h"
+
+#define CRS_LOG_LINE_MAX 2048
+
+static uv_once_t log_once = UV_ONCE_INIT;
+static uv_mutex_t log_mutex;
+static int log_level = CRS_LOG_INFO;
+static int log_stderr = 1;
+static crs_log_output_fn log_fn;
+static void *log_ctx;
+static FILE *log_file;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+static void log_init(void)
+{
+    if (uv_mutex_init(&log_mutex) != 0)
+        abort();
+}
+
+void crs_log_set_level(enum crs_log_level level)
+{
+    __atomic_store_n(&log_level, (int)level, __ATOMIC_RELAXED);
+}
+
+enum crs_log_level crs_log_get_level(void)
+{
+    return (enum crs_log_level)__atomic_load_n(&log_level, __ATOMIC_RELAXED);
+}
+
+int crs_log_level_parse(const char *s, enum crs_log_level *out)
+{
+    size_t i;
+
+    if (s == NULL || out == NULL)
+        return CRS_EINVAL;
+    for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (enum crs_log_level)i;
+            return 0;
+        }
+    }
+    if (strcmp(s, "warning") == 0) {
+        *out = CRS_LOG_WARN;
+        return 0;
+    }
+    return CRS_EINVAL;
+}
+
+void crs_log_set_stderr(int on)
+{
+    uv_once(&log_once, log_init);
+    uv_mutex_lock(&log_mutex);
+    log_stderr = on;
+    uv_mutex_unlock(&log_mutex);
+}
+
+void crs_log_set_output(crs_log_output_fn fn, void *ctx)
+{
+    uv_once(&log_once, log_init);
+    uv_mutex_lock(&log_mutex);
+    log_fn = fn;
+    log_ctx = ctx;
+    uv_mutex_unlock(&log_mutex);
+}
+
+int crs_log_open_file(const char *path)
+{
+    FILE *f = NULL;
+
+    uv_once(&log_once, log_init);
+    if (path != NULL) {
+        f = fopen(path, "a");
+        if (f == NULL)
+            return CRS_EIO;
+    }
+    uv_mutex_lock(&log_mutex);
+    if (log_file != NULL)
+        fclose(log_file);
+    log_file = f;
+    uv_mutex_unlock(&log_mutex);
+    return 0;
+}
+
+void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
+{
+    char line[CRS_LOG_LINE_MAX];
+    char ts[32];
+    int n;
+
+    if ((int)level > (int)crs_log_get_level())
+        return;
+    crs_time_rfc3339(crs_now_ms(), ts, sizeof(ts));
+    n = snprintf(line, sizeof(line), "%s %-5s ", ts, level_names[level]);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        return;
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    crs_sanitize_oneline(line + n);
+
+    uv_once(&log_once, log_init);
+    uv_mutex_lock(&log_mutex);
+    if (log_stderr) {
+        fputs(line, stderr);
+        fputc('\n', stderr);
+        fflush(stderr);
+    }
+    if (log_file != NULL) {
+        fputs(line, log_file);
+        fputc('\n', log_file);
+        fflush(log_file);
+    }
+    if (log_fn != NULL)
+        log_fn(log_ctx, level, line);
+    uv_mutex_unlock(&log_mutex);
+}
+
+void crs_log(enum crs_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    crs_vlog(level, fmt, ap);
+    va_end(ap);
+}

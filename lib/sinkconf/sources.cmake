@@ -1,0 +1,1 @@
+# Extra sink configuration parsers (webhook, email) append to CRS_CORE_SOURCES here.

@@ -1,0 +1,313 @@
+/*
+ * Durable file operations for POSIX systems (include/certrelay/fs.h), in the manner of valkey's
+ * AOF rewrite: write a temporary file, fsync it, rename it over the final name, fsync the
+ * directory. Short writes and EINTR are retried.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+#include "certrelay/alloc.h"
+#include "certrelay/error.h"
+#include "certrelay/fs.h"
+
+char *crs_path_join(const char *dir, const char *name)
+{
+    size_t dl;
+
+    if (dir == NULL || name == NULL)
+        return NULL;
+    dl = strlen(dir);
+    if (dl > 0 && dir[dl - 1] == '/')
+        return crs_asprintf("%s%s", dir, name);
+    return crs_asprintf("%s/%s", dir, name);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return crs_translate_sys_error(errno);
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int crs_fs_sync_dir(const char *dir)
+{
+    int fd, rc = 0;
+
+    if (dir == NULL)
+        return CRS_EINVAL;
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return crs_translate_sys_error(errno);
+    while (fsync(fd) != 0) {
+        if (errno != EINTR) {
+            rc = crs_translate_sys_error(errno);
+            break;
+        }
+    }
+    close(fd);
+    return rc;
+}
+
+int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
+                         const void *b, size_t blen)
+{
+    char *tmp = NULL, *final = NULL;
+    uint8_t rnd[6];
+    int fd = -1, rc;
+
+    if (dir == NULL || name == NULL || name[0] == '\0' || strchr(name, '/') != NULL ||
+        (a == NULL && alen > 0) || (b == NULL && blen > 0))
+        return CRS_EINVAL;
+    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0)
+        return CRS_EIO;
+    tmp = crs_asprintf("%s/.%s.%02x%02x%02x%02x%02x%02x.tmp", dir, name, rnd[0], rnd[1], rnd[2],
+                       rnd[3], rnd[4], rnd[5]);
+    final = crs_path_join(dir, name);
+    if (tmp == NULL || final == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = crs_translate_sys_error(errno);
+        goto cleanup;
+    }
+    rc = write_all(fd, a, alen);
+    if (rc == 0)
+        rc = write_all(fd, b, blen);
+    if (rc == 0) {
+        while (fsync(fd) != 0) {
+            if (errno != EINTR) {
+                rc = crs_translate_sys_error(errno);
+                break;
+            }
+        }
+    }
+    if (close(fd) != 0 && rc == 0)
+        rc = crs_translate_sys_error(errno);
+    fd = -1;
+    if (rc != 0)
+        goto cleanup;
+    if (rename(tmp, final) != 0) {
+        rc = crs_translate_sys_error(errno);
+        goto cleanup;
+    }
+    rc = crs_fs_sync_dir(dir);
+
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0 && tmp != NULL)
+        unlink(tmp);
+    crs_free(tmp);
+    crs_free(final);
+    return rc;
+}
+
+int crs_fs_write_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+    return crs_fs_write_atomic2(dir, name, data, len, NULL, 0);
+}
+
+int crs_fs_mkdirs(const char *dir)
+{
+    char *path;
+    size_t i, len;
+    int rc = 0;
+
+    if (dir == NULL || dir[0] == '\0')
+        return CRS_EINVAL;
+    path = crs_strdup(dir);
+    if (path == NULL)
+        return CRS_ENOMEM;
+    len = strlen(path);
+    /* Create each ancestor in turn; EEXIST is fine as long as it is a directory. */
+    for (i = 1; i <= len; i++) {
+        struct stat st;
+        char saved;
+
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            rc = crs_translate_sys_error(errno);
+            break;
+        }
+        if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            rc = CRS_EEXIST;
+            break;
+        }
+        path[i] = saved;
+    }
+    crs_free(path);
+    return rc;
+}
+
+int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    int fd, rc = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (outlen != NULL)
+        *outlen = 0;
+    if (path == NULL || out == NULL || outlen == NULL)
+        return CRS_EINVAL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return crs_translate_sys_error(errno);
+    if (fstat(fd, &st) != 0) {
+        rc = crs_translate_sys_error(errno);
+        goto cleanup;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = CRS_EINVAL;
+        goto cleanup;
+    }
+    if ((uint64_t)st.st_size > max) {
+        rc = CRS_ETOOBIG;
+        goto cleanup;
+    }
+    buf = crs_malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = crs_translate_sys_error(errno);
+            goto cleanup;
+        }
+        if (n == 0)
+            break; /* the file shrank while we read it: return what is there */
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *outlen = got;
+    buf = NULL;
+
+cleanup:
+    crs_free(buf);
+    close(fd);
+    return rc;
+}
+
+int crs_fs_unlink_durable(const char *dir, const char *name)
+{
+    char *path;
+    int rc = 0;
+
+    if (dir == NULL || name == NULL)
+        return CRS_EINVAL;
+    path = crs_path_join(dir, name);
+    if (path == NULL)
+        return CRS_ENOMEM;
+    if (unlink(path) != 0)
+        rc = crs_translate_sys_error(errno);
+    crs_free(path);
+    if (rc == 0)
+        rc = crs_fs_sync_dir(dir);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int crs_fs_list(const char *dir, const char *suffix, char ***out, size_t *count)
+{
+    DIR *d;
+    struct dirent *de;
+    char **list = NULL;
+    size_t n = 0, cap = 0, slen;
+    int rc = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (count != NULL)
+        *count = 0;
+    if (dir == NULL || suffix == NULL || out == NULL || count == NULL)
+        return CRS_EINVAL;
+    slen = strlen(suffix);
+    d = opendir(dir);
+    if (d == NULL)
+        return crs_translate_sys_error(errno);
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+
+        if (de->d_name[0] == '.' || nl < slen || strcmp(de->d_name + nl - slen, suffix) != 0)
+            continue;
+        if (n + 2 > cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            char **nl2 = crs_realloc(list, ncap * sizeof(*list));
+            if (nl2 == NULL) {
+                rc = CRS_ENOMEM;
+                goto cleanup;
+            }
+            list = nl2;
+            cap = ncap;
+        }
+        list[n] = crs_strdup(de->d_name);
+        if (list[n] == NULL) {
+            rc = CRS_ENOMEM;
+            goto cleanup;
+        }
+        n++;
+        list[n] = NULL;
+    }
+    if (list == NULL) {
+        list = crs_calloc(1, sizeof(*list));
+        if (list == NULL) {
+            rc = CRS_ENOMEM;
+            goto cleanup;
+        }
+    }
+    qsort(list, n, sizeof(*list), cmp_names);
+    *out = list;
+    *count = n;
+    list = NULL;
+
+cleanup:
+    closedir(d);
+    if (list != NULL) {
+        list[n] = NULL;
+        crs_fs_list_free(list);
+    }
+    return rc;
+}
+
+void crs_fs_list_free(char **list)
+{
+    size_t i;
+
+    if (list == NULL)
+        return;
+    for (i = 0; list[i] != NULL; i++)
+        crs_free(list[i]);
+    crs_free(list);
+}

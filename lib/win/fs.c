@@ -1,0 +1,362 @@
+/*
+ * Durable file operations for Windows (include/certrelay/fs.h). Paths arrive as UTF-8 and are
+ * converted to UTF-16 once here. Durability: FlushFileBuffers on the temporary file, then
+ * MoveFileExW with MOVEFILE_WRITE_THROUGH, which does not return until the rename is on disk
+ * (NTFS journals it), so there is no directory handle to flush.
+ */
+#include <windows.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include "certrelay/alloc.h"
+#include "certrelay/error.h"
+#include "certrelay/fs.h"
+
+/* UTF-8 to a fresh UTF-16 string, or NULL. */
+static WCHAR *to_wide(const char *s)
+{
+    int n;
+    WCHAR *w;
+
+    n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+    if (n <= 0)
+        return NULL;
+    w = crs_malloc((size_t)n * sizeof(WCHAR));
+    if (w == NULL)
+        return NULL;
+    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
+        crs_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static char *to_utf8(const WCHAR *w)
+{
+    int n;
+    char *s;
+
+    n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
+    if (n <= 0)
+        return NULL;
+    s = crs_malloc((size_t)n);
+    if (s == NULL)
+        return NULL;
+    if (WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL) != n) {
+        crs_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+char *crs_path_join(const char *dir, const char *name)
+{
+    size_t dl;
+
+    if (dir == NULL || name == NULL)
+        return NULL;
+    dl = strlen(dir);
+    if (dl > 0 && (dir[dl - 1] == '\\' || dir[dl - 1] == '/'))
+        return crs_asprintf("%s%s", dir, name);
+    return crs_asprintf("%s\\%s", dir, name);
+}
+
+static int write_all(HANDLE h, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        DWORD chunk = len > 0x40000000u ? 0x40000000u : (DWORD)len;
+        DWORD n = 0;
+        if (!WriteFile(h, p, chunk, &n, NULL))
+            return crs_translate_sys_error((int)GetLastError());
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int crs_fs_sync_dir(const char *dir)
+{
+    return dir == NULL ? CRS_EINVAL : 0;
+}
+
+int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
+                         const void *b, size_t blen)
+{
+    char *tmp = NULL, *final = NULL;
+    WCHAR *wtmp = NULL, *wfinal = NULL;
+    HANDLE h = INVALID_HANDLE_VALUE;
+    uint8_t rnd[6];
+    int rc;
+
+    if (dir == NULL || name == NULL || name[0] == '\0' || strpbrk(name, "/\\") != NULL ||
+        (a == NULL && alen > 0) || (b == NULL && blen > 0))
+        return CRS_EINVAL;
+    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0)
+        return CRS_EIO;
+    tmp = crs_asprintf("%s\\.%s.%02x%02x%02x%02x%02x%02x.tmp", dir, name, rnd[0], rnd[1],
+                       rnd[2], rnd[3], rnd[4], rnd[5]);
+    final = crs_path_join(dir, name);
+    if (tmp == NULL || final == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    wtmp = to_wide(tmp);
+    wfinal = to_wide(final);
+    if (wtmp == NULL || wfinal == NULL) {
+        rc = CRS_EINVAL;
+        goto cleanup;
+    }
+    h = CreateFileW(wtmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (h == INVALID_HANDLE_VALUE) {
+        rc = crs_translate_sys_error((int)GetLastError());
+        goto cleanup;
+    }
+    rc = write_all(h, a, alen);
+    if (rc == 0)
+        rc = write_all(h, b, blen);
+    if (rc == 0 && !FlushFileBuffers(h))
+        rc = crs_translate_sys_error((int)GetLastError());
+    CloseHandle(h);
+    h = INVALID_HANDLE_VALUE;
+    if (rc != 0)
+        goto cleanup;
+    if (!MoveFileExW(wtmp, wfinal, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+        rc = crs_translate_sys_error((int)GetLastError());
+
+cleanup:
+    if (h != INVALID_HANDLE_VALUE)
+        CloseHandle(h);
+    if (rc != 0 && wtmp != NULL)
+        DeleteFileW(wtmp);
+    crs_free(wtmp);
+    crs_free(wfinal);
+    crs_free(tmp);
+    crs_free(final);
+    return rc;
+}
+
+int crs_fs_write_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+    return crs_fs_write_atomic2(dir, name, data, len, NULL, 0);
+}
+
+int crs_fs_mkdirs(const char *dir)
+{
+    char *path;
+    size_t i, len;
+    int rc = 0;
+
+    if (dir == NULL || dir[0] == '\0')
+        return CRS_EINVAL;
+    path = crs_strdup(dir);
+    if (path == NULL)
+        return CRS_ENOMEM;
+    len = strlen(path);
+    for (i = 1; i <= len && rc == 0; i++) {
+        char saved;
+        WCHAR *w;
+        DWORD attr;
+
+        if (path[i] != '\\' && path[i] != '/' && path[i] != '\0')
+            continue;
+        if (i == 2 && path[1] == ':')
+            continue; /* "C:" is a drive, not a directory to create */
+        if (i > 0 && (path[i - 1] == '\\' || path[i - 1] == '/' || path[i - 1] == '.' ||
+                      path[i - 1] == '?'))
+            continue; /* skip "\\" and "\\?\" prefixes and "." components */
+        saved = path[i];
+        path[i] = '\0';
+        w = to_wide(path);
+        if (w == NULL) {
+            rc = CRS_ENOMEM;
+        } else {
+            if (!CreateDirectoryW(w, NULL) && GetLastError() != ERROR_ALREADY_EXISTS)
+                rc = crs_translate_sys_error((int)GetLastError());
+            attr = GetFileAttributesW(w);
+            if (rc == 0 && (attr == INVALID_FILE_ATTRIBUTES || !(attr & FILE_ATTRIBUTE_DIRECTORY)))
+                rc = CRS_EEXIST;
+            crs_free(w);
+        }
+        path[i] = saved;
+    }
+    crs_free(path);
+    return rc;
+}
+
+int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
+{
+    HANDLE h;
+    LARGE_INTEGER size;
+    WCHAR *w;
+    uint8_t *buf = NULL;
+    size_t got = 0;
+    int rc = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (outlen != NULL)
+        *outlen = 0;
+    if (path == NULL || out == NULL || outlen == NULL)
+        return CRS_EINVAL;
+    w = to_wide(path);
+    if (w == NULL)
+        return CRS_EINVAL;
+    h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    crs_free(w);
+    if (h == INVALID_HANDLE_VALUE)
+        return crs_translate_sys_error((int)GetLastError());
+    if (!GetFileSizeEx(h, &size)) {
+        rc = crs_translate_sys_error((int)GetLastError());
+        goto cleanup;
+    }
+    if ((uint64_t)size.QuadPart > max) {
+        rc = CRS_ETOOBIG;
+        goto cleanup;
+    }
+    buf = crs_malloc((size_t)size.QuadPart + 1);
+    if (buf == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    while (got < (size_t)size.QuadPart) {
+        DWORD n = 0;
+        DWORD want = (DWORD)((size_t)size.QuadPart - got > 0x40000000u
+                                 ? 0x40000000u
+                                 : (size_t)size.QuadPart - got);
+        if (!ReadFile(h, buf + got, want, &n, NULL)) {
+            rc = crs_translate_sys_error((int)GetLastError());
+            goto cleanup;
+        }
+        if (n == 0)
+            break;
+        got += n;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *outlen = got;
+    buf = NULL;
+
+cleanup:
+    crs_free(buf);
+    CloseHandle(h);
+    return rc;
+}
+
+int crs_fs_unlink_durable(const char *dir, const char *name)
+{
+    char *path;
+    WCHAR *w;
+    int rc = 0;
+
+    if (dir == NULL || name == NULL)
+        return CRS_EINVAL;
+    path = crs_path_join(dir, name);
+    if (path == NULL)
+        return CRS_ENOMEM;
+    w = to_wide(path);
+    crs_free(path);
+    if (w == NULL)
+        return CRS_EINVAL;
+    if (!DeleteFileW(w))
+        rc = crs_translate_sys_error((int)GetLastError());
+    crs_free(w);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int crs_fs_list(const char *dir, const char *suffix, char ***out, size_t *count)
+{
+    WIN32_FIND_DATAW fd;
+    HANDLE h;
+    char *pattern;
+    WCHAR *wpattern;
+    char **list = NULL;
+    size_t n = 0, cap = 0, slen;
+    int rc = 0;
+
+    if (out != NULL)
+        *out = NULL;
+    if (count != NULL)
+        *count = 0;
+    if (dir == NULL || suffix == NULL || out == NULL || count == NULL)
+        return CRS_EINVAL;
+    slen = strlen(suffix);
+    pattern = crs_path_join(dir, "*");
+    if (pattern == NULL)
+        return CRS_ENOMEM;
+    wpattern = to_wide(pattern);
+    crs_free(pattern);
+    if (wpattern == NULL)
+        return CRS_EINVAL;
+    h = FindFirstFileW(wpattern, &fd);
+    crs_free(wpattern);
+    if (h == INVALID_HANDLE_VALUE) {
+        DWORD e = GetLastError();
+        if (e != ERROR_FILE_NOT_FOUND)
+            return crs_translate_sys_error((int)e);
+    } else {
+        do {
+            char *name;
+            size_t nl;
+
+            if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+                continue;
+            name = to_utf8(fd.cFileName);
+            if (name == NULL) {
+                rc = CRS_ENOMEM;
+                break;
+            }
+            nl = strlen(name);
+            if (name[0] == '.' || nl < slen || strcmp(name + nl - slen, suffix) != 0) {
+                crs_free(name);
+                continue;
+            }
+            if (n + 2 > cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                char **nl2 = crs_realloc(list, ncap * sizeof(*list));
+                if (nl2 == NULL) {
+                    crs_free(name);
+                    rc = CRS_ENOMEM;
+                    break;
+                }
+                list = nl2;
+                cap = ncap;
+            }
+            list[n++] = name;
+            list[n] = NULL;
+        } while (FindNextFileW(h, &fd));
+        FindClose(h);
+    }
+    if (rc == 0 && list == NULL) {
+        list = crs_calloc(1, sizeof(*list));
+        if (list == NULL)
+            rc = CRS_ENOMEM;
+    }
+    if (rc != 0) {
+        crs_fs_list_free(list);
+        return rc;
+    }
+    qsort(list, n, sizeof(*list), cmp_names);
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+void crs_fs_list_free(char **list)
+{
+    size_t i;
+
+    if (list == NULL)
+        return;
+    for (i = 0; list[i] != NULL; i++)
+        crs_free(list[i]);
+    crs_free(list);
+}

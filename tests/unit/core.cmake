@@ -1,0 +1,5 @@
+# Unit tests of the core pieces: framing, event model, UUIDv7, durable files and the spool.
+crs_add_unit_test(test_frame ${CMAKE_CURRENT_LIST_DIR}/test_frame.c)
+crs_add_unit_test(test_event ${CMAKE_CURRENT_LIST_DIR}/test_event.c)
+crs_add_unit_test(test_uuid ${CMAKE_CURRENT_LIST_DIR}/test_uuid.c)
+crs_add_unit_test(test_fs_spool ${CMAKE_CURRENT_LIST_DIR}/test_fs_spool.c)
