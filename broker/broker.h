@@ -35,4 +35,12 @@ void crs_broker_free(struct crs_broker *b);
  * thread to stop the broker. */
 int crs_broker_main(const struct crs_config *cfg, uv_async_t **stop_async);
 
+/*
+ * The built-in default configuration (the demo): listen on crs_default_pipe(), state and spool
+ * below crs_default_base_dir(), one file sink "archive" writing to <base>/out (and, on Windows, a
+ * log file in <base>\logs). Built as INI text and parsed by crs_config_load_string, so the one
+ * parser applies. Free with crs_config_free.
+ */
+int crs_broker_default_config(struct crs_config **out);
+
 #endif

@@ -308,6 +308,8 @@ static int queue_setup(struct crs_queue *q)
                   (const char *)sqlite3_column_text(st, 0));
         goto cleanup;
     }
+    sqlite3_finalize(st);
+    st = NULL;
     if (queue_exec(q, "PRAGMA synchronous=FULL") != 0)
         goto cleanup;
     if (queue_query_int(q, "PRAGMA user_version", &version) != 0)

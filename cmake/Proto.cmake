@@ -13,3 +13,7 @@ add_custom_command(
   DEPENDS ${CRS_PROTO_SRC}
   COMMENT "protoc-c certrelay.proto"
   VERBATIM)
+# The command above lives in the top-level directory; targets in subdirectories that compile the
+# generated file depend on this target so that the rule is visible to them (CMP0118 makes the
+# GENERATED property itself global).
+add_custom_target(crs_proto DEPENDS ${CRS_PROTO_C} ${CRS_PROTO_H})

@@ -23,12 +23,19 @@ execute_process(
   ECHO_ERROR_VARIABLE
   OUTPUT_STRIP_TRAILING_WHITESPACE)
 if(NOT _crs_wdeps_rc EQUAL 0)
-  message(FATAL_ERROR
-    "scripts/build-windows-deps failed (${_crs_wdeps_rc}):\n${_crs_wdeps_out}\n${_crs_wdeps_err}")
+  # Indented lines are printed as they are; unindented ones would be re-wrapped as paragraphs.
+  string(STRIP "${_crs_wdeps_out}\n${_crs_wdeps_err}" _crs_wdeps_log)
+  string(REPLACE "\n" "\n  " _crs_wdeps_log "  ${_crs_wdeps_log}")
+  message(FATAL_ERROR "scripts/build-windows-deps failed (${_crs_wdeps_rc}):\n${_crs_wdeps_log}")
 endif()
 
-# The prefix is the last line of stdout; earlier lines are messages.
+# The prefix is the last line of stdout; earlier lines are messages worth passing on.
 string(REGEX REPLACE "^.*\n" "" _crs_wdeps_prefix "${_crs_wdeps_out}")
+string(REGEX MATCH "^.*\n" _crs_wdeps_msgs "${_crs_wdeps_out}")
+if(_crs_wdeps_msgs)
+  string(STRIP "${_crs_wdeps_msgs}" _crs_wdeps_msgs)
+  message(STATUS "${_crs_wdeps_msgs}")
+endif()
 if(NOT IS_DIRECTORY "${_crs_wdeps_prefix}/lib" OR NOT EXISTS "${_crs_wdeps_prefix}/.complete")
   message(FATAL_ERROR
     "scripts/build-windows-deps did not report a usable prefix; its output was:\n${_crs_wdeps_out}")

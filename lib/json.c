@@ -54,10 +54,9 @@ const char *crs_revocation_reason_name(int64_t reason)
 {
     /* RFC 5280 section 5.3.1; 7 is not used. */
     static const char *const names[] = {
-        "unspecified",         "key_compromise",         "ca_compromise",
-        "affiliation_changed", "superseded",             "cessation_of_operation",
-        "certificate_hold",    NULL,                     "remove_from_crl",
-        "privilege_withdrawn", "aa_compromise",
+        "unspecified",     "key_compromise",         "ca_compromise",    "affiliation_changed",
+        "superseded",      "cessation_of_operation", "certificate_hold", NULL,
+        "remove_from_crl", "privilege_withdrawn",    "aa_compromise",
     };
 
     if (reason < 0 || reason >= (int64_t)(sizeof names / sizeof names[0]))
@@ -129,9 +128,8 @@ void crs_time_rfc3339(int64_t unix_ms, char *out, size_t outlen)
         days--;
     }
     civil_from_days(days, &y, &m, &d);
-    snprintf(out, outlen, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d,
-             (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-             (int)(rem % 1000));
+    snprintf(out, outlen, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d, (int)(rem / 3600000),
+             (int)(rem / 60000 % 60), (int)(rem / 1000 % 60), (int)(rem % 1000));
 }
 
 /* Reads exactly n decimal digits at *p and advances; -1 if any is not a digit. */
@@ -349,8 +347,8 @@ static int add_ca(json_t *doc, const Certrelay__V1__CaInfo *ca)
         return 0;
     if (!(o = child(doc, "ca", json_object())))
         return CRS_ENOMEM;
-    if ((rc = put_text(o, "config", ca->config)) || (rc = put_text(o, "name", ca->sanitized_name)) ||
-        (rc = put_text(o, "host", ca->host)))
+    if ((rc = put_text(o, "config", ca->config)) ||
+        (rc = put_text(o, "name", ca->sanitized_name)) || (rc = put_text(o, "host", ca->host)))
         return rc;
     return 0;
 }

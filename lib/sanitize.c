@@ -109,8 +109,7 @@ static int filename_reserved(const char *s, size_t n)
     if (base == 4 && s[3] >= '0' && s[3] <= '9')
         return 1;
     if (base == 5 && (unsigned char)s[3] == 0xc2 &&
-        ((unsigned char)s[4] == 0xb9 || (unsigned char)s[4] == 0xb2 ||
-         (unsigned char)s[4] == 0xb3))
+        ((unsigned char)s[4] == 0xb9 || (unsigned char)s[4] == 0xb2 || (unsigned char)s[4] == 0xb3))
         return 1;
     return 0;
 }

@@ -32,6 +32,9 @@ struct crs_sink_type {
     int (*set)(void *typed, const char *key, const char *value, char *err, size_t errlen);
     int (*finish)(void *typed, struct crs_sink_config *sc, char *err, size_t errlen);
     void (*free)(void *typed);
+    /* Keys this type allows more than once in a section (webhook `header`), NULL-terminated;
+     * NULL when none. Each occurrence is passed to set() in file order, so set() accumulates. */
+    const char *const *repeatable_keys;
 };
 
 /* Looks up a registered sink type by name ("file", "webhook", "email"). NULL if unknown. */

@@ -9,8 +9,12 @@
 #ifndef CERTRELAY_STUB_WIN_GUIDS_H
 #define CERTRELAY_STUB_WIN_GUIDS_H
 
+/* C call macros (ICertExit2_Release(p)) and const vtables, as Wine's C COM code has them. */
 #ifndef COBJMACROS
 #define COBJMACROS
+#endif
+#ifndef CONST_VTABLE
+#define CONST_VTABLE
 #endif
 #include <windows.h>
 #include <ole2.h>

@@ -1,0 +1,470 @@
+/*
+ * The dispatcher (see dispatch.h).
+ *
+ * Life of one attempt: a fetch (a queue job) returns due rows; each becomes an `attempt` in
+ * memory and goes to its driver; the driver's done callback turns the result into a delivery
+ * update, which the next queue job records; once that is committed the attempt leaves memory.
+ * Until then its row is excluded from fetches, so a row is never attempted twice at once, even
+ * though the database still shows it pending and due while the update waits for its commit.
+ */
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certrelay/alloc.h"
+#include "certrelay/clock.h"
+#include "certrelay/error.h"
+#include "certrelay/event.h"
+#include "certrelay/log.h"
+
+/* How long to wait before fetching again after the database failed. */
+#define DISPATCH_DB_RETRY_MS 1000
+
+struct attempt {
+    struct crs_delivery d;        /* d.data points back here */
+    struct crs_delivery_update u; /* the outcome, once known */
+    struct crs_dispatcher *disp;
+    unsigned sink;
+    int64_t received_ms;
+    Certrelay__V1__Event *event;
+    uint8_t *body;
+    size_t len;
+    int recording;               /* done: the update waits for its commit */
+    struct attempt *prev, *next; /* every attempt in memory */
+};
+
+struct crs_dispatcher {
+    uv_loop_t *loop;
+    const struct crs_config *cfg;
+    struct crs_queue *q;
+    struct crs_sink *sinks;
+    uv_timer_t timer;
+    int timer_open;
+    int dirty; /* a fetch is wanted (timer fired, a slot freed, start) */
+    int stopping;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    uint32_t rnd;
+    struct attempt *head;
+};
+
+#define ATTEMPT_OF_UPDATE(p) ((struct attempt *)((char *)(p)-offsetof(struct attempt, u)))
+
+/* xorshift32: jitter needs spread, not cryptographic strength. */
+static uint32_t dispatch_random(struct crs_dispatcher *d)
+{
+    uint32_t x = d->rnd;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    d->rnd = x;
+    return x;
+}
+
+int64_t crs_backoff_delay_ms(const struct crs_sink_config *sc, uint32_t attempts,
+                             int64_t retry_after_ms, uint32_t rnd)
+{
+    int64_t max = sc->backoff_max_ms > 0 ? sc->backoff_max_ms : 1;
+    int64_t delay = sc->backoff_initial_ms > 0 ? sc->backoff_initial_ms : 1;
+    int64_t half;
+    uint32_t i;
+
+    /* A receiver that says when to come back knows better than our curve, but it may not push
+     * us beyond the longest wait the administrator configured. */
+    if (retry_after_ms >= 0)
+        return retry_after_ms < max ? retry_after_ms : max;
+    for (i = 1; i < attempts && delay < max; i++)
+        delay *= 2;
+    if (delay > max)
+        delay = max;
+    /* Equal jitter: never less than half the curve (so backoff still backs off), and clients
+     * that failed together do not retry together. */
+    half = delay / 2;
+    return half + (int64_t)(rnd % (uint64_t)(delay - half + 1));
+}
+
+/* ---- Memory set ---- */
+
+static void attempt_link(struct crs_dispatcher *d, struct attempt *a)
+{
+    a->prev = NULL;
+    a->next = d->head;
+    if (d->head != NULL)
+        d->head->prev = a;
+    d->head = a;
+}
+
+static void attempt_unlink_free(struct crs_dispatcher *d, struct attempt *a)
+{
+    if (a->prev != NULL)
+        a->prev->next = a->next;
+    else
+        d->head = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    crs_event_free(a->event);
+    crs_free(a->body);
+    crs_free(a);
+}
+
+static void dispatch_check_stopped(struct crs_dispatcher *d)
+{
+    size_t i;
+
+    if (!d->stopping || d->stop_cb == NULL || d->timer_open)
+        return;
+    for (i = 0; i < d->cfg->nsinks; i++) {
+        if (d->sinks[i].inflight > 0)
+            return;
+    }
+    {
+        void (*cb)(void *) = d->stop_cb;
+        d->stop_cb = NULL;
+        cb(d->stop_arg);
+    }
+}
+
+/* ---- Outcomes ---- */
+
+static const char *attempt_event_id(const struct attempt *a)
+{
+    return a->event != NULL && a->event->event_id != NULL ? a->event->event_id : "?";
+}
+
+/*
+ * Turns a driver's result into the row's next state and hands it to the queue. Called on the
+ * loop thread, exactly once per attempt.
+ */
+static void attempt_finish(struct attempt *a, const struct crs_delivery_result *r)
+{
+    struct crs_dispatcher *d = a->disp;
+    const struct crs_sink_config *sc = &d->cfg->sinks[a->sink];
+    struct crs_delivery_update *u = &a->u;
+    int64_t now = crs_now_ms();
+    const char *name = sc->name;
+
+    d->sinks[a->sink].inflight--;
+    if (r->outcome == CRS_DELIVERY_CANCELED) {
+        /* Not an attempt: the row stays as it was and is resumed at the next start. */
+        crs_debug("sink %s: event %s: attempt canceled", name, attempt_event_id(a));
+        attempt_unlink_free(d, a);
+        d->dirty = 1;
+        crs_queue_kick(d->q);
+        dispatch_check_stopped(d);
+        return;
+    }
+
+    u->event_row = a->d.event_row;
+    u->sink = a->sink;
+    u->attempts = a->d.attempt;
+    u->updated_ms = now;
+    u->next_attempt_ms = now;
+    u->last_status = r->status;
+    snprintf(u->last_error, sizeof(u->last_error), "%s", r->error);
+
+    if (r->outcome == CRS_DELIVERY_OK) {
+        u->state = CRS_DSTATE_DELIVERED;
+        u->last_error[0] = '\0';
+        crs_debug("sink %s: event %s delivered (attempt %u)", name, attempt_event_id(a),
+                  (unsigned)u->attempts);
+    } else if (r->outcome == CRS_DELIVERY_PERMANENT) {
+        u->state = CRS_DSTATE_DEAD;
+        crs_warn("sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
+                 attempt_event_id(a), (unsigned)u->attempts, r->error);
+    } else if (u->attempts >= sc->max_attempts ||
+               (sc->max_age_ms > 0 && now - a->received_ms >= sc->max_age_ms)) {
+        u->state = CRS_DSTATE_DEAD;
+        crs_warn("sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
+                 "ms): %s",
+                 name, attempt_event_id(a), (unsigned)u->attempts, (unsigned)sc->max_attempts,
+                 (long long)(now - a->received_ms), r->error);
+    } else {
+        int64_t delay =
+            crs_backoff_delay_ms(sc, u->attempts, r->retry_after_ms, dispatch_random(d));
+        u->state = CRS_DSTATE_PENDING;
+        u->next_attempt_ms = now + delay;
+        crs_warn("sink %s: event %s attempt %u failed: %s; retrying in %lld ms", name,
+                 attempt_event_id(a), (unsigned)u->attempts, r->error, (long long)delay);
+    }
+
+    /* The decoded event is not needed any more; the row stays excluded until committed. */
+    crs_event_free(a->event);
+    a->event = NULL;
+    crs_free(a->body);
+    a->body = NULL;
+    a->recording = 1;
+    d->dirty = 1;
+    crs_queue_update(d->q, u);
+    dispatch_check_stopped(d);
+}
+
+static void attempt_done_cb(struct crs_delivery *del, const struct crs_delivery_result *r)
+{
+    attempt_finish(del->data, r);
+}
+
+static void dispatch_result(struct crs_delivery_result *r, enum crs_delivery_outcome outcome,
+                            const char *fmt, const char *arg)
+{
+    memset(r, 0, sizeof(*r));
+    r->outcome = outcome;
+    r->retry_after_ms = -1;
+    snprintf(r->error, sizeof(r->error), fmt, arg);
+}
+
+static void attempt_start(struct crs_dispatcher *d, struct crs_due *due)
+{
+    struct crs_sink *sink = &d->sinks[due->sink];
+    struct crs_delivery_result r;
+    struct attempt *a;
+    int rc;
+
+    a = crs_calloc(1, sizeof(*a));
+    if (a == NULL) {
+        /* The row stays pending; the next fetch tries again. */
+        crs_error("sink %s: out of memory starting a delivery", sink->cfg->name);
+        return;
+    }
+    a->disp = d;
+    a->sink = due->sink;
+    a->received_ms = due->received_ms;
+    a->body = due->body;
+    a->len = due->len;
+    due->body = NULL;
+    a->d.event_row = due->event_row;
+    a->d.event_bytes = a->body;
+    a->d.event_len = a->len;
+    a->d.attempt = due->attempts + 1;
+    a->d.done = attempt_done_cb;
+    a->d.data = a;
+    attempt_link(d, a);
+    sink->inflight++;
+
+    rc = crs_event_unpack(a->body, a->len, &a->event);
+    if (rc != 0) {
+        /* Stored bytes were validated when received; failing now means the database holds
+         * something no attempt could ever deliver. */
+        dispatch_result(&r, CRS_DELIVERY_PERMANENT, "stored event cannot be decoded: %s",
+                        crs_strerror(rc));
+        attempt_finish(a, &r);
+        return;
+    }
+    a->d.event = a->event;
+    rc = sink->driver->deliver(sink, &a->d);
+    if (rc != 0) {
+        dispatch_result(&r, CRS_DELIVERY_RETRY, "cannot start delivery: %s", crs_strerror(rc));
+        attempt_finish(a, &r);
+    }
+}
+
+/* ---- Queue hooks ---- */
+
+static int dispatch_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
+{
+    uint32_t conc = d->cfg->sinks[i].concurrency ? d->cfg->sinks[i].concurrency : 1;
+
+    return d->sinks[i].inflight >= conc ? 0 : conc - d->sinks[i].inflight;
+}
+
+static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
+{
+    struct crs_dispatcher *d = arg;
+    struct crs_fetch *f = NULL;
+    struct attempt *a;
+    size_t i, nsinks = d->cfg->nsinks;
+    uint32_t total = 0;
+
+    if (d->stopping || nsinks == 0 || (!d->dirty && !have_events))
+        return NULL;
+    for (i = 0; i < nsinks; i++)
+        total += dispatch_slots(d, i);
+    d->dirty = 0;
+    if (total == 0)
+        return NULL; /* every slot is busy; a finishing attempt sets dirty again */
+
+    f = crs_calloc(1, sizeof(*f));
+    if (f == NULL)
+        goto nomem;
+    f->sinks = crs_calloc(nsinks, sizeof(f->sinks[0]));
+    if (f->sinks == NULL)
+        goto nomem;
+    f->nsinks = nsinks;
+    f->now_ms = crs_now_ms();
+    for (a = d->head; a != NULL; a = a->next)
+        f->sinks[a->sink].nexclude++;
+    for (i = 0; i < nsinks; i++) {
+        f->sinks[i].want = dispatch_slots(d, i);
+        if (f->sinks[i].nexclude > 0) {
+            f->sinks[i].exclude = crs_calloc(f->sinks[i].nexclude, sizeof(int64_t));
+            if (f->sinks[i].exclude == NULL)
+                goto nomem;
+            f->sinks[i].nexclude = 0;
+        }
+    }
+    for (a = d->head; a != NULL; a = a->next) {
+        struct crs_fetch_sink *fs = &f->sinks[a->sink];
+        fs->exclude[fs->nexclude++] = a->d.event_row;
+    }
+    for (i = 0; i < nsinks; i++)
+        if (f->sinks[i].nexclude > 1)
+            qsort(f->sinks[i].exclude, f->sinks[i].nexclude, sizeof(int64_t), dispatch_cmp_i64);
+    return f;
+
+nomem:
+    crs_error("dispatcher: out of memory preparing a fetch");
+    crs_fetch_free(f);
+    d->dirty = 1;
+    return NULL;
+}
+
+static void dispatch_timer_cb(uv_timer_t *t)
+{
+    struct crs_dispatcher *d = t->data;
+
+    d->dirty = 1;
+    crs_queue_kick(d->q);
+}
+
+static void dispatch_arm_timer(struct crs_dispatcher *d, int64_t delay_ms)
+{
+    if (!d->timer_open || d->stopping)
+        return;
+    if (delay_ms < 0)
+        delay_ms = 0;
+    uv_timer_start(&d->timer, dispatch_timer_cb, (uint64_t)delay_ms, 0);
+}
+
+static void hook_fetch_done(void *arg, struct crs_fetch *f)
+{
+    struct crs_dispatcher *d = arg;
+    struct crs_due *due;
+
+    if (f->status != 0) {
+        dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
+        crs_fetch_free(f);
+        return;
+    }
+    for (due = f->due; due != NULL && !d->stopping; due = due->next)
+        attempt_start(d, due);
+    if (f->next_due_ms >= 0)
+        dispatch_arm_timer(d, f->next_due_ms - crs_now_ms());
+    else if (d->timer_open)
+        uv_timer_stop(&d->timer);
+    crs_fetch_free(f);
+}
+
+static void hook_updates_done(void *arg, struct crs_delivery_update *list, int status)
+{
+    struct crs_dispatcher *d = arg;
+
+    if (status != 0) {
+        /* The rows keep their previous state and will be attempted again; wait a moment so a
+         * full disk does not turn into a busy loop of attempts that cannot be recorded. */
+        crs_error("dispatcher: delivery outcomes could not be recorded (%s); the deliveries will "
+                  "be attempted again",
+                  crs_strerror(status));
+        dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
+    }
+    while (list != NULL) {
+        struct crs_delivery_update *next = list->next;
+        attempt_unlink_free(d, ATTEMPT_OF_UPDATE(list));
+        list = next;
+    }
+}
+
+/* ---- Lifecycle ---- */
+
+int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue *q,
+                       struct crs_sink *sinks, struct crs_dispatcher **out)
+{
+    struct crs_dispatcher *d;
+    int rc;
+
+    if (out == NULL)
+        return CRS_EINVAL;
+    *out = NULL;
+    if (loop == NULL || cfg == NULL || q == NULL || (cfg->nsinks > 0 && sinks == NULL))
+        return CRS_EINVAL;
+    d = crs_calloc(1, sizeof(*d));
+    if (d == NULL)
+        return CRS_ENOMEM;
+    d->loop = loop;
+    d->cfg = cfg;
+    d->q = q;
+    d->sinks = sinks;
+    d->rnd = (uint32_t)uv_hrtime() | 1u;
+    rc = uv_timer_init(loop, &d->timer);
+    if (rc != 0) {
+        crs_free(d);
+        return crs_translate_sys_error(-rc);
+    }
+    d->timer.data = d;
+    d->timer_open = 1;
+    *out = d;
+    return 0;
+}
+
+int crs_dispatcher_start(struct crs_dispatcher *d)
+{
+    struct crs_queue_hooks hooks;
+
+    if (d == NULL)
+        return CRS_EINVAL;
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.fetch_prepare = hook_fetch_prepare;
+    hooks.fetch_done = hook_fetch_done;
+    hooks.updates_done = hook_updates_done;
+    hooks.arg = d;
+    crs_queue_set_hooks(d->q, &hooks);
+    /* Everything pending and due is resumed: attempts in progress when the broker last stopped
+     * (or crashed) were never recorded, so their rows are simply pending. */
+    d->dirty = 1;
+    crs_queue_kick(d->q);
+    return 0;
+}
+
+static void dispatch_timer_closed(uv_handle_t *h)
+{
+    struct crs_dispatcher *d = h->data;
+
+    d->timer_open = 0;
+    dispatch_check_stopped(d);
+}
+
+void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg)
+{
+    size_t i;
+
+    if (d == NULL || d->stopping)
+        return;
+    d->stopping = 1;
+    d->stop_cb = cb;
+    d->stop_arg = arg;
+    for (i = 0; i < d->cfg->nsinks; i++) {
+        struct crs_sink *s = &d->sinks[i];
+        if (s->inflight > 0 && s->driver->cancel_all != NULL)
+            s->driver->cancel_all(s);
+    }
+    if (d->timer_open && !uv_is_closing((uv_handle_t *)&d->timer))
+        uv_close((uv_handle_t *)&d->timer, dispatch_timer_closed);
+    else
+        dispatch_check_stopped(d);
+}
+
+void crs_dispatcher_free(struct crs_dispatcher *d)
+{
+    if (d == NULL)
+        return;
+    while (d->head != NULL)
+        attempt_unlink_free(d, d->head);
+    crs_free(d);
+}

@@ -1,0 +1,41 @@
+/*
+ * The dispatcher: reads due deliveries from the queue, hands each to its sink's driver, and
+ * records the outcome: delivered, retried later with exponential backoff and jitter, or
+ * dead-lettered. Which rows are being attempted is known only in memory, so after a crash every
+ * interrupted attempt is simply pending again.
+ */
+#ifndef CERTRELAY_BROKER_DISPATCH_H
+#define CERTRELAY_BROKER_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "certrelay/config.h"
+#include "queue.h"
+#include "sink.h"
+
+struct crs_dispatcher;
+
+/* sinks: cfg->nsinks opened sinks, owned by the caller and outliving the dispatcher. */
+int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue *q,
+                       struct crs_sink *sinks, struct crs_dispatcher **out);
+/* Installs the queue hooks and fetches every pending delivery that is due. */
+int crs_dispatcher_start(struct crs_dispatcher *d);
+/*
+ * Stops fetching, cancels attempts in progress and calls cb once none is left (their outcomes
+ * are still handed to the queue, which records them before it closes). Call once.
+ */
+void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg);
+/* Frees the dispatcher after the queue is closed. NULL is a no-op. */
+void crs_dispatcher_free(struct crs_dispatcher *d);
+
+/*
+ * The retry delay before attempt `attempts + 1`, given that `attempts` attempts have failed:
+ * min(backoff_max, backoff_initial * 2^(attempts-1)) with "equal jitter" (half fixed, half
+ * random), or the receiver's retry_after_ms (>= 0) capped by backoff_max. rnd is a random
+ * 32-bit value. Exposed for unit tests.
+ */
+int64_t crs_backoff_delay_ms(const struct crs_sink_config *sc, uint32_t attempts,
+                             int64_t retry_after_ms, uint32_t rnd);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * certrelayd: the broker as a console program.
+ *
+ *   certrelayd --config FILE         run in the foreground until SIGINT/SIGTERM
+ *   certrelayd --check-config FILE   validate FILE: "FILE: ok" (exit 0) or "FILE:LINE: message"
+ *   certrelayd                       run on the built-in default configuration (the demo)
+ *
+ * On Windows the service shell (broker/win/service.c) has its own entry point and calls
+ * crs_broker_main from the service's worker thread.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "certrelay/config.h"
+#include "certrelay/log.h"
+#include "certrelay/version.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: certrelayd [--config FILE]\n"
+            "       certrelayd --check-config FILE\n"
+            "       certrelayd --version | --help\n"
+            "\n"
+            "Receives certificate services events from the CertRelay exit module, stores them\n"
+            "durably and delivers them to the configured sinks (file drop, webhook, email).\n"
+            "\n"
+            "  --config FILE        run in the foreground with the INI configuration FILE\n"
+            "  --check-config FILE  validate FILE and exit (0 when valid)\n"
+            "  --version            print the version and exit\n"
+            "  --help               print this help and exit\n"
+            "\n"
+            "Without --config the broker runs on a built-in demo configuration below\n"
+            "$CERTRELAY_HOME (or $XDG_RUNTIME_DIR/certrelay, or /tmp/certrelay-UID): socket\n"
+            "certrelay.sock, queue in state/, spool in spool/, and a file sink writing to out/.\n");
+}
+
+static int check_config(const char *path)
+{
+    struct crs_config *cfg = NULL;
+    char err[CRS_CONFIG_ERRLEN];
+
+    if (crs_config_load(path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    crs_config_free(cfg);
+    printf("%s: ok\n", path);
+    return 0;
+}
+
+static int run(const char *path)
+{
+    struct crs_config *cfg = NULL;
+    char err[CRS_CONFIG_ERRLEN];
+    int status;
+
+    if (path != NULL) {
+        if (crs_config_load(path, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+    } else {
+        if (crs_broker_default_config(&cfg) != 0)
+            return 1;
+        crs_info("no --config given: running the built-in default configuration");
+        crs_info("  socket %s", cfg->listen);
+        crs_info("  queue  %s", cfg->state_dir);
+        crs_info("  spool  %s", cfg->spool_dir);
+        if (cfg->nsinks > 0)
+            crs_info("  files  sink \"%s\" (see its directory below)", cfg->sinks[0].name);
+    }
+    status = crs_broker_main(cfg, NULL);
+    crs_config_free(cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 1)
+        return run(NULL);
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("certrelayd %s\n", CRS_VERSION);
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "--config") == 0)
+        return run(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--check-config") == 0)
+        return check_config(argv[2]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,24 @@
+/*
+ * The broker's platform half, one implementation per OS as libuv arranges it:
+ * broker/unix/platform.c and broker/win/platform.c. Everything else in broker/ is portable.
+ */
+#ifndef CERTRELAY_BROKER_PLATFORM_H
+#define CERTRELAY_BROKER_PLATFORM_H
+
+#include <uv.h>
+
+/*
+ * Process setup before the loop runs: on Unix, ignore SIGPIPE (a stub that vanishes must not
+ * kill the broker) and size libuv's threadpool (UV_THREADPOOL_SIZE, unless the environment
+ * already sets it) to `threads`, so that file writes cannot starve the commit job.
+ */
+int crs_platform_init(unsigned threads);
+
+/*
+ * Binds pipe to address so that only the broker's own account can connect. If something already
+ * answers there, returns CRS_EADDRINUSE without touching it; a stale Unix socket left by a crash
+ * (nobody answers) is removed first. Other failures return a CRS_E* code; every failure is logged.
+ */
+int crs_listen_bind(uv_pipe_t *pipe, const char *address);
+
+#endif

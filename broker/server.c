@@ -1,0 +1,566 @@
+/*
+ * The pipe server (see server.h).
+ *
+ * A connection lives as long as its handle is open or one of its events waits for the group
+ * commit: each queued event holds a reference, so the Ack (or Nack) callback always finds valid
+ * memory, and an event whose connection has gone is still committed, just not answered (the stub
+ * spools it and the broker later ignores the duplicate by event_id).
+ */
+#include "server.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "certrelay/alloc.h"
+#include "certrelay/error.h"
+#include "certrelay/event.h"
+#include "certrelay/frame.h"
+#include "certrelay/log.h"
+#include "certrelay/sanitize.h"
+#include "platform.h"
+
+#define SERVER_READ_CHUNK (64u * 1024u)
+
+struct conn {
+    uv_pipe_t pipe;
+    struct crs_server *srv;
+    unsigned long long id;
+    struct crs_frame_reader reader;
+    unsigned refs;         /* the open handle, plus one per event waiting for its commit */
+    int hello;             /* Hello received */
+    int closing;           /* uv_close called: no more reads, writes or answers */
+    int paused;            /* reading stopped for backpressure */
+    size_t unacked;
+    size_t unacked_bytes;
+    struct conn *prev, *next;
+};
+
+struct crs_server {
+    uv_loop_t *loop;
+    const struct crs_config *cfg;
+    struct crs_queue *q;
+    uv_pipe_t listener;
+    int listener_open;
+    int stopping;
+    unsigned long long next_id;
+    size_t nconns;
+    struct conn *conns;
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+    /* One read buffer for all connections: libuv calls alloc and read back to back for one
+     * stream, and read_cb consumes the bytes (into the connection's frame reader) at once. */
+    char readbuf[SERVER_READ_CHUNK];
+};
+
+struct write_req {
+    uv_write_t req;
+    uint8_t *buf;
+};
+
+int crs_from_uv_error(int uv_err)
+{
+    switch (uv_err) {
+    case 0:
+        return 0;
+    case UV_ENOMEM:
+        return CRS_ENOMEM;
+    case UV_EINVAL:
+        return CRS_EINVAL;
+    case UV_ENOSPC:
+        return CRS_ENOSPC;
+    case UV_ENOENT:
+        return CRS_ENOENT;
+    case UV_EEXIST:
+        return CRS_EEXIST;
+    case UV_EACCES:
+    case UV_EPERM:
+        return CRS_EACCES;
+    case UV_EADDRINUSE:
+        return CRS_EADDRINUSE;
+    case UV_ECONNREFUSED:
+        return CRS_ECONNREFUSED;
+    case UV_ETIMEDOUT:
+        return CRS_ETIMEDOUT;
+    case UV_ECANCELED:
+        return CRS_ECANCELED;
+    case UV_EAGAIN:
+        return CRS_EAGAIN;
+    case UV_EOF:
+    case UV_EPIPE:
+    case UV_ECONNRESET:
+        return CRS_ECLOSED;
+    case UV_ENOTSUP:
+        return CRS_ENOTSUP;
+    default:
+        return CRS_EIO;
+    }
+}
+
+static void server_check_stopped(struct crs_server *s)
+{
+    if (!s->stopping || s->listener_open || s->nconns > 0 || s->stop_cb == NULL)
+        return;
+    {
+        void (*cb)(void *) = s->stop_cb;
+        s->stop_cb = NULL;
+        cb(s->stop_arg);
+    }
+}
+
+/* ---- Connection lifetime ---- */
+
+static void conn_unref(struct conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    crs_frame_reader_free(&c->reader);
+    crs_free(c);
+}
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct crs_server *s = c->srv;
+
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    s->nconns--;
+    c->srv = NULL;
+    conn_unref(c);
+    server_check_stopped(s);
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    /* The buffered bytes are no longer needed; the reader may hold up to max_frame. */
+    crs_frame_reader_free(&c->reader);
+    uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
+}
+
+/* Logs why a connection is dropped (one line, naming it) and closes it. */
+static void conn_fail(struct conn *c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static void conn_fail(struct conn *c, const char *fmt, ...)
+{
+    char why[320];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    crs_warn("conn %llu: %s; closing", c->id, why);
+    conn_close(c);
+}
+
+/* ---- Answers ---- */
+
+static void conn_write_cb(uv_write_t *req, int status)
+{
+    struct write_req *w = req->data;
+    struct conn *c = req->handle->data;
+
+    if (status != 0 && status != UV_ECANCELED && !c->closing) {
+        crs_info("conn %llu: cannot send answer: %s", c->id, uv_strerror(status));
+        conn_close(c);
+    }
+    crs_free(w->buf);
+    crs_free(w);
+}
+
+static void conn_send(struct conn *c, uint8_t *buf, size_t len)
+{
+    struct write_req *w;
+    uv_buf_t b;
+    int rc;
+
+    w = crs_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        crs_free(buf);
+        conn_fail(c, "out of memory sending an answer");
+        return;
+    }
+    w->buf = buf;
+    w->req.data = w;
+    b = uv_buf_init((char *)buf, (unsigned)len);
+    rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_write_cb);
+    if (rc != 0) {
+        crs_free(buf);
+        crs_free(w);
+        conn_fail(c, "cannot send answer: %s", uv_strerror(rc));
+    }
+}
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+static int conn_over_limit(const struct conn *c)
+{
+    return c->unacked >= CRS_SERVER_MAX_UNACKED ||
+           c->unacked_bytes >= CRS_SERVER_MAX_UNACKED_BYTES;
+}
+
+/* The group commit of an event from this connection finished: answer it. */
+static void conn_item_done(struct crs_ingest_item *item, int status, const char *reason)
+{
+    struct conn *c = item->owner;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    c->unacked--;
+    c->unacked_bytes -= item->len;
+    if (!c->closing) {
+        if (status == 0)
+            rc = crs_frame_ack(item->event_id, &buf, &len);
+        else
+            rc = crs_frame_nack(item->event_id, reason ? reason : crs_strerror(status), &buf,
+                                &len);
+        if (rc == 0)
+            conn_send(c, buf, len);
+        else
+            conn_fail(c, "cannot encode answer: %s", crs_strerror(rc));
+    }
+    if (!c->closing && c->paused && !conn_over_limit(c)) {
+        c->paused = 0;
+        rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
+        if (rc != 0)
+            conn_fail(c, "cannot resume reading: %s", uv_strerror(rc));
+    }
+    crs_ingest_item_free(item);
+    conn_unref(c);
+}
+
+/* ---- Frames ---- */
+
+/*
+ * The packed Event inside an Envelope payload. Our encoders write exactly tag 0x12, a varint
+ * length and the Event, so the bytes are sliced out without copying; anything else (a foreign
+ * encoder's field order) is repacked from the decoded message.
+ */
+static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Event *ev,
+                            const uint8_t **out, size_t *outlen, uint8_t **owned)
+{
+    uint64_t v = 0;
+    size_t i = 1;
+    unsigned shift = 0;
+
+    *owned = NULL;
+    if (n > 1 && p[0] == 0x12) {
+        while (i < n && i <= 10) {
+            v |= (uint64_t)(p[i] & 0x7f) << shift;
+            shift += 7;
+            if ((p[i++] & 0x80) == 0) {
+                if (v == n - i) {
+                    *out = p + i;
+                    *outlen = (size_t)v;
+                    return 0;
+                }
+                break;
+            }
+        }
+    }
+    {
+        int rc = crs_event_pack(ev, owned, outlen);
+        *out = *owned;
+        return rc;
+    }
+}
+
+static void conn_on_hello(struct conn *c, const Certrelay__V1__Hello *h)
+{
+    char version[64], ca[256];
+
+    if (c->hello) {
+        conn_fail(c, "second Hello on one connection");
+        return;
+    }
+    if (!h->has_protocol_version || h->protocol_version != CRS_PROTOCOL_VERSION) {
+        conn_fail(c, "unsupported protocol version %u (this broker speaks %u)",
+                  h->has_protocol_version ? (unsigned)h->protocol_version : 0u,
+                  CRS_PROTOCOL_VERSION);
+        return;
+    }
+    c->hello = 1;
+    /* Both strings come from the peer: one line each, bounded, before they reach the log. */
+    snprintf(version, sizeof(version), "%s", h->stub_version ? h->stub_version : "?");
+    snprintf(ca, sizeof(ca), "%s", h->ca_config ? h->ca_config : "?");
+    crs_sanitize_oneline(version);
+    crs_sanitize_oneline(ca);
+    crs_debug("conn %llu: hello from stub %s, CA \"%s\"", c->id, version, ca);
+}
+
+static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
+                          const Certrelay__V1__Event *ev)
+{
+    struct crs_ingest_item *item = NULL;
+    const uint8_t *body;
+    uint8_t *owned = NULL;
+    size_t blen = 0;
+    int rc;
+
+    if (!c->hello) {
+        conn_fail(c, "Event before Hello");
+        return;
+    }
+    rc = crs_event_validate(ev);
+    if (rc != 0) {
+        conn_fail(c, "invalid event of %zu bytes: %s", len, crs_strerror(rc));
+        return;
+    }
+    rc = conn_event_bytes(payload, len, ev, &body, &blen, &owned);
+    if (rc == 0)
+        rc = crs_ingest_item_new(c->srv->cfg, ev, body, blen, &item);
+    crs_free(owned);
+    if (rc != 0) {
+        conn_fail(c, "cannot queue event: %s", crs_strerror(rc));
+        return;
+    }
+    item->owner = c;
+    item->done = conn_item_done;
+    c->refs++;
+    c->unacked++;
+    c->unacked_bytes += item->len;
+    crs_queue_ingest(c->srv->q, item);
+}
+
+static void conn_on_frame(struct conn *c, const uint8_t *payload, size_t len)
+{
+    Certrelay__V1__Envelope *env = NULL;
+    int rc;
+
+    rc = crs_envelope_decode(payload, len, &env);
+    if (rc != 0) {
+        conn_fail(c, "undecodable frame of %zu bytes (%s)", len, crs_strerror(rc));
+        return;
+    }
+    switch (env->body_case) {
+    case CERTRELAY__V1__ENVELOPE__BODY_HELLO:
+        conn_on_hello(c, env->hello);
+        break;
+    case CERTRELAY__V1__ENVELOPE__BODY_EVENT:
+        conn_on_event(c, payload, len, env->event);
+        break;
+    default:
+        conn_fail(c, "unexpected %s from a client",
+                  env->body_case == CERTRELAY__V1__ENVELOPE__BODY_ACK ? "Ack" : "Nack");
+        break;
+    }
+    crs_envelope_free(env);
+}
+
+/* The length the frame at the read position announces, for the log line of a refused frame. */
+static unsigned long conn_announced(const struct crs_frame_reader *r)
+{
+    const uint8_t *p;
+
+    if (r->buf == NULL || r->len - r->start < CRS_FRAME_HEADER)
+        return 0;
+    p = r->buf + r->start;
+    return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
+}
+
+static void conn_frame_error(struct conn *c, int rc)
+{
+    if (rc == CRS_ETOOBIG)
+        conn_fail(c, "frame of %lu bytes exceeds max_frame %zu", conn_announced(&c->reader),
+                  c->reader.max);
+    else if (rc == CRS_EPROTO)
+        conn_fail(c, "zero-length frame");
+    else
+        conn_fail(c, "cannot read frame: %s", crs_strerror(rc));
+}
+
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+
+    buf->base = c->srv->readbuf;
+    buf->len = sizeof(c->srv->readbuf);
+}
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+    const uint8_t *payload;
+    size_t len;
+    int rc;
+
+    if (c->closing || nread == 0)
+        return;
+    if (nread < 0) {
+        size_t pending = crs_frame_reader_pending(&c->reader);
+        if (nread != UV_EOF)
+            conn_fail(c, "read error: %s", uv_strerror((int)nread));
+        else if (pending > 0)
+            conn_fail(c, "connection closed in the middle of a frame (%zu bytes of it received)",
+                      pending);
+        else {
+            crs_debug("conn %llu: closed by the peer", c->id);
+            conn_close(c);
+        }
+        return;
+    }
+    rc = crs_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+    if (rc != 0) {
+        conn_frame_error(c, rc);
+        return;
+    }
+    while (!c->closing && (rc = crs_frame_reader_next(&c->reader, &payload, &len)) == 1)
+        conn_on_frame(c, payload, len);
+    if (c->closing)
+        return;
+    if (rc < 0) {
+        conn_frame_error(c, rc);
+        return;
+    }
+    /* Backpressure: a client that sends faster than we commit waits in its own socket buffer
+     * instead of in our memory. Reading resumes as answers go out. */
+    if (conn_over_limit(c) && !c->paused) {
+        c->paused = 1;
+        uv_read_stop(stream);
+    }
+}
+
+/* ---- Listener ---- */
+
+static void server_on_connection(uv_stream_t *listener, int status)
+{
+    struct crs_server *s = listener->data;
+    struct conn *c;
+    int rc;
+
+    if (status != 0) {
+        crs_warn("accepting a connection failed: %s", uv_strerror(status));
+        return;
+    }
+    c = crs_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        crs_error("out of memory accepting a connection");
+        return;
+    }
+    c->srv = s;
+    c->id = ++s->next_id;
+    c->refs = 1;
+    crs_frame_reader_init(&c->reader, s->cfg->max_frame);
+    rc = uv_pipe_init(s->loop, &c->pipe, 0);
+    if (rc != 0) {
+        crs_error("cannot set up connection: %s", uv_strerror(rc));
+        crs_free(c);
+        return;
+    }
+    c->pipe.data = c;
+    c->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    rc = uv_accept(listener, (uv_stream_t *)&c->pipe);
+    if (rc != 0) {
+        conn_fail(c, "accept failed: %s", uv_strerror(rc));
+        return;
+    }
+    if (s->nconns > CRS_SERVER_MAX_CONNECTIONS) {
+        conn_fail(c, "too many connections (%u)", CRS_SERVER_MAX_CONNECTIONS);
+        return;
+    }
+    rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
+    if (rc != 0) {
+        conn_fail(c, "cannot start reading: %s", uv_strerror(rc));
+        return;
+    }
+    crs_debug("conn %llu: accepted", c->id);
+}
+
+int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_server **out)
+{
+    struct crs_server *s;
+    int rc;
+
+    if (out == NULL)
+        return CRS_EINVAL;
+    *out = NULL;
+    if (loop == NULL || cfg == NULL || cfg->listen == NULL)
+        return CRS_EINVAL;
+    s = crs_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return CRS_ENOMEM;
+    s->loop = loop;
+    s->cfg = cfg;
+    rc = uv_pipe_init(loop, &s->listener, 0);
+    if (rc != 0) {
+        crs_free(s);
+        return crs_from_uv_error(rc);
+    }
+    s->listener.data = s;
+    s->listener_open = 1;
+    *out = s;
+    return 0;
+}
+
+int crs_server_bind(struct crs_server *s)
+{
+    if (s == NULL || s->stopping)
+        return CRS_EINVAL;
+    return crs_listen_bind(&s->listener, s->cfg->listen);
+}
+
+int crs_server_start(struct crs_server *s, struct crs_queue *q)
+{
+    int rc;
+
+    if (s == NULL || q == NULL || s->stopping)
+        return CRS_EINVAL;
+    s->q = q;
+    rc = uv_listen((uv_stream_t *)&s->listener, 128, server_on_connection);
+    if (rc != 0) {
+        crs_error("cannot listen on %s: %s", s->cfg->listen, uv_strerror(rc));
+        return crs_from_uv_error(rc);
+    }
+    crs_info("listening on %s", s->cfg->listen);
+    return 0;
+}
+
+static void server_listener_closed(uv_handle_t *h)
+{
+    struct crs_server *s = h->data;
+
+    s->listener_open = 0;
+    server_check_stopped(s);
+}
+
+void crs_server_stop(struct crs_server *s, void (*cb)(void *arg), void *arg)
+{
+    struct conn *c;
+
+    if (s == NULL || s->stopping)
+        return;
+    s->stopping = 1;
+    s->stop_cb = cb;
+    s->stop_arg = arg;
+    /* Closing a bound Unix listener also removes its socket file (libuv does it), so stubs see
+     * "no broker" at once and spool instead of waiting for their timeout. */
+    if (s->listener_open)
+        uv_close((uv_handle_t *)&s->listener, server_listener_closed);
+    for (c = s->conns; c != NULL; c = c->next)
+        conn_close(c);
+    server_check_stopped(s);
+}
+
+void crs_server_free(struct crs_server *s)
+{
+    if (s == NULL)
+        return;
+    crs_free(s);
+}

@@ -1,0 +1,138 @@
+/*
+ * POSIX half of the broker (see broker/platform.h): signal dispositions, threadpool sizing and
+ * the Unix socket listener with its stale-socket probe and owner-only permissions.
+ */
+#include "platform.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "certrelay/alloc.h"
+#include "certrelay/error.h"
+#include "certrelay/fs.h"
+#include "certrelay/log.h"
+
+int crs_platform_init(unsigned threads)
+{
+    char buf[16];
+
+    signal(SIGPIPE, SIG_IGN);
+    if (threads > 0 && getenv("UV_THREADPOOL_SIZE") == NULL) {
+        if (threads > 128)
+            threads = 128;
+        snprintf(buf, sizeof(buf), "%u", threads);
+        if (setenv("UV_THREADPOOL_SIZE", buf, 0) != 0)
+            return crs_translate_sys_error(errno);
+    }
+    return 0;
+}
+
+/* Creates the socket's directory (0700 when we create it) so a fresh default path works. */
+static int listen_make_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int rc;
+
+    if (slash == NULL || slash == path)
+        return 0;
+    dir = crs_strndup(path, (size_t)(slash - path));
+    if (dir == NULL)
+        return CRS_ENOMEM;
+    rc = crs_fs_mkdirs(dir);
+    if (rc != 0)
+        crs_error("cannot create the socket directory %s: %s", dir, crs_strerror(rc));
+    crs_free(dir);
+    return rc;
+}
+
+/*
+ * Something at path: a broker answering (in use), a socket nobody answers (stale, left by a
+ * crash or kill -9: removed), or not a socket at all (refused: we never delete what we did not
+ * create).
+ */
+static int listen_probe(const char *path)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    int fd, rc, err;
+
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : crs_translate_sys_error(errno);
+    if (!S_ISSOCK(st.st_mode)) {
+        crs_error("%s exists and is not a socket; refusing to replace it", path);
+        return CRS_EEXIST;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return crs_translate_sys_error(errno);
+    do {
+        rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    } while (rc != 0 && errno == EINTR);
+    err = errno;
+    close(fd);
+    if (rc == 0) {
+        crs_error("another broker is listening on %s; not starting", path);
+        return CRS_EADDRINUSE;
+    }
+    if (err == ECONNREFUSED) {
+        crs_info("removing stale socket %s left by a previous run", path);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            crs_error("cannot remove stale socket %s: %s", path, strerror(errno));
+            return crs_translate_sys_error(errno);
+        }
+        return 0;
+    }
+    if (err == ENOENT)
+        return 0;
+    crs_error("cannot probe %s: %s", path, strerror(err));
+    return crs_translate_sys_error(err);
+}
+
+int crs_listen_bind(uv_pipe_t *pipe, const char *address)
+{
+    struct sockaddr_un sa;
+    mode_t old;
+    int rc;
+
+    if (pipe == NULL || address == NULL || address[0] == '\0')
+        return CRS_EINVAL;
+    if (strlen(address) >= sizeof(sa.sun_path)) {
+        crs_error("socket path %s is too long (at most %zu bytes)", address,
+                  sizeof(sa.sun_path) - 1);
+        return CRS_EINVAL;
+    }
+    rc = listen_make_parent(address);
+    if (rc != 0)
+        return rc;
+    rc = listen_probe(address);
+    if (rc != 0)
+        return rc;
+    /* The socket is created with mode 0600 from the start, not chmod-ed after bind, so there is
+     * no moment in which another account could connect. The broker binds before any threadpool
+     * work creates files, so the brief process-wide umask change affects nothing else. */
+    old = umask(0177);
+    rc = uv_pipe_bind(pipe, address);
+    umask(old);
+    if (rc == UV_EADDRINUSE) {
+        crs_error("another broker is listening on %s; not starting", address);
+        return CRS_EADDRINUSE;
+    }
+    if (rc != 0) {
+        crs_error("cannot bind %s: %s", address, uv_strerror(rc));
+        return crs_translate_sys_error(-rc);
+    }
+    if (chmod(address, 0600) != 0)
+        crs_warn("cannot restrict %s to mode 0600: %s", address, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * Windows half of the broker (see broker/platform.h): threadpool sizing and the named-pipe
+ * listener.
+ *
+ * Pipe security. libuv (src/win/pipe.c, pipe_alloc_accept) creates every instance with
+ * CreateNamedPipeW(..., lpSecurityAttributes = NULL), which gives the pipe the default
+ * descriptor: full control for LocalSystem, Administrators and the creator owner (the broker's
+ * account: LocalSystem as a service), read access for Everyone and Anonymous. Nobody else can
+ * open it for writing, so nobody else can submit an event. Each accepted client is checked once
+ * more (pipe_auth.c). The first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, which
+ * fails with ERROR_ACCESS_DENIED when the name exists already; libuv reports that as
+ * UV_EADDRINUSE. A named pipe disappears with the last handle to it, so unlike a Unix socket
+ * there is never a stale name to clean up after a crash.
+ */
+#include <windows.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "platform.h"
+#include "certrelay/error.h"
+#include "certrelay/log.h"
+
+#define PIPE_PREFIX "\\\\.\\pipe\\"
+/* CreateNamedPipe's limit for the whole name, prefix included. */
+#define PIPE_NAME_MAX 256
+
+int crs_platform_init(unsigned threads)
+{
+    WCHAR buf[16];
+
+    /* libuv reads UV_THREADPOOL_SIZE with GetEnvironmentVariableW when the pool first starts. */
+    if (threads > 0 && GetEnvironmentVariableW(L"UV_THREADPOOL_SIZE", NULL, 0) == 0) {
+        if (threads > 128)
+            threads = 128;
+        _snwprintf(buf, sizeof(buf) / sizeof(buf[0]), L"%u", threads);
+        buf[sizeof(buf) / sizeof(buf[0]) - 1] = L'\0';
+        if (!SetEnvironmentVariableW(L"UV_THREADPOOL_SIZE", buf))
+            return crs_translate_sys_error((int)GetLastError());
+    }
+    return 0;
+}
+
+int crs_listen_bind(uv_pipe_t *pipe, const char *address)
+{
+    int rc;
+
+    if (pipe == NULL || address == NULL || address[0] == '\0')
+        return CRS_EINVAL;
+    if (_strnicmp(address, PIPE_PREFIX, strlen(PIPE_PREFIX)) != 0 ||
+        address[strlen(PIPE_PREFIX)] == '\0' || strlen(address) >= PIPE_NAME_MAX) {
+        crs_error("listen = %s is not a pipe name such as \\\\.\\pipe\\CertRelay", address);
+        return CRS_EINVAL;
+    }
+    rc = uv_pipe_bind(pipe, address);
+    if (rc == UV_EADDRINUSE) {
+        crs_error("another process already owns the pipe %s (another broker?); not starting",
+                  address);
+        return CRS_EADDRINUSE;
+    }
+    if (rc != 0) {
+        crs_error("cannot create the pipe %s: %s", address, uv_strerror(rc));
+        return rc == UV_EACCES ? CRS_EACCES : CRS_EIO;
+    }
+    return 0;
+}

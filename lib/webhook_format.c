@@ -1,0 +1,1008 @@
+/*
+ * Webhook bodies, signatures and HTTP rules (include/certrelay/webhook_format.h).
+ *
+ * The chat formats (Teams, Slack) show a summary of the event: a heading chosen by CertRelay and a
+ * list of facts whose values come from the certificate or the request, that is from whoever asked
+ * the CA for a certificate. Both chat services interpret markup in some text fields, so untrusted
+ * values only ever go into fields that are rendered literally: an Adaptive Card TextRun (which
+ * supports no markdown) and a Slack plain_text object. A requester therefore cannot put a link,
+ * a mention or formatting into an administrator's channel.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "certrelay/alloc.h"
+#include "certrelay/error.h"
+#include "certrelay/event.h"
+#include "certrelay/hmac.h"
+#include "certrelay/json.h"
+#include "certrelay/sanitize.h"
+#include "certrelay/webhook_format.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Formats                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static const char *const format_names[] = {"json", "cloudevents", "teams", "slack"};
+
+int crs_webhook_format_parse(const char *s, enum crs_webhook_format *out)
+{
+    size_t i;
+
+    if (!s || !out)
+        return CRS_EINVAL;
+    for (i = 0; i < sizeof format_names / sizeof format_names[0]; i++) {
+        if (strcmp(s, format_names[i]) == 0) {
+            *out = (enum crs_webhook_format)i;
+            return 0;
+        }
+    }
+    return CRS_EINVAL;
+}
+
+const char *crs_webhook_format_name(enum crs_webhook_format fmt)
+{
+    if ((unsigned)fmt >= sizeof format_names / sizeof format_names[0])
+        return "unknown";
+    return format_names[fmt];
+}
+
+const char *crs_webhook_content_type(enum crs_webhook_format fmt)
+{
+    return fmt == CRS_WEBHOOK_CLOUDEVENTS ? "application/cloudevents+json; charset=utf-8"
+                                          : "application/json";
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* jansson helpers                                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Adds val under a fixed key; jansson takes the reference even on failure, and a NULL val (a
+ * failed constructor) is the allocation failure it stands for. */
+static int put(json_t *obj, const char *key, json_t *val)
+{
+    if (!val)
+        return CRS_ENOMEM;
+    return json_object_set_new_nocheck(obj, key, val) == 0 ? 0 : CRS_ENOMEM;
+}
+
+static int append(json_t *arr, json_t *val)
+{
+    if (!val)
+        return CRS_ENOMEM;
+    return json_array_append_new(arr, val) == 0 ? 0 : CRS_ENOMEM;
+}
+
+/* Creates an empty object or array already owned by parent (an object under key, or appended to
+ * an array when key is NULL), so one json_decref of the root frees everything on failure. */
+static json_t *child(json_t *parent, const char *key, json_t *fresh)
+{
+    int rc = key ? put(parent, key, fresh) : append(parent, fresh);
+    return rc == 0 ? fresh : NULL;
+}
+
+/* Serializes into a crs_malloc buffer of the exact size (json_dumpb measures first). */
+static int dump(json_t *doc, char **out, size_t *outlen)
+{
+    size_t flags = JSON_PRESERVE_ORDER | JSON_COMPACT;
+    size_t n = json_dumpb(doc, NULL, 0, flags);
+    char *buf;
+
+    if (n == 0)
+        return CRS_ENOMEM;
+    if (n > CRS_WEBHOOK_BODY_MAX)
+        return CRS_ETOOBIG;
+    buf = crs_malloc(n + 1);
+    if (!buf)
+        return CRS_ENOMEM;
+    if (json_dumpb(doc, buf, n, flags) != n) {
+        crs_free(buf);
+        return CRS_ENOMEM;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (outlen)
+        *outlen = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Event summary for the chat formats                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A fact's value is cut here: chat services limit field sizes (Slack: 2000 characters) and a
+ * hostile request can hold a very long name. */
+#define FACT_VALUE_MAX 1000u
+#define MAX_FACTS 20u
+
+struct fact {
+    const char *title; /* static, chosen by CertRelay */
+    char *value;       /* valid UTF-8, one line, at most FACT_VALUE_MAX bytes */
+};
+
+struct summary {
+    const char *heading; /* static */
+    char *subject;       /* the main name (common name, CA), sanitized; may be NULL */
+    struct fact facts[MAX_FACTS];
+    size_t nfacts;
+};
+
+static const char *event_heading(uint32_t kind)
+{
+    switch (kind) {
+    case CRS_EVENT_ISSUED:
+        return "Certificate issued";
+    case CRS_EVENT_PENDING:
+        return "Certificate request pending";
+    case CRS_EVENT_DENIED:
+        return "Certificate request denied";
+    case CRS_EVENT_REVOKED:
+        return "Certificate revoked";
+    case CRS_EVENT_UNREVOKED:
+        return "Certificate released from hold";
+    case CRS_EVENT_RETRIEVE_PENDING:
+        return "Pending request retrieved";
+    case CRS_EVENT_IMPORTED:
+        return "Certificate imported";
+    case CRS_EVENT_CRL_ISSUED:
+        return "CRL published";
+    case CRS_EVENT_STARTUP:
+        return "Certificate Services started";
+    case CRS_EVENT_SHUTDOWN:
+        return "Certificate Services stopped";
+    default:
+        return "Certificate Services event";
+    }
+}
+
+/* Truncates s (valid UTF-8) to at most max bytes without splitting a character. */
+static void utf8_truncate(char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n <= max)
+        return;
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    s[n] = '\0';
+}
+
+/* An untrusted string made safe for display on one line: valid UTF-8, no control characters,
+ * bounded. NULL on allocation failure. */
+static char *clean_text(const char *s, size_t max)
+{
+    char *c = crs_utf8_sanitize(s, strlen(s));
+
+    if (!c)
+        return NULL;
+    crs_sanitize_oneline(c);
+    utf8_truncate(c, max);
+    return c;
+}
+
+/* Adds a fact from untrusted text; absent or empty values add nothing. */
+static int fact_text(struct summary *sm, const char *title, const char *value)
+{
+    char *v;
+
+    if (!value || value[0] == '\0' || sm->nfacts >= MAX_FACTS)
+        return 0;
+    v = clean_text(value, FACT_VALUE_MAX);
+    if (!v)
+        return CRS_ENOMEM;
+    sm->facts[sm->nfacts].title = title;
+    sm->facts[sm->nfacts].value = v;
+    sm->nfacts++;
+    return 0;
+}
+
+static int fact_time(struct summary *sm, const char *title, int has, int64_t ms)
+{
+    char buf[32];
+
+    if (!has)
+        return 0;
+    crs_time_rfc3339(ms, buf, sizeof buf);
+    return fact_text(sm, title, buf);
+}
+
+static int fact_int(struct summary *sm, const char *title, int has, int64_t v)
+{
+    char buf[32];
+
+    if (!has)
+        return 0;
+    snprintf(buf, sizeof buf, "%lld", (long long)v);
+    return fact_text(sm, title, buf);
+}
+
+static void summary_free(struct summary *sm)
+{
+    size_t i;
+
+    for (i = 0; i < sm->nfacts; i++)
+        crs_free(sm->facts[i].value);
+    crs_free(sm->subject);
+    memset(sm, 0, sizeof *sm);
+}
+
+static int summary_crls(struct summary *sm, const Certrelay__V1__Event *ev)
+{
+    size_t i, base = 0, delta = 0;
+    char buf[96];
+
+    for (i = 0; i < ev->n_crls; i++) {
+        if (ev->crls[i]->has_raw_crl && ev->crls[i]->raw_crl.len > 0)
+            base++;
+        if (ev->crls[i]->has_raw_delta_crl && ev->crls[i]->raw_delta_crl.len > 0)
+            delta++;
+    }
+    snprintf(buf, sizeof buf, "%zu base, %zu delta", base, delta);
+    return fact_text(sm, "CRLs", buf);
+}
+
+/*
+ * Collects what a person wants to see first. Which facts appear depends on the kind: a revocation
+ * shows its reason, a denial its message, a CRL how many CRLs were published.
+ */
+static int summary_build(const Certrelay__V1__Event *ev, struct summary *sm)
+{
+    const Certrelay__V1__CertificateInfo *c = ev->certificate;
+    const Certrelay__V1__RequestInfo *r = ev->request;
+    const Certrelay__V1__CaInfo *ca = ev->ca;
+    uint32_t kind = ev->has_kind ? (uint32_t)ev->kind : 0;
+    const char *ca_name = ca ? (ca->sanitized_name ? ca->sanitized_name : ca->config) : NULL;
+    const char *tmpl = NULL, *main_name = NULL;
+    char serial[129];
+    int rc;
+
+    memset(sm, 0, sizeof *sm);
+    sm->heading = event_heading(kind);
+    if (c && c->certificate_template)
+        tmpl = c->certificate_template;
+    else if (r && r->certificate_template)
+        tmpl = r->certificate_template;
+    if (c && c->common_name && c->common_name[0])
+        main_name = c->common_name;
+    else if (r && r->requester_name && r->requester_name[0])
+        main_name = r->requester_name;
+    else if (!c && !r && ca_name)
+        main_name = ca_name;
+    if (main_name) {
+        sm->subject = clean_text(main_name, 140);
+        if (!sm->subject)
+            return CRS_ENOMEM;
+    }
+    crs_event_serial_hex(ev, serial, sizeof serial);
+
+    if (c && ((rc = fact_text(sm, "Common name", c->common_name)) ||
+              (rc = fact_text(sm, "Subject", c->distinguished_name)) ||
+              (rc = fact_text(sm, "UPN", c->upn))))
+        goto cleanup;
+    if ((rc = fact_text(sm, "Template", tmpl)))
+        goto cleanup;
+    if (r && ((rc = fact_text(sm, "Requester", r->requester_name)) ||
+              (rc = fact_int(sm, "Request ID", r->has_request_id, r->request_id))))
+        goto cleanup;
+    if ((rc = fact_text(sm, "Serial number", serial)))
+        goto cleanup;
+    if (c && ((rc = fact_time(sm, "Valid from", c->has_not_before_ms, c->not_before_ms)) ||
+              (rc = fact_time(sm, "Valid until", c->has_not_after_ms, c->not_after_ms))))
+        goto cleanup;
+    if (r && (kind == CRS_EVENT_REVOKED || kind == CRS_EVENT_UNREVOKED)) {
+        const char *reason =
+            r->has_revoked_reason ? crs_revocation_reason_name(r->revoked_reason) : NULL;
+        if ((rc = fact_text(sm, "Revocation reason", reason)))
+            goto cleanup;
+        if (r->has_revoked_effective_when_ms)
+            rc = fact_time(sm, "Revoked as of", 1, r->revoked_effective_when_ms);
+        else
+            rc = fact_time(sm, "Revoked as of", r->has_revoked_when_ms, r->revoked_when_ms);
+        if (rc)
+            goto cleanup;
+    }
+    if (r && (kind == CRS_EVENT_DENIED || kind == CRS_EVENT_PENDING ||
+              kind == CRS_EVENT_RETRIEVE_PENDING)) {
+        char status[16];
+        if ((rc = fact_text(sm, "Message", r->disposition_message)))
+            goto cleanup;
+        if (r->has_status_code && r->status_code != 0) {
+            snprintf(status, sizeof status, "0x%08llx",
+                     (unsigned long long)(uint32_t)r->status_code);
+            if ((rc = fact_text(sm, "Status", status)))
+                goto cleanup;
+        }
+    }
+    if (kind == CRS_EVENT_CRL_ISSUED && (rc = summary_crls(sm, ev)))
+        goto cleanup;
+    if ((rc = fact_text(sm, "CA", ca_name)) || (ca && (rc = fact_text(sm, "CA host", ca->host))))
+        goto cleanup;
+    if ((rc = fact_time(sm, "Time", ev->has_capture_time_ms, ev->capture_time_ms)) ||
+        (rc = fact_text(sm, "Event ID", ev->event_id)))
+        goto cleanup;
+    return 0;
+
+cleanup:
+    summary_free(sm);
+    return rc;
+}
+
+/* "Certificate issued: www.example.com" (the heading alone when there is no main name). */
+static char *summary_title(const struct summary *sm)
+{
+    if (sm->subject && sm->subject[0])
+        return crs_asprintf("%s: %s", sm->heading, sm->subject);
+    return crs_strdup(sm->heading);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Microsoft Teams: a message with one Adaptive Card                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A RichTextBlock holding one TextRun: the only Adaptive Card text element without markdown. */
+static json_t *literal_block(const char *text, const char *size, int bold)
+{
+    json_t *block = json_object(), *inlines, *run;
+
+    if (!block)
+        return NULL;
+    if (put(block, "type", json_string_nocheck("RichTextBlock")) ||
+        !(inlines = child(block, "inlines", json_array())) ||
+        !(run = child(inlines, NULL, json_object())) ||
+        put(run, "type", json_string_nocheck("TextRun")) || put(run, "text", json_string(text)) ||
+        (size && put(run, "size", json_string_nocheck(size))) ||
+        (bold && put(run, "weight", json_string_nocheck("Bolder")))) {
+        json_decref(block);
+        return NULL;
+    }
+    return block;
+}
+
+/* One row of the fact table: the title (CertRelay's, in bold) and the literal value. */
+static json_t *teams_fact_row(const struct fact *f)
+{
+    json_t *row = json_object(), *cols, *col, *items, *title;
+
+    if (!row)
+        return NULL;
+    if (put(row, "type", json_string_nocheck("ColumnSet")) ||
+        put(row, "spacing", json_string_nocheck("Small")) ||
+        !(cols = child(row, "columns", json_array())))
+        goto fail;
+    /* Title column, weight 1. */
+    if (!(col = child(cols, NULL, json_object())) ||
+        put(col, "type", json_string_nocheck("Column")) || put(col, "width", json_integer(1)) ||
+        !(items = child(col, "items", json_array())) ||
+        !(title = child(items, NULL, json_object())) ||
+        put(title, "type", json_string_nocheck("TextBlock")) ||
+        put(title, "text", json_string(f->title)) ||
+        put(title, "weight", json_string_nocheck("Bolder")) || put(title, "wrap", json_true()))
+        goto fail;
+    /* Value column, weight 2. */
+    if (!(col = child(cols, NULL, json_object())) ||
+        put(col, "type", json_string_nocheck("Column")) || put(col, "width", json_integer(2)) ||
+        !(items = child(col, "items", json_array())) ||
+        append(items, literal_block(f->value, NULL, 0)))
+        goto fail;
+    return row;
+
+fail:
+    json_decref(row);
+    return NULL;
+}
+
+static int body_teams(const Certrelay__V1__Event *ev, char **out, size_t *outlen)
+{
+    struct summary sm;
+    json_t *doc = NULL, *atts, *att, *card, *body, *heading, *msteams;
+    size_t i;
+    int rc;
+
+    if ((rc = summary_build(ev, &sm)))
+        return rc;
+    rc = CRS_ENOMEM;
+    if (!(doc = json_object()))
+        goto cleanup;
+    if (put(doc, "type", json_string_nocheck("message")) ||
+        !(atts = child(doc, "attachments", json_array())) ||
+        !(att = child(atts, NULL, json_object())) ||
+        put(att, "contentType", json_string_nocheck("application/vnd.microsoft.card.adaptive")) ||
+        put(att, "contentUrl", json_null()) || !(card = child(att, "content", json_object())) ||
+        put(card, "$schema", json_string_nocheck("http://adaptivecards.io/schemas/adaptive-card.json")) ||
+        put(card, "type", json_string_nocheck("AdaptiveCard")) ||
+        put(card, "version", json_string_nocheck("1.4")) ||
+        !(msteams = child(card, "msteams", json_object())) ||
+        put(msteams, "width", json_string_nocheck("Full")) ||
+        !(body = child(card, "body", json_array())) ||
+        !(heading = child(body, NULL, json_object())) ||
+        put(heading, "type", json_string_nocheck("TextBlock")) ||
+        put(heading, "text", json_string(sm.heading)) ||
+        put(heading, "weight", json_string_nocheck("Bolder")) ||
+        put(heading, "size", json_string_nocheck("Large")) || put(heading, "wrap", json_true()))
+        goto cleanup;
+    if (sm.subject && append(body, literal_block(sm.subject, "Medium", 0)))
+        goto cleanup;
+    for (i = 0; i < sm.nfacts; i++) {
+        if (append(body, teams_fact_row(&sm.facts[i])))
+            goto cleanup;
+    }
+    rc = dump(doc, out, outlen);
+
+cleanup:
+    json_decref(doc);
+    summary_free(&sm);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Slack: an incoming-webhook message with blocks                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Slack's required escaping for text that it parses: & < > (which also defuses <!channel>). */
+static char *slack_escape(const char *s)
+{
+    size_t n = 0, i;
+    char *out, *p;
+
+    for (i = 0; s[i]; i++)
+        n += s[i] == '&' ? 5 : (s[i] == '<' || s[i] == '>') ? 4 : 1;
+    out = crs_malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (p = out, i = 0; s[i]; i++) {
+        const char *rep = s[i] == '&' ? "&amp;" : s[i] == '<' ? "&lt;" : s[i] == '>' ? "&gt;" : NULL;
+        if (rep) {
+            memcpy(p, rep, strlen(rep));
+            p += strlen(rep);
+        } else {
+            *p++ = s[i];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+static json_t *slack_text(const char *type, const char *text)
+{
+    json_t *o = json_object();
+
+    if (!o)
+        return NULL;
+    if (put(o, "type", json_string_nocheck(type)) || put(o, "text", json_string(text)) ||
+        (strcmp(type, "plain_text") == 0 && put(o, "emoji", json_false()))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int body_slack(const Certrelay__V1__Event *ev, char **out, size_t *outlen)
+{
+    struct summary sm;
+    json_t *doc = NULL, *blocks, *header, *section = NULL, *fields = NULL;
+    char *title = NULL, *fallback = NULL, *header_text = NULL, *label = NULL;
+    size_t i;
+    int rc;
+
+    if ((rc = summary_build(ev, &sm)))
+        return rc;
+    rc = CRS_ENOMEM;
+    if (!(title = summary_title(&sm)) || !(fallback = slack_escape(title)) ||
+        !(header_text = crs_strdup(title)))
+        goto cleanup;
+    /* A header block holds at most 150 characters. */
+    utf8_truncate(header_text, 150);
+    if (!(doc = json_object()))
+        goto cleanup;
+    /* The top-level text is the notification fallback; mrkdwn=false keeps it literal. */
+    if (put(doc, "text", json_string(fallback)) || put(doc, "mrkdwn", json_false()) ||
+        !(blocks = child(doc, "blocks", json_array())) ||
+        !(header = child(blocks, NULL, json_object())) ||
+        put(header, "type", json_string_nocheck("header")) ||
+        put(header, "text", slack_text("plain_text", header_text)))
+        goto cleanup;
+    /*
+     * A section shows its fields in two columns, so alternating title and value fields make a
+     * table. Titles are CertRelay's own (mrkdwn for bold); values are plain_text, which Slack
+     * never parses. A section takes at most 10 fields: a new one starts every 5 facts.
+     */
+    for (i = 0; i < sm.nfacts; i++) {
+        if (i % 5 == 0) {
+            if (!(section = child(blocks, NULL, json_object())) ||
+                put(section, "type", json_string_nocheck("section")) ||
+                !(fields = child(section, "fields", json_array())))
+                goto cleanup;
+        }
+        crs_free(label);
+        if (!(label = crs_asprintf("*%s*", sm.facts[i].title)) ||
+            append(fields, slack_text("mrkdwn", label)) ||
+            append(fields, slack_text("plain_text", sm.facts[i].value)))
+            goto cleanup;
+    }
+    rc = dump(doc, out, outlen);
+
+cleanup:
+    json_decref(doc);
+    crs_free(label);
+    crs_free(header_text);
+    crs_free(fallback);
+    crs_free(title);
+    summary_free(&sm);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* CloudEvents 1.0, structured content mode                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+const char *crs_cloudevents_type(uint32_t kind)
+{
+    switch (kind) {
+    case CRS_EVENT_ISSUED:
+        return "org.certrelay.certificate.issued";
+    case CRS_EVENT_PENDING:
+        return "org.certrelay.certificate.pending";
+    case CRS_EVENT_DENIED:
+        return "org.certrelay.certificate.denied";
+    case CRS_EVENT_REVOKED:
+        return "org.certrelay.certificate.revoked";
+    case CRS_EVENT_UNREVOKED:
+        return "org.certrelay.certificate.unrevoked";
+    case CRS_EVENT_RETRIEVE_PENDING:
+        return "org.certrelay.certificate.retrieve_pending";
+    case CRS_EVENT_IMPORTED:
+        return "org.certrelay.certificate.imported";
+    case CRS_EVENT_CRL_ISSUED:
+        return "org.certrelay.crl.issued";
+    case CRS_EVENT_STARTUP:
+        return "org.certrelay.ca.startup";
+    case CRS_EVENT_SHUTDOWN:
+        return "org.certrelay.ca.shutdown";
+    default:
+        return NULL;
+    }
+}
+
+char *crs_percent_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0, i;
+    char *out, *p;
+
+    if (!s)
+        return NULL;
+    for (i = 0; s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '.' || c == '_' || c == '~';
+        n += keep ? 1 : 3;
+    }
+    out = crs_malloc(n + 1);
+    if (!out)
+        return NULL;
+    for (p = out, i = 0; s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '.' || c == '_' || c == '~';
+        if (keep) {
+            *p++ = (char)c;
+        } else {
+            *p++ = '%';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 15];
+        }
+    }
+    *p = '\0';
+    return out;
+}
+
+char *crs_cloudevents_source(const Certrelay__V1__Event *ev)
+{
+    const Certrelay__V1__CaInfo *ca = ev ? ev->ca : NULL;
+    const char *host = ca && ca->host && ca->host[0] ? ca->host : "unknown";
+    const char *name = "unknown";
+    char *h = NULL, *n = NULL, *out = NULL;
+
+    if (!ev)
+        return NULL;
+    if (ca && ca->sanitized_name && ca->sanitized_name[0])
+        name = ca->sanitized_name;
+    else if (ca && ca->config && ca->config[0])
+        name = ca->config;
+    h = crs_percent_encode(host);
+    n = crs_percent_encode(name);
+    if (h && n)
+        out = crs_asprintf("/certrelay/%s/%s", h, n);
+    crs_free(h);
+    crs_free(n);
+    return out;
+}
+
+static int body_cloudevents(const Certrelay__V1__Event *ev, char **out, size_t *outlen)
+{
+    uint32_t kind = ev->has_kind ? (uint32_t)ev->kind : 0;
+    const char *type = crs_cloudevents_type(kind);
+    json_t *doc = NULL, *data = NULL;
+    char *source = NULL, *subject = NULL;
+    char when[32];
+    int rc = CRS_ENOMEM;
+
+    if (!type || !ev->event_id)
+        return CRS_EINVAL;
+    if (!(source = crs_cloudevents_source(ev)) || !(doc = json_object()))
+        goto cleanup;
+    if (ev->request && ev->request->has_request_id &&
+        !(subject = crs_asprintf("request/%lld", (long long)ev->request->request_id)))
+        goto cleanup;
+    if (put(doc, "specversion", json_string_nocheck("1.0")) ||
+        put(doc, "id", json_string(ev->event_id)) || put(doc, "source", json_string(source)) ||
+        put(doc, "type", json_string_nocheck(type)) ||
+        (subject && put(doc, "subject", json_string_nocheck(subject))))
+        goto cleanup;
+    if (ev->has_capture_time_ms) {
+        crs_time_rfc3339(ev->capture_time_ms, when, sizeof when);
+        if (put(doc, "time", json_string_nocheck(when)))
+            goto cleanup;
+    }
+    if (put(doc, "datacontenttype", json_string_nocheck("application/json")))
+        goto cleanup;
+    data = crs_event_to_json(ev);
+    if (put(doc, "data", data))
+        goto cleanup;
+    rc = dump(doc, out, outlen);
+
+cleanup:
+    json_decref(doc);
+    crs_free(source);
+    crs_free(subject);
+    return rc;
+}
+
+int crs_webhook_body(enum crs_webhook_format fmt, const Certrelay__V1__Event *ev, char **out,
+                     size_t *outlen)
+{
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (outlen)
+        *outlen = 0;
+    if (!ev || !out)
+        return CRS_EINVAL;
+    switch (fmt) {
+    case CRS_WEBHOOK_JSON:
+        rc = crs_event_to_json_text(ev, 0, out, outlen);
+        if (rc == 0 && outlen && *outlen > CRS_WEBHOOK_BODY_MAX) {
+            crs_free(*out);
+            *out = NULL;
+            *outlen = 0;
+            rc = CRS_ETOOBIG;
+        }
+        return rc;
+    case CRS_WEBHOOK_CLOUDEVENTS:
+        return body_cloudevents(ev, out, outlen);
+    case CRS_WEBHOOK_TEAMS:
+        return body_teams(ev, out, outlen);
+    case CRS_WEBHOOK_SLACK:
+        return body_slack(ev, out, outlen);
+    default:
+        return CRS_EINVAL;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Standard Webhooks signatures                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+static int is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+int crs_webhook_secret_parse(const char *text, size_t len, uint8_t **key, size_t *keylen)
+{
+    char *copy = NULL;
+    size_t start = 0, end = len;
+    int rc;
+
+    if (key)
+        *key = NULL;
+    if (keylen)
+        *keylen = 0;
+    if (!text || !key || !keylen)
+        return CRS_EINVAL;
+    while (start < end && is_space((unsigned char)text[start]))
+        start++;
+    while (end > start && is_space((unsigned char)text[end - 1]))
+        end--;
+    if (end - start >= 6 && memcmp(text + start, "whsec_", 6) == 0)
+        start += 6;
+    if (end == start || end - start > 4 * CRS_WEBHOOK_SECRET_MAX)
+        return CRS_EINVAL;
+    copy = crs_strndup(text + start, end - start);
+    if (!copy)
+        return CRS_ENOMEM;
+    rc = crs_base64_decode(copy, key, keylen);
+    /* The copy held the secret: wipe it before it goes back to the allocator. */
+    memset(copy, 0, end - start);
+    crs_free(copy);
+    if (rc == 0 && (*keylen == 0 || *keylen > CRS_WEBHOOK_SECRET_MAX)) {
+        memset(*key, 0, *keylen);
+        crs_free(*key);
+        *key = NULL;
+        *keylen = 0;
+        rc = CRS_EINVAL;
+    }
+    return rc;
+}
+
+int crs_webhook_sign(const uint8_t *key, size_t keylen, const char *msg_id, int64_t timestamp_s,
+                     const void *body, size_t bodylen, char out[CRS_WEBHOOK_SIGNATURE_LEN])
+{
+    uint8_t mac[CRS_SHA256_LEN];
+    char prefix[160];
+    char *b64;
+    int n, rc;
+
+    if (!out)
+        return CRS_EINVAL;
+    out[0] = '\0';
+    if (!key || keylen == 0 || !msg_id || (!body && bodylen > 0) || strlen(msg_id) > 100)
+        return CRS_EINVAL;
+    n = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, (long long)timestamp_s);
+    if (n < 0 || (size_t)n >= sizeof prefix)
+        return CRS_EINVAL;
+    rc = crs_hmac_sha256(key, keylen, prefix, (size_t)n, body, bodylen, NULL, 0, mac);
+    if (rc)
+        return rc;
+    b64 = crs_base64_encode(mac, sizeof mac);
+    if (!b64)
+        return CRS_ENOMEM;
+    snprintf(out, CRS_WEBHOOK_SIGNATURE_LEN, "v1,%s", b64);
+    crs_free(b64);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* HTTP rules                                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+static int is_tchar(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int ascii_lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* True when s[0..n) equals lower-case word case-insensitively. */
+static int name_is(const char *s, size_t n, const char *word)
+{
+    size_t i;
+
+    if (strlen(word) != n)
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (ascii_lower((unsigned char)s[i]) != word[i])
+            return 0;
+    }
+    return 1;
+}
+
+int crs_http_header_line_check(const char *line, char *err, size_t errlen)
+{
+    static const char *const reserved[] = {"content-type", "content-length", "host",
+                                           "transfer-encoding", "expect", "connection",
+                                           "keep-alive", "upgrade", "te", "trailer"};
+    const char *colon;
+    size_t namelen, i;
+    const unsigned char *v;
+
+    if (err && errlen)
+        err[0] = '\0';
+    if (!line)
+        return CRS_EINVAL;
+    if (strlen(line) > 4096) {
+        snprintf(err, errlen, "header line longer than 4096 bytes");
+        return CRS_EINVAL;
+    }
+    colon = strchr(line, ':');
+    if (!colon || colon == line) {
+        snprintf(err, errlen, "header must have the form 'Name: value'");
+        return CRS_EINVAL;
+    }
+    namelen = (size_t)(colon - line);
+    for (i = 0; i < namelen; i++) {
+        if (!is_tchar((unsigned char)line[i])) {
+            snprintf(err, errlen, "header name '%.*s' is not a valid HTTP token",
+                     (int)(namelen > 64 ? 64 : namelen), line);
+            return CRS_EINVAL;
+        }
+    }
+    for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        if (name_is(line, namelen, reserved[i])) {
+            snprintf(err, errlen, "header '%.*s' is set by CertRelay and cannot be configured",
+                     (int)namelen, line);
+            return CRS_EINVAL;
+        }
+    }
+    if (namelen >= 8 && name_is(line, 8, "webhook-")) {
+        snprintf(err, errlen, "webhook-* headers are reserved for Standard Webhooks signatures");
+        return CRS_EINVAL;
+    }
+    v = (const unsigned char *)colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v == '\0') {
+        snprintf(err, errlen, "header '%.*s' has an empty value", (int)namelen, line);
+        return CRS_EINVAL;
+    }
+    for (; *v; v++) {
+        if ((*v < 0x20 && *v != '\t') || *v == 0x7f) {
+            snprintf(err, errlen, "header '%.*s' holds a control character", (int)namelen, line);
+            return CRS_EINVAL;
+        }
+    }
+    return 0;
+}
+
+int crs_http_status_outcome(long status)
+{
+    if (status >= 200 && status <= 299)
+        return 0;
+    if (status == 408 || status == 429 || (status >= 500 && status <= 599))
+        return 1;
+    if (status >= 400 && status <= 499)
+        return 2;
+    /* 1xx at the end, 3xx (redirects are not followed) or nonsense: the receiver may be in a
+     * transient state, and the attempt limit bounds the cost. */
+    return 1;
+}
+
+#define MS_PER_DAY 86400000LL
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int month_from_name(const char *s)
+{
+    static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int i;
+
+    for (i = 0; i < 12; i++) {
+        if (strncmp(s, names + 3 * i, 3) == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Reads 1 to max decimal digits. */
+static int read_num(const char **p, int max, int *out)
+{
+    int n = 0, v = 0;
+
+    while (n < max && **p >= '0' && **p <= '9') {
+        v = v * 10 + (**p - '0');
+        (*p)++;
+        n++;
+    }
+    if (n == 0)
+        return -1;
+    *out = v;
+    return n;
+}
+
+static int read_clock(const char **p, int *h, int *mi, int *s)
+{
+    if (read_num(p, 2, h) != 2 || *(*p)++ != ':' || read_num(p, 2, mi) != 2 || *(*p)++ != ':' ||
+        read_num(p, 2, s) != 2)
+        return -1;
+    return 0;
+}
+
+/*
+ * RFC 9110 section 5.6.7: IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", obsolete RFC 850
+ * "Sunday, 06-Nov-94 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37 1994". The weekday is skipped
+ * rather than checked, as recipients are told to be lenient.
+ */
+int crs_http_date_parse(const char *s, int64_t *unix_ms)
+{
+    int day = 0, mon, year = 0, h = 0, mi = 0, sec = 0, n;
+
+    if (!s || !unix_ms)
+        return CRS_EINVAL;
+    while (*s == ' ')
+        s++;
+    while ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z'))
+        s++;
+    if (*s == ',') {
+        s++;
+        while (*s == ' ')
+            s++;
+        if (read_num(&s, 2, &day) < 1 || (*s != ' ' && *s != '-'))
+            return CRS_EINVAL;
+        s++;
+        if (!(mon = month_from_name(s)))
+            return CRS_EINVAL;
+        s += 3;
+        if (*s != ' ' && *s != '-')
+            return CRS_EINVAL;
+        s++;
+        n = read_num(&s, 4, &year);
+        if (n == 2)
+            year += year < 70 ? 2000 : 1900;
+        else if (n != 4)
+            return CRS_EINVAL;
+        if (*s++ != ' ' || read_clock(&s, &h, &mi, &sec) || strncmp(s, " GMT", 4) != 0)
+            return CRS_EINVAL;
+        s += 4;
+    } else if (*s == ' ') {
+        s++;
+        if (!(mon = month_from_name(s)))
+            return CRS_EINVAL;
+        s += 3;
+        while (*s == ' ')
+            s++;
+        if (read_num(&s, 2, &day) < 1 || *s++ != ' ' || read_clock(&s, &h, &mi, &sec) ||
+            *s++ != ' ' || read_num(&s, 4, &year) != 4)
+            return CRS_EINVAL;
+    } else {
+        return CRS_EINVAL;
+    }
+    while (*s == ' ')
+        s++;
+    if (*s != '\0' || day < 1 || day > 31 || h > 23 || mi > 59 || sec > 60)
+        return CRS_EINVAL;
+    *unix_ms = (days_from_civil(year, (unsigned)mon, (unsigned)day) * 86400 + h * 3600 + mi * 60 +
+                sec) * 1000;
+    return 0;
+}
+
+int crs_http_retry_after_parse(const char *value, int64_t now_ms, int64_t *delay_ms)
+{
+    const char *p;
+    int64_t when;
+
+    if (!value || !delay_ms)
+        return CRS_EINVAL;
+    p = value;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p >= '0' && *p <= '9') {
+        int64_t secs = 0;
+        /* Clamp absurd values at a year: the dispatcher caps by backoff_max anyway. */
+        while (*p >= '0' && *p <= '9') {
+            if (secs < 366LL * 86400)
+                secs = secs * 10 + (*p - '0');
+            p++;
+        }
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p != '\0')
+            return CRS_EINVAL;
+        if (secs > 366LL * 86400)
+            secs = 366LL * 86400;
+        *delay_ms = secs * 1000;
+        return 0;
+    }
+    if (crs_http_date_parse(p, &when) != 0)
+        return CRS_EINVAL;
+    *delay_ms = when > now_ms ? when - now_ms : 0;
+    if (*delay_ms > 366LL * MS_PER_DAY)
+        *delay_ms = 366LL * MS_PER_DAY;
+    return 0;
+}

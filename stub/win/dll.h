@@ -1,0 +1,87 @@
+/*
+ * Internal interfaces of certrelay_exit.dll, the COM shell around the stub core.
+ *
+ *   dllmain.c   DllMain, the class factories, the module lock count, (un)registration
+ *   exit.c      CertRelay.Exit: ICertExit2 (Initialize, Notify, GetDescription, GetManageModule)
+ *   manage.c    CertRelay.ExitManage: ICertManageModule for the CA snap-in
+ *   reader.c    struct crs_prop_reader over a CCertServerExit object
+ *   eventlog.c  the Windows Event Log (source "CertRelay")
+ *   wstr.c      UTF-16 <-> UTF-8 at the COM boundary
+ */
+#ifndef CERTRELAY_STUB_WIN_DLL_H
+#define CERTRELAY_STUB_WIN_DLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guids.h"
+#include "certrelay/stub.h"
+#include "certrelay/version.h"
+
+/* The module handle, for GetModuleFileNameW. */
+extern HINSTANCE crs_dll_instance;
+
+/*
+ * The module lock count behind DllCanUnloadNow: every live object holds one lock and every
+ * IClassFactory::LockServer(TRUE) another, so the DLL is unloaded only when nothing can call
+ * into it any more.
+ */
+void crs_dll_lock(void);
+void crs_dll_unlock(void);
+
+/* Object constructors used by the class factories and GetManageModule. */
+HRESULT crs_exit_create(REFIID riid, void **out);
+HRESULT crs_manage_create(REFIID riid, void **out);
+
+/* Human strings shared by GetDescription, the manage module and the registry. */
+#define CRS_DLL_NAME        L"CertRelay Exit Module"
+#define CRS_DLL_DESCRIPTION L"Forwards certificate and CRL events to the CertRelay broker service"
+#define CRS_DLL_COPYRIGHT   L"Copyright (c) 2025 The CertRelay authors"
+
+/* CRS_VERSION as a wide string literal (CRS_VERSION comes from CMake as a narrow literal). */
+#define CRS_WIDEN_(s)  L##s
+#define CRS_WIDEN(s)   CRS_WIDEN_(s)
+#define CRS_VERSION_W  CRS_WIDEN(CRS_VERSION)
+
+/* The exit module's settings key below a CA's configuration key. */
+#define CRS_REG_CONFIGURATION L"SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration\\"
+#define CRS_REG_EXIT_SUBKEY   L"\\ExitModules\\" CRS_PROGID_EXIT
+
+/*
+ * Settings read by Initialize from HKLM\<CRS_REG_CONFIGURATION><CA><CRS_REG_EXIT_SUBKEY>, with
+ * the documented defaults for absent values. Strings are UTF-8 (crs_malloc); free with
+ * crs_exit_settings_clear.
+ */
+struct crs_exit_settings {
+    char *pipe;             /* PipeName, default \\.\pipe\CertRelay */
+    char *spool_dir;        /* SpoolDir, default %ProgramData%\CertRelay\spool */
+    uint32_t timeout_ms;    /* TimeoutMs, default 2000 */
+    uint32_t event_mask;    /* EventMask, default every event (0x3ff) */
+    int capture_raw_request; /* CaptureRawRequest, default 0 */
+    int from_registry;      /* whether the key existed */
+};
+int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out);
+void crs_exit_settings_clear(struct crs_exit_settings *s);
+
+/*
+ * A property reader over one ICertServerExit on which SetContext(context) has been called.
+ * The struct must outlive every use of the crs_prop_reader filled by crs_win_reader_init.
+ */
+struct crs_win_reader {
+    ICertServerExit *server;
+    LONG context;
+};
+void crs_win_reader_init(struct crs_win_reader *wr, ICertServerExit *server, LONG context,
+                         struct crs_prop_reader *out);
+/* Maps a failed HRESULT from certsrv to a CRS_E* code. */
+int crs_win_hresult_error(HRESULT hr);
+
+/*
+ * UTF-16 <-> UTF-8. wlen may be -1 for a NUL-terminated string. A result longer than max_bytes
+ * (not counting the NUL) gives CRS_ETOOBIG; invalid UTF-16 is replaced, not rejected, because a
+ * CA's strings are data to forward, not to judge. Results are crs_malloc'ed.
+ */
+int crs_win_utf8(const WCHAR *w, int wlen, size_t max_bytes, char **out, size_t *outlen);
+int crs_win_wide(const char *s, WCHAR **out);
+
+#endif
