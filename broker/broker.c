@@ -79,8 +79,8 @@ int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_bro
         s->loop = loop;
         s->index = (unsigned)i;
         if (s->driver == NULL) {
-            crs_error("sink %s: type %s has no delivery driver in this broker",
-                      cfg->sinks[i].name, cfg->sinks[i].type->name);
+            crs_error("sink %s: type %s has no delivery driver in this broker", cfg->sinks[i].name,
+                      cfg->sinks[i].type->name);
             rc = CRS_ECONFIG;
             goto cleanup;
         }

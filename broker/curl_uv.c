@@ -10,9 +10,17 @@
  * - Never call curl_multi_socket_action from inside a curl callback. A timeout of 0 ms means
  *   "call me as soon as possible": it is served by a 0 ms uv timer, which libuv runs from its
  *   timer phase (loop-driven, never recursively from inside the callback that asked for it).
- * - A socket's poller is stopped before curl closes the socket (CURL_POLL_REMOVE comes first),
- *   and its memory lives until libuv's close callback, since a poll callback may already be
- *   queued for it.
+ * - A socket must not be closed while libuv polls it. Every easy handle gets curl_uv's
+ *   CURLOPT_CLOSESOCKETFUNCTION (curl keeps it with the connection), which closes the poller
+ *   and only then the socket. The poller's memory lives until libuv's close callback.
+ *
+ * Pollers follow sockets, not curl's interest in them. When a transfer ends, curl says
+ * CURL_POLL_REMOVE for its connection, and the next transfer on the kept-alive connection asks
+ * for it again a moment later. Closing and re-creating the poller each time costs five or six
+ * system calls per request (epoll_ctl checks, FIONBIO); instead a removed socket is marked
+ * detached and stays polled with its last events, unreferenced. If curl wants the same events
+ * again, nothing is done; if the socket fires while detached (an idle connection closed by the
+ * server), polling stops and curl finds out when it next checks the connection.
  *
  * Completions that do not come from curl (canceled transfers, messages with nothing to send) go
  * through a second 0 ms timer, so a done callback never runs inside the call that caused it.
@@ -22,6 +30,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
@@ -36,6 +47,8 @@ struct curl_sock {
     curl_socket_t fd;
     struct crs_curl_multi *m;
     struct curl_sock *prev, *next;
+    int events;   /* UV_READABLE | UV_WRITABLE being polled; 0 when stopped */
+    int detached; /* curl said CURL_POLL_REMOVE and has not asked for the socket again */
 };
 
 struct crs_curl_multi {
@@ -132,8 +145,8 @@ static void multi_teardown(struct crs_curl_multi *m)
     m->dq_tail = NULL;
     uv_timer_stop(&m->timer);
     for (cs = m->socks; cs != NULL; cs = cs->next)
-        uv_poll_stop(&cs->poll);
-    /* Closes the cached connections; their CURL_POLL_REMOVE callbacks close their pollers. */
+        cs->detached = 1;
+    /* Closes the cached connections through close_fn, which closes their pollers first. */
     curl_multi_cleanup(m->multi);
     m->multi = NULL;
     while (m->socks != NULL)
@@ -235,6 +248,12 @@ static void poll_cb(uv_poll_t *h, int status, int events)
 
     if (m->closing)
         return;
+    if (cs->detached) {
+        /* Nobody waits for this socket: stop, or a closed idle connection would fire forever. */
+        uv_poll_stop(&cs->poll);
+        cs->events = 0;
+        return;
+    }
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
     } else {
@@ -273,6 +292,17 @@ static int timer_fn(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
+static struct curl_sock *sock_find(struct crs_curl_multi *m, curl_socket_t s)
+{
+    struct curl_sock *cs;
+
+    for (cs = m->socks; cs != NULL; cs = cs->next) {
+        if (cs->fd == s)
+            return cs;
+    }
+    return NULL;
+}
+
 /* CURLMOPT_SOCKETFUNCTION: what curl wants to hear about socket s. */
 static int socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
@@ -282,16 +312,17 @@ static int socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
+        /* Kept polled, detached, until curl wants it again or closes it (close_fn). */
         if (cs != NULL) {
-            if (m->multi != NULL)
-                curl_multi_assign(m->multi, s, NULL);
-            uv_poll_stop(&cs->poll);
-            sock_close(cs);
+            cs->detached = 1;
+            uv_unref((uv_handle_t *)&cs->poll);
         }
         return 0;
     }
     if (m->closing)
         return 0;
+    if (cs == NULL)
+        cs = sock_find(m, s);
     if (cs == NULL) {
         cs = crs_calloc(1, sizeof(*cs));
         if (cs == NULL)
@@ -308,17 +339,43 @@ static int socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, void *s
             m->socks->prev = cs;
         m->socks = cs;
         m->open_handles++;
+    }
+    if (socketp == NULL)
         curl_multi_assign(m->multi, s, cs);
+    if (cs->detached) {
+        cs->detached = 0;
+        uv_ref((uv_handle_t *)&cs->poll);
     }
     if (what & CURL_POLL_IN)
         events |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         events |= UV_WRITABLE;
+    if (events == cs->events)
+        return 0;
     if (events == 0)
         uv_poll_stop(&cs->poll);
-    else
-        uv_poll_start(&cs->poll, events, poll_cb);
+    else if (uv_poll_start(&cs->poll, events, poll_cb) != 0)
+        return -1;
+    cs->events = events;
     return 0;
+}
+
+/*
+ * CURLOPT_CLOSESOCKETFUNCTION, set on every easy handle and kept by curl with each connection:
+ * the poller is closed (which stops it at once) before the socket, never after.
+ */
+static int close_fn(void *clientp, curl_socket_t s)
+{
+    struct crs_curl_multi *m = clientp;
+    struct curl_sock *cs = sock_find(m, s);
+
+    if (cs != NULL)
+        sock_close(cs);
+#ifdef _WIN32
+    return closesocket(s);
+#else
+    return close(s);
+#endif
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -420,6 +477,8 @@ int crs_curl_multi_add(struct crs_curl_multi *m, struct crs_curl_xfer *x)
     x->m = m;
     x->prev = x->next = NULL;
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, close_fn);
+    curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETDATA, m);
     mc = curl_multi_add_handle(m->multi, x->easy);
     if (mc != CURLM_OK) {
         x->state = XFER_IDLE;
@@ -502,6 +561,11 @@ int crs_curl_setup(CURL *easy, int64_t timeout_ms, const char *protocols,
 #endif
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+#ifdef _WIN32
+    /* Schannel checks revocation and fails when a private CA publishes no reachable CRL or OCSP
+     * responder; best effort still refuses a certificate that is known to be revoked. */
+    SET(CURLOPT_SSL_OPTIONS, (long)CURLSSLOPT_REVOKE_BEST_EFFORT);
+#endif
     if (tls != NULL) {
         if (tls->insecure) {
             SET(CURLOPT_SSL_VERIFYPEER, 0L);

@@ -9,6 +9,7 @@
  */
 #include "dispatch.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,8 @@ struct crs_dispatcher {
     struct crs_sink *sinks;
     uv_timer_t timer;
     int timer_open;
-    int dirty; /* a fetch is wanted (timer fired, a slot freed, start) */
+    int dirty;    /* a fetch is wanted (timer fired, a slot freed, start) */
+    int db_retry; /* the timer waits out a database failure: leave it armed */
     int stopping;
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -330,6 +332,7 @@ static void dispatch_timer_cb(uv_timer_t *t)
 {
     struct crs_dispatcher *d = t->data;
 
+    d->db_retry = 0;
     d->dirty = 1;
     crs_queue_kick(d->q);
 }
@@ -349,15 +352,18 @@ static void hook_fetch_done(void *arg, struct crs_fetch *f)
     struct crs_due *due;
 
     if (f->status != 0) {
+        d->db_retry = 1;
         dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
         crs_fetch_free(f);
         return;
     }
     for (due = f->due; due != NULL && !d->stopping; due = due->next)
         attempt_start(d, due);
-    if (f->next_due_ms >= 0)
+    /* After a database failure the timer is already set to fetch again soon, and that fetch
+     * sets it properly; otherwise it wakes us for the earliest retry still to come. */
+    if (!d->db_retry && f->next_due_ms >= 0)
         dispatch_arm_timer(d, f->next_due_ms - crs_now_ms());
-    else if (d->timer_open)
+    else if (!d->db_retry && d->timer_open)
         uv_timer_stop(&d->timer);
     crs_fetch_free(f);
 }
@@ -372,13 +378,20 @@ static void hook_updates_done(void *arg, struct crs_delivery_update *list, int s
         crs_error("dispatcher: delivery outcomes could not be recorded (%s); the deliveries will "
                   "be attempted again",
                   crs_strerror(status));
+        d->db_retry = 1;
         dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
     }
     while (list != NULL) {
         struct crs_delivery_update *next = list->next;
+        /* A row put back to pending may already be due again (a Retry-After of 0): it was
+         * excluded from the fetch of the job that recorded it, so fetch once more. */
+        if (status == 0 && list->state == CRS_DSTATE_PENDING && !d->stopping)
+            d->dirty = 1;
         attempt_unlink_free(d, ATTEMPT_OF_UPDATE(list));
         list = next;
     }
+    if (d->dirty && !d->stopping)
+        crs_queue_kick(d->q);
 }
 
 /* ---- Lifecycle ---- */

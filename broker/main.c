@@ -5,8 +5,8 @@
  *   certrelayd --check-config FILE   validate FILE: "FILE: ok" (exit 0) or "FILE:LINE: message"
  *   certrelayd                       run on the built-in default configuration (the demo)
  *
- * On Windows the service shell (broker/win/service.c) has its own entry point and calls
- * crs_broker_main from the service's worker thread.
+ * On Windows main() first hands over to crs_platform_main (broker/win/service.c): without
+ * arguments certrelayd runs as the service "CertRelay", with --console in the foreground.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +14,11 @@
 #include "broker.h"
 #include "certrelay/config.h"
 #include "certrelay/log.h"
+#include "certrelay/sinkconf.h"
 #include "certrelay/version.h"
+#ifdef _WIN32
+#include "win/service.h"
+#endif
 
 static void usage(FILE *out)
 {
@@ -68,8 +72,10 @@ static int run(const char *path)
         crs_info("  socket %s", cfg->listen);
         crs_info("  queue  %s", cfg->state_dir);
         crs_info("  spool  %s", cfg->spool_dir);
-        if (cfg->nsinks > 0)
-            crs_info("  files  sink \"%s\" (see its directory below)", cfg->sinks[0].name);
+        if (cfg->nsinks > 0 && cfg->sinks[0].typed != NULL)
+            crs_info("  files  %s (sink \"%s\")",
+                     ((const struct crs_file_sink_config *)cfg->sinks[0].typed)->directory,
+                     cfg->sinks[0].name);
     }
     status = crs_broker_main(cfg, NULL);
     crs_config_free(cfg);
@@ -78,6 +84,12 @@ static int run(const char *path)
 
 int main(int argc, char **argv)
 {
+#ifdef _WIN32
+    /* The service (no arguments), --console and the Windows --help; -1 leaves the rest to us. */
+    int status = crs_platform_main(argc, argv);
+    if (status >= 0)
+        return status;
+#endif
     if (argc == 1)
         return run(NULL);
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {

@@ -8,19 +8,16 @@
  *       rowid       INTEGER PRIMARY KEY,
  *       event_id    TEXT UNIQUE NOT NULL,   -- the UUIDv7 minted by the stub at capture
  *       kind        INTEGER NOT NULL,       -- CRS_EVENT_* bit
- *       received_ms INTEGER NOT NULL,       -- when the broker received it (max_age counts from here)
- *       body        BLOB NOT NULL);         -- the packed certrelay.v1.Event, as received
- *   CREATE TABLE deliveries (
- *       event_rowid     INTEGER NOT NULL,   -- events.rowid
- *       sink            TEXT NOT NULL,      -- the NAME of [sink.NAME]
- *       state           INTEGER NOT NULL,   -- 0 pending, 1 delivered, 2 dead
- *       attempts        INTEGER NOT NULL,
- *       next_attempt_ms INTEGER NOT NULL,
- *       last_error      TEXT,
- *       last_status     INTEGER,            -- HTTP/SMTP status of the last attempt, 0 if none
+ *       received_ms INTEGER NOT NULL,       -- when the broker received it (max_age counts from
+ * here) body        BLOB NOT NULL);         -- the packed certrelay.v1.Event, as received CREATE
+ * TABLE deliveries ( event_rowid     INTEGER NOT NULL,   -- events.rowid sink            TEXT NOT
+ * NULL,      -- the NAME of [sink.NAME] state           INTEGER NOT NULL,   -- 0 pending, 1
+ * delivered, 2 dead attempts        INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL, last_error
+ * TEXT, last_status     INTEGER,            -- HTTP/SMTP status of the last attempt, 0 if none
  *       updated_ms      INTEGER NOT NULL,
  *       PRIMARY KEY (event_rowid, sink));
  *   CREATE INDEX deliveries_due ON deliveries (state, next_attempt_ms);
+ *   CREATE INDEX deliveries_sink_due ON deliveries (sink, state, next_attempt_ms);
  *
  * A sample, one event routed to two sinks, one delivered, one waiting for its fourth attempt:
  *
@@ -52,6 +49,14 @@
 #define QUEUE_SCHEMA_VERSION 1
 #define QUEUE_DB_NAME        "certrelay.db"
 #define QUEUE_BUSY_TIMEOUT   5000
+/*
+ * Checkpoints are taken off the ack path: SQLite's automatic checkpoint would run inside the
+ * COMMIT of whichever batch crosses the threshold and delay its acks. Instead a checkpoint runs as
+ * its own job once the queue is idle and the WAL holds QUEUE_CKPT_IDLE frames, or inside a job
+ * when the WAL reaches QUEUE_CKPT_FORCE frames (a broker that is never idle still bounds it).
+ */
+#define QUEUE_CKPT_IDLE  1000
+#define QUEUE_CKPT_FORCE 16000
 
 static const char queue_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -70,7 +75,10 @@ static const char queue_schema_sql[] =
     " last_status INTEGER,"
     " updated_ms INTEGER NOT NULL,"
     " PRIMARY KEY (event_rowid, sink));"
-    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);";
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);"
+    /* Per sink, so that one sink's backlog of due rows (a receiver down for a day) does not
+     * have to be stepped over by every fetch for another sink. */
+    "CREATE INDEX IF NOT EXISTS deliveries_sink_due ON deliveries (sink, state, next_attempt_ms);";
 
 enum queue_stmt {
     STMT_BEGIN,
@@ -111,6 +119,7 @@ struct queue_job {
     size_t nitems;
     struct crs_delivery_update *updates;
     struct crs_fetch *fetch;
+    int checkpoint; /* run a passive checkpoint after the rest */
     int64_t now_ms;
     int status;
     char reason[256];
@@ -128,8 +137,9 @@ struct crs_queue {
     struct crs_delivery_update *up_head, *up_tail;
 
     struct queue_job job;
-    int busy;      /* a job is in flight */
-    int in_after;  /* inside the after-callback: defer pumping to its end */
+    int wal_frames; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
+    int busy;       /* a job is in flight */
+    int in_after;   /* inside the after-callback: defer pumping to its end */
     int closing;
     int closed;
     void (*close_cb)(void *arg);
@@ -285,6 +295,15 @@ cleanup:
     return rc;
 }
 
+/* Runs in the worker right after each COMMIT. */
+static int queue_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct crs_queue *q = arg;
+
+    q->wal_frames = frames;
+    return SQLITE_OK;
+}
+
 /*
  * WAL lets readers (an administrator's sqlite3 shell, the tests) look at the queue while the
  * broker writes; synchronous=FULL makes every COMMIT durable before it returns, which is the
@@ -310,8 +329,10 @@ static int queue_setup(struct crs_queue *q)
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (queue_exec(q, "PRAGMA synchronous=FULL") != 0)
+    if (queue_exec(q, "PRAGMA synchronous=FULL") != 0 ||
+        queue_exec(q, "PRAGMA wal_autocheckpoint=0") != 0)
         goto cleanup;
+    sqlite3_wal_hook(q->db, queue_wal_hook, q);
     if (queue_query_int(q, "PRAGMA user_version", &version) != 0)
         goto cleanup;
     if (version > QUEUE_SCHEMA_VERSION) {
@@ -322,16 +343,15 @@ static int queue_setup(struct crs_queue *q)
     }
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
-    if (queue_exec(q, queue_schema_sql) != 0 ||
-        queue_exec(q, "PRAGMA user_version = 1") != 0) {
+    if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, "PRAGMA user_version = 1") != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
     if (queue_exec(q, "COMMIT") != 0)
         goto cleanup;
     for (i = 0; i < STMT_COUNT_; i++) {
-        if (sqlite3_prepare_v3(q->db, queue_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &q->stmt[i], NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(q->db, queue_stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->stmt[i],
+                               NULL) != SQLITE_OK) {
             crs_error("database: cannot prepare \"%s\": %s", queue_stmt_sql[i],
                       sqlite3_errmsg(q->db));
             goto cleanup;
@@ -419,8 +439,7 @@ void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hook
 
 static int job_fail(struct queue_job *job, sqlite3 *db, const char *what)
 {
-    snprintf(job->reason, sizeof(job->reason), "database error (%s): %s", what,
-             sqlite3_errmsg(db));
+    snprintf(job->reason, sizeof(job->reason), "database error (%s): %s", what, sqlite3_errmsg(db));
     job->status = CRS_EDB;
     return CRS_EDB;
 }
@@ -598,6 +617,14 @@ static void job_work(uv_work_t *req)
         job_write(q, job);
     if (job->fetch != NULL)
         job_fetch(q, job->fetch);
+    if (job->checkpoint || q->wal_frames >= QUEUE_CKPT_FORCE) {
+        int log = 0, done = 0;
+        /* PASSIVE never waits for readers; what it cannot copy now is copied next time. */
+        if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
+                SQLITE_OK &&
+            log == done)
+            q->wal_frames = 0;
+    }
 }
 
 /* ---- The loop side ---- */
@@ -666,7 +693,8 @@ static void queue_pump(struct crs_queue *q)
         return;
     if (q->hooks.fetch_prepare != NULL)
         fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
-    if (q->in_head == NULL && q->up_head == NULL && fetch == NULL) {
+    if (q->in_head == NULL && q->up_head == NULL && fetch == NULL &&
+        (q->closing || q->wal_frames < QUEUE_CKPT_IDLE)) {
         if (q->closing) {
             q->closed = 1;
             queue_close_db(q);
@@ -693,6 +721,7 @@ static void queue_pump(struct crs_queue *q)
     job->updates = q->up_head;
     q->up_head = q->up_tail = NULL;
     job->fetch = fetch;
+    job->checkpoint = job->nitems == 0 && job->updates == NULL && q->wal_frames >= QUEUE_CKPT_IDLE;
     job->req.data = q;
 
     q->busy = 1;

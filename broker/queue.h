@@ -64,8 +64,8 @@ void crs_due_free_list(struct crs_due *list);
 
 /* What a fetch should read, built by the dispatcher on the loop thread when a job starts. */
 struct crs_fetch_sink {
-    uint32_t want;     /* rows to return at most (free concurrency slots) */
-    int64_t *exclude;  /* sorted rowids already in memory (in flight or being recorded) */
+    uint32_t want;    /* rows to return at most (free concurrency slots) */
+    int64_t *exclude; /* sorted rowids already in memory (in flight or being recorded) */
     size_t nexclude;
 };
 struct crs_fetch {
@@ -79,11 +79,7 @@ struct crs_fetch {
 };
 void crs_fetch_free(struct crs_fetch *f);
 
-enum crs_delivery_state {
-    CRS_DSTATE_PENDING = 0,
-    CRS_DSTATE_DELIVERED = 1,
-    CRS_DSTATE_DEAD = 2
-};
+enum crs_delivery_state { CRS_DSTATE_PENDING = 0, CRS_DSTATE_DELIVERED = 1, CRS_DSTATE_DEAD = 2 };
 
 /* One delivery outcome to record. */
 struct crs_delivery_update {

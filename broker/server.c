@@ -27,10 +27,12 @@ struct conn {
     struct crs_server *srv;
     unsigned long long id;
     struct crs_frame_reader reader;
-    unsigned refs;         /* the open handle, plus one per event waiting for its commit */
-    int hello;             /* Hello received */
-    int closing;           /* uv_close called: no more reads, writes or answers */
-    int paused;            /* reading stopped for backpressure */
+    unsigned refs; /* the open handle, plus one per event waiting for its commit */
+    int hello;     /* Hello received */
+    int closing;   /* uv_close called: no more reads, writes or answers */
+    int paused;    /* reading stopped for backpressure */
+    int draining;  /* the broker is stopping: answer what is queued, then close */
+    uv_shutdown_t shutdown;
     size_t unacked;
     size_t unacked_bytes;
     struct conn *prev, *next;
@@ -42,6 +44,8 @@ struct crs_server {
     struct crs_queue *q;
     uv_pipe_t listener;
     int listener_open;
+    uv_timer_t drain_timer; /* bounds how long stopping waits for answers to drain */
+    int drain_timer_open;
     int stopping;
     unsigned long long next_id;
     size_t nconns;
@@ -97,9 +101,18 @@ int crs_from_uv_error(int uv_err)
     }
 }
 
+static void server_drain_timer_closed(uv_handle_t *h);
+
 static void server_check_stopped(struct crs_server *s)
 {
-    if (!s->stopping || s->listener_open || s->nconns > 0 || s->stop_cb == NULL)
+    if (!s->stopping || s->listener_open || s->nconns > 0)
+        return;
+    if (s->drain_timer_open) {
+        if (!uv_is_closing((uv_handle_t *)&s->drain_timer))
+            uv_close((uv_handle_t *)&s->drain_timer, server_drain_timer_closed);
+        return;
+    }
+    if (s->stop_cb == NULL)
         return;
     {
         void (*cb)(void *) = s->stop_cb;
@@ -148,7 +161,7 @@ static void conn_close(struct conn *c)
 /* Logs why a connection is dropped (one line, naming it) and closes it. */
 static void conn_fail(struct conn *c, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 2, 3)))
 #endif
     ;
 
@@ -164,7 +177,50 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
     conn_close(c);
 }
 
-/* ---- Answers ---- */
+/* Closes after the answers already written have been flushed to the peer. */
+static void conn_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    conn_close(req->data);
+}
+
+static void conn_finish(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->shutdown.data = c;
+    if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->pipe, conn_shutdown_cb) != 0)
+        conn_close(c);
+}
+
+/* ---- Answers and backpressure ---- */
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/*
+ * A client that sends faster than we commit, or that never reads its answers, waits in its own
+ * socket buffer rather than in our memory: reading stops while too many of its events await the
+ * commit, or too many answers await being written.
+ */
+static int conn_over_limit(const struct conn *c)
+{
+    return c->unacked >= CRS_SERVER_MAX_UNACKED ||
+           c->unacked_bytes >= CRS_SERVER_MAX_UNACKED_BYTES ||
+           uv_stream_get_write_queue_size((const uv_stream_t *)&c->pipe) >=
+               CRS_SERVER_MAX_UNSENT_BYTES;
+}
+
+static void conn_maybe_resume(struct conn *c)
+{
+    int rc;
+
+    if (c->closing || c->draining || !c->paused || conn_over_limit(c))
+        return;
+    c->paused = 0;
+    rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
+    if (rc != 0)
+        conn_fail(c, "cannot resume reading: %s", uv_strerror(rc));
+}
 
 static void conn_write_cb(uv_write_t *req, int status)
 {
@@ -177,6 +233,7 @@ static void conn_write_cb(uv_write_t *req, int status)
     }
     crs_free(w->buf);
     crs_free(w);
+    conn_maybe_resume(c);
 }
 
 static void conn_send(struct conn *c, uint8_t *buf, size_t len)
@@ -202,15 +259,6 @@ static void conn_send(struct conn *c, uint8_t *buf, size_t len)
     }
 }
 
-static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
-static int conn_over_limit(const struct conn *c)
-{
-    return c->unacked >= CRS_SERVER_MAX_UNACKED ||
-           c->unacked_bytes >= CRS_SERVER_MAX_UNACKED_BYTES;
-}
-
 /* The group commit of an event from this connection finished: answer it. */
 static void conn_item_done(struct crs_ingest_item *item, int status, const char *reason)
 {
@@ -225,19 +273,15 @@ static void conn_item_done(struct crs_ingest_item *item, int status, const char 
         if (status == 0)
             rc = crs_frame_ack(item->event_id, &buf, &len);
         else
-            rc = crs_frame_nack(item->event_id, reason ? reason : crs_strerror(status), &buf,
-                                &len);
+            rc = crs_frame_nack(item->event_id, reason ? reason : crs_strerror(status), &buf, &len);
         if (rc == 0)
             conn_send(c, buf, len);
         else
             conn_fail(c, "cannot encode answer: %s", crs_strerror(rc));
     }
-    if (!c->closing && c->paused && !conn_over_limit(c)) {
-        c->paused = 0;
-        rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
-        if (rc != 0)
-            conn_fail(c, "cannot resume reading: %s", uv_strerror(rc));
-    }
+    if (!c->closing && c->draining && c->unacked == 0)
+        conn_finish(c);
+    conn_maybe_resume(c);
     crs_ingest_item_free(item);
     conn_unref(c);
 }
@@ -425,8 +469,7 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         conn_frame_error(c, rc);
         return;
     }
-    /* Backpressure: a client that sends faster than we commit waits in its own socket buffer
-     * instead of in our memory. Reading resumes as answers go out. */
+    /* Backpressure (see conn_over_limit); reading resumes as answers go out. */
     if (conn_over_limit(c) && !c->paused) {
         c->paused = 1;
         uv_read_stop(stream);
@@ -483,6 +526,12 @@ static void server_on_connection(uv_stream_t *listener, int status)
     crs_debug("conn %llu: accepted", c->id);
 }
 
+/* Frees a server whose construction failed once its one initialized handle is closed. */
+static void server_free_on_close(uv_handle_t *h)
+{
+    crs_free(h->data);
+}
+
 int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_server **out)
 {
     struct crs_server *s;
@@ -498,13 +547,20 @@ int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_ser
         return CRS_ENOMEM;
     s->loop = loop;
     s->cfg = cfg;
-    rc = uv_pipe_init(loop, &s->listener, 0);
+    rc = uv_timer_init(loop, &s->drain_timer);
     if (rc != 0) {
         crs_free(s);
         return crs_from_uv_error(rc);
     }
+    s->drain_timer.data = s;
+    rc = uv_pipe_init(loop, &s->listener, 0);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&s->drain_timer, server_free_on_close);
+        return crs_from_uv_error(rc);
+    }
     s->listener.data = s;
     s->listener_open = 1;
+    s->drain_timer_open = 1;
     *out = s;
     return 0;
 }
@@ -532,6 +588,26 @@ int crs_server_start(struct crs_server *s, struct crs_queue *q)
     return 0;
 }
 
+static void server_drain_timer_closed(uv_handle_t *h)
+{
+    struct crs_server *s = h->data;
+
+    s->drain_timer_open = 0;
+    server_check_stopped(s);
+}
+
+/* A client that does not read its answers must not hold the broker's stop up for ever. */
+static void server_drain_timeout(uv_timer_t *t)
+{
+    struct crs_server *s = t->data;
+    struct conn *c;
+
+    for (c = s->conns; c != NULL; c = c->next) {
+        if (!c->closing)
+            conn_fail(c, "answers not taken within %u ms of stopping", CRS_SERVER_DRAIN_MS);
+    }
+}
+
 static void server_listener_closed(uv_handle_t *h)
 {
     struct crs_server *s = h->data;
@@ -553,8 +629,20 @@ void crs_server_stop(struct crs_server *s, void (*cb)(void *arg), void *arg)
      * "no broker" at once and spool instead of waiting for their timeout. */
     if (s->listener_open)
         uv_close((uv_handle_t *)&s->listener, server_listener_closed);
-    for (c = s->conns; c != NULL; c = c->next)
-        conn_close(c);
+    if (s->drain_timer_open)
+        uv_timer_start(&s->drain_timer, server_drain_timeout, CRS_SERVER_DRAIN_MS, 0);
+    /* A connection with events in the group commit stops reading and stays open until they are
+     * answered, so the batch in flight is acked rather than left for the stub to spool. */
+    for (c = s->conns; c != NULL; c = c->next) {
+        if (c->closing || c->draining)
+            continue;
+        if (c->unacked == 0) {
+            conn_close(c);
+        } else {
+            c->draining = 1;
+            uv_read_stop((uv_stream_t *)&c->pipe);
+        }
+    }
     server_check_stopped(s);
 }
 

@@ -14,6 +14,10 @@
  * and the same bound in bytes. */
 #define CRS_SERVER_MAX_UNACKED       1024u
 #define CRS_SERVER_MAX_UNACKED_BYTES (64u * 1024u * 1024u)
+/* Answers written but not yet taken by a client that does not read them. */
+#define CRS_SERVER_MAX_UNSENT_BYTES (1024u * 1024u)
+/* How long a stop waits for connections to take the answers to their last events. */
+#define CRS_SERVER_DRAIN_MS 5000u
 /* Connections served at once; more are accepted and closed at once with a log line. */
 #define CRS_SERVER_MAX_CONNECTIONS 1024u
 

@@ -71,5 +71,7 @@ struct crs_sink_driver {
 const struct crs_sink_driver *crs_sink_driver_find(const char *type);
 
 extern const struct crs_sink_driver crs_sink_driver_file;
+extern const struct crs_sink_driver crs_sink_driver_webhook;
+extern const struct crs_sink_driver crs_sink_driver_email;
 
 #endif

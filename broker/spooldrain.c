@@ -39,12 +39,12 @@ struct crs_spooldrain {
     uv_timer_t timer;
     int timer_open;
     uv_work_t work;
-    int round;    /* a round is in progress (reading, committing or deleting) */
-    int rescan;   /* something changed while the round ran */
-    int more;     /* the round's listing held more files than it took */
-    int failed;   /* the round's commit failed */
+    int round;  /* a round is in progress (reading, committing or deleting) */
+    int rescan; /* something changed while the round ran */
+    int more;   /* the round's listing held more files than it took */
+    int failed; /* the round's commit failed */
     size_t outstanding;
-    size_t bad;   /* files moved aside by the round */
+    size_t bad; /* files moved aside by the round */
     struct spool_file *files;
     int stopping;
     void (*stop_cb)(void *arg);
@@ -139,8 +139,7 @@ static void sd_read_work(uv_work_t *req)
     rc = crs_fs_list(sd->cfg->spool_dir, CRS_SPOOL_SUFFIX, &names, &count);
     if (rc != 0) {
         if (rc != CRS_ENOENT)
-            crs_warn("cannot list spool directory %s: %s", sd->cfg->spool_dir,
-                     crs_strerror(rc));
+            crs_warn("cannot list spool directory %s: %s", sd->cfg->spool_dir, crs_strerror(rc));
         return;
     }
     for (i = 0; i < count; i++) {
@@ -291,8 +290,7 @@ static void sd_watch_cb(uv_fs_event_t *h, const char *filename, int events, int 
     if (status != 0)
         return;
     /* The stub's temporary files and our own bad/ directory are not work. */
-    if (filename != NULL &&
-        (filename[0] == '.' || strcmp(filename, CRS_SPOOLDRAIN_BAD_DIR) == 0))
+    if (filename != NULL && (filename[0] == '.' || strcmp(filename, CRS_SPOOLDRAIN_BAD_DIR) == 0))
         return;
     sd_round_start(sd);
 }

@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef CRS_NO_INIH
 #include <ini.h>
+#endif
 #include "certrelay/alloc.h"
 #include "certrelay/config.h"
 #include "certrelay/error.h"
@@ -93,7 +95,7 @@ struct parser {
  */
 static int fail(struct parser *p, int line, int code, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 4, 5)))
 #endif
     ;
 
@@ -827,6 +829,100 @@ static int classify_line(struct parser *p, const char *line, size_t len, char *b
     buf[len + 1] = '\0';
     return 0;
 }
+
+#ifdef CRS_NO_INIH
+/* ---------------------------------------------------------------------------------------------
+ * Without inih (Windows builds where the Debian archive did not serve libinih's source; see
+ * scripts/build-windows-deps). config_reader above already handles headers, comments, CRLF, BOM,
+ * long lines and inline comments on continuation lines, so all that is left of inih's job is to
+ * split the lines it hands out. This follows inih 55's ini_parse_stream with Debian's defaults
+ * (INI_ALLOW_MULTILINE, INI_ALLOW_INLINE_COMMENTS with ';', delimiters '=' and ':') for exactly
+ * those lines. tests/unit/config.cmake runs the configuration tests against both paths.
+ * ------------------------------------------------------------------------------------------- */
+
+#define CRS_INI_MAX_LINE 200
+
+typedef char *(*ini_reader)(char *str, int num, void *stream);
+typedef int (*ini_handler)(void *user, const char *section, const char *name, const char *value);
+
+static char *ini_rstrip(char *s)
+{
+    char *p = s + strlen(s);
+    while (p > s && is_space(p[-1]))
+        *--p = '\0';
+    return s;
+}
+
+static char *ini_lskip(const char *s)
+{
+    while (*s != '\0' && is_space(*s))
+        s++;
+    return (char *)s;
+}
+
+/* First of `chars` in s, or an inline comment (';' after a blank), or the terminating NUL. */
+static char *ini_find_chars_or_comment(const char *s, const char *chars)
+{
+    int was_space = 0;
+    while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
+           !(was_space && *s == ';')) {
+        was_space = is_space(*s);
+        s++;
+    }
+    return (char *)s;
+}
+
+static int ini_parse_stream(ini_reader reader, void *stream, ini_handler handler, void *user)
+{
+    char line[CRS_INI_MAX_LINE];
+    char prev_name[50] = "";
+    char section[50] = "";
+    int lineno = 0, error = 0;
+
+    while (reader(line, (int)sizeof(line), stream) != NULL) {
+        char *start, *end, *name, *value;
+
+        lineno++;
+        start = ini_lskip(ini_rstrip(line));
+        if (prev_name[0] != '\0' && *start != '\0' && start > line) {
+            /* An indented line continues the previous key's value. */
+            end = ini_find_chars_or_comment(start, NULL);
+            *end = '\0';
+            ini_rstrip(start);
+            if (!handler(user, section, prev_name, start) && !error)
+                error = lineno;
+        } else if (*start == ';' || *start == '#') {
+            continue;
+        } else if (*start == '[') {
+            end = ini_find_chars_or_comment(start + 1, "]");
+            if (*end == ']') {
+                *end = '\0';
+                snprintf(section, sizeof(section), "%s", start + 1);
+                prev_name[0] = '\0';
+            } else if (!error) {
+                error = lineno;
+            }
+        } else if (*start != '\0') {
+            end = ini_find_chars_or_comment(start, "=:");
+            if (*end == '=' || *end == ':') {
+                *end = '\0';
+                name = ini_rstrip(start);
+                value = end + 1;
+                end = ini_find_chars_or_comment(value, NULL);
+                *end = '\0';
+                value = ini_lskip(value);
+                ini_rstrip(value);
+                snprintf(prev_name, sizeof(prev_name), "%s", name);
+                if (!handler(user, section, name, value) && !error)
+                    error = lineno;
+            } else if (!error) {
+                error = lineno;
+            }
+        }
+    }
+    return error;
+}
+#endif /* CRS_NO_INIH */
 
 /*
  * inih's reader (an fgets look-alike): hands out exactly one line per call, so the number of

@@ -295,9 +295,8 @@ void crs_mail_date(int64_t unix_ms, char *out, size_t outlen)
         days--;
     secs = (unix_ms - days * MS_PER_DAY) / 1000;
     civil_from_days(days, &y, &m, &d);
-    snprintf(out, outlen, "%s, %02u %s %04lld %02d:%02d:%02d +0000",
-             wd[((days % 7) + 7) % 7], d, mon[m - 1], (long long)y, (int)(secs / 3600),
-             (int)(secs / 60 % 60), (int)(secs % 60));
+    snprintf(out, outlen, "%s, %02u %s %04lld %02d:%02d:%02d +0000", wd[((days % 7) + 7) % 7], d,
+             mon[m - 1], (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
 /* Keeps letters, digits, '-', '_' and '.' (the id-left/id-right characters we allow), as a

@@ -47,7 +47,7 @@
 #define STUB_REPLY_MAX (64u * 1024u)
 /* A packed Event must fit in a frame with its Envelope around it; the margin also covers the
  * TruncatedFields note added when payloads had to be dropped. */
-#define STUB_EVENT_MAX     (CRS_FRAME_MAX - 64u * 1024u)
+#define STUB_EVENT_MAX      (CRS_FRAME_MAX - 64u * 1024u)
 #define STUB_TRUNC_NOTE_MAX (16u * 1024u)
 /* certsrv's CRLState value for a valid CRL (CA_DISP_VALID). */
 #define STUB_CRL_STATE_VALID 3
@@ -228,8 +228,8 @@ static void stub_prop_failed(const char *name, int rc)
  * failed (skipped: one property never costs the event), or CRS_ENOMEM when our own allocation
  * failed and the event cannot be built at all.
  */
-static int stub_read_long(const struct crs_prop_reader *rd, enum stub_scope scope,
-                          const char *name, protobuf_c_boolean *has, int64_t *dst)
+static int stub_read_long(const struct crs_prop_reader *rd, enum stub_scope scope, const char *name,
+                          protobuf_c_boolean *has, int64_t *dst)
 {
     struct crs_prop_value v;
     int rc = stub_get(rd, scope, name, CRS_PROP_LONG, &v);
@@ -244,8 +244,8 @@ static int stub_read_long(const struct crs_prop_reader *rd, enum stub_scope scop
     return 1;
 }
 
-static int stub_read_date(const struct crs_prop_reader *rd, enum stub_scope scope,
-                          const char *name, protobuf_c_boolean *has, int64_t *dst)
+static int stub_read_date(const struct crs_prop_reader *rd, enum stub_scope scope, const char *name,
+                          protobuf_c_boolean *has, int64_t *dst)
 {
     struct crs_prop_value v;
     int rc = stub_get(rd, scope, name, CRS_PROP_DATE, &v);
@@ -393,16 +393,15 @@ static int stub_build_request(const struct crs_stub *stub, const struct crs_prop
         found += rc;                                                                               \
     } while (0)
 
-    STUB_TRY(stub_read_long(rd, SCOPE_REQUEST, "RequestID", &req->has_request_id,
-                            &req->request_id));
+    STUB_TRY(
+        stub_read_long(rd, SCOPE_REQUEST, "RequestID", &req->has_request_id, &req->request_id));
     STUB_TRY(stub_read_long(rd, SCOPE_REQUEST, "RequestType", &req->has_request_type,
                             &req->request_type));
-    STUB_TRY(stub_read_long(rd, SCOPE_REQUEST, "Disposition", &req->has_disposition,
-                            &req->disposition));
-    STUB_TRY(stub_read_string(rd, SCOPE_REQUEST, "DispositionMessage",
-                              &req->disposition_message));
-    STUB_TRY(stub_read_long(rd, SCOPE_REQUEST, "StatusCode", &req->has_status_code,
-                            &req->status_code));
+    STUB_TRY(
+        stub_read_long(rd, SCOPE_REQUEST, "Disposition", &req->has_disposition, &req->disposition));
+    STUB_TRY(stub_read_string(rd, SCOPE_REQUEST, "DispositionMessage", &req->disposition_message));
+    STUB_TRY(
+        stub_read_long(rd, SCOPE_REQUEST, "StatusCode", &req->has_status_code, &req->status_code));
     STUB_TRY(stub_read_string(rd, SCOPE_REQUEST, "RequesterName", &req->requester_name));
     STUB_TRY(stub_read_string(rd, SCOPE_REQUEST, "CallerName", &req->caller_name));
     STUB_TRY(stub_read_date(rd, SCOPE_REQUEST, "SubmittedWhen", &req->has_submitted_when_ms,
@@ -416,8 +415,8 @@ static int stub_build_request(const struct crs_stub *stub, const struct crs_prop
     STUB_TRY(stub_read_long(rd, SCOPE_REQUEST, "RevokedReason", &req->has_revoked_reason,
                             &req->revoked_reason));
     STUB_TRY(stub_read_string(rd, SCOPE_REQUEST, "RequestAttributes", &req->request_attributes));
-    STUB_TRY(stub_read_string(rd, SCOPE_REQUEST, "CertificateTemplate",
-                              &req->certificate_template));
+    STUB_TRY(
+        stub_read_string(rd, SCOPE_REQUEST, "CertificateTemplate", &req->certificate_template));
     /* The request holds the requester's public key and whatever else they put in it; it is
      * large and rarely wanted, so it is captured only on request. RawArchivedKey (the private
      * key of a key-archival request) is never read at all. */
@@ -519,17 +518,16 @@ static int stub_build_certificate(const struct crs_prop_reader *rd, Certrelay__V
                               &c->raw_certificate));
     STUB_TRY(stub_read_date(rd, SCOPE_CERTIFICATE, "NotBefore", &c->has_not_before_ms,
                             &c->not_before_ms));
-    STUB_TRY(stub_read_date(rd, SCOPE_CERTIFICATE, "NotAfter", &c->has_not_after_ms,
-                            &c->not_after_ms));
-    STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "DistinguishedName",
-                              &c->distinguished_name));
+    STUB_TRY(
+        stub_read_date(rd, SCOPE_CERTIFICATE, "NotAfter", &c->has_not_after_ms, &c->not_after_ms));
+    STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "DistinguishedName", &c->distinguished_name));
     STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "CommonName", &c->common_name));
     STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "UPN", &c->upn));
     STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "CertificateHash", &c->certificate_hash));
-    STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "CertificateTemplate",
-                              &c->certificate_template));
-    STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "PublicKeyAlgorithm",
-                              &c->public_key_algorithm));
+    STUB_TRY(
+        stub_read_string(rd, SCOPE_CERTIFICATE, "CertificateTemplate", &c->certificate_template));
+    STUB_TRY(
+        stub_read_string(rd, SCOPE_CERTIFICATE, "PublicKeyAlgorithm", &c->public_key_algorithm));
     STUB_TRY(stub_read_long(rd, SCOPE_CERTIFICATE, "PublicKeyLength", &c->has_public_key_length,
                             &c->public_key_length));
     STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "EMail", &c->email));
@@ -570,8 +568,7 @@ static int stub_build_crls(const struct crs_prop_reader *rd, Certrelay__V1__Even
     for (int64_t i = 0; i < count; i++) {
         int64_t state = 0;
         snprintf(name, sizeof(name), "CRLState.%d", (int)i);
-        if (stub_read_long(rd, SCOPE_CA, name, NULL, &state) <= 0 ||
-            state != STUB_CRL_STATE_VALID)
+        if (stub_read_long(rd, SCOPE_CA, name, NULL, &state) <= 0 || state != STUB_CRL_STATE_VALID)
             continue;
 
         int rc = stub_grow((void ***)&ev->crls, ev->n_crls, &cap);
@@ -681,17 +678,16 @@ static int stub_fit(Certrelay__V1__Event *ev)
                 }
                 if (c->has_raw_delta_crl) {
                     d[nd] = (struct stub_droppable){&c->raw_delta_crl, &c->has_raw_delta_crl, ""};
-                    snprintf(d[nd++].name, sizeof(d[0].name), "RawDeltaCRL.%u",
-                             c->ca_cert_index);
+                    snprintf(d[nd++].name, sizeof(d[0].name), "RawDeltaCRL.%u", c->ca_cert_index);
                 }
             }
             if (ev->request != NULL && ev->request->has_raw_request)
                 d[nd++] = (struct stub_droppable){&ev->request->raw_request,
                                                   &ev->request->has_raw_request, "RawRequest"};
         } else if (ev->certificate != NULL && ev->certificate->has_raw_certificate) {
-            d[nd++] = (struct stub_droppable){&ev->certificate->raw_certificate,
-                                              &ev->certificate->has_raw_certificate,
-                                              "RawCertificate"};
+            d[nd++] =
+                (struct stub_droppable){&ev->certificate->raw_certificate,
+                                        &ev->certificate->has_raw_certificate, "RawCertificate"};
         }
         qsort(d, nd, sizeof(*d), stub_droppable_cmp);
         for (size_t i = 0; i < nd; i++) {
@@ -708,8 +704,7 @@ static int stub_fit(Certrelay__V1__Event *ev)
                 notelen += 4;
             }
             if (certrelay__v1__event__get_packed_size(ev) <= STUB_EVENT_MAX) {
-                crs_warn("stub: event %s exceeds the frame limit; dropped %s", ev->event_id,
-                         note);
+                crs_warn("stub: event %s exceeds the frame limit; dropped %s", ev->event_id, note);
                 rc = stub_extra_string(ev, "TruncatedFields", note);
                 goto cleanup;
             }
@@ -939,8 +934,8 @@ static int conn_exchange(struct stub_conn *c, const uint8_t *frame, size_t flen,
  * restarted): if it fails that way, the event is tried once more on a fresh connection, as long
  * as time remains. Retrying is safe because the broker deduplicates by event id.
  */
-static int stub_send(struct crs_stub *stub, const uint8_t *frame, size_t flen,
-                     const char *event_id, uint64_t deadline)
+static int stub_send(struct crs_stub *stub, const uint8_t *frame, size_t flen, const char *event_id,
+                     uint64_t deadline)
 {
     for (int attempt = 0;; attempt++) {
         struct stub_conn *c = attempt == 0 ? pool_pop(stub) : NULL;
@@ -970,8 +965,7 @@ static int stub_send(struct crs_stub *stub, const uint8_t *frame, size_t flen,
 
 /* Writes the packed event to the spool. crs_spool_write creates the directory when it is missing
  * (on first use, or after someone removed it), so nothing is created before an event needs it. */
-static int stub_spool(struct crs_stub *stub, const char *event_id, const uint8_t *bytes,
-                      size_t len)
+static int stub_spool(struct crs_stub *stub, const char *event_id, const uint8_t *bytes, size_t len)
 {
     return crs_spool_write(stub->spool_dir, event_id, bytes, len);
 }

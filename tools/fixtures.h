@@ -29,16 +29,16 @@ struct fixture_ext {
 struct fixture_cert {
     const uint8_t *der;
     size_t len;
-    const char *serial;     /* lowercase hex, as certsrv's SerialNumber */
-    const char *sha1;       /* "aa bb ..", as certsrv's CertificateHash */
+    const char *serial; /* lowercase hex, as certsrv's SerialNumber */
+    const char *sha1;   /* "aa bb ..", as certsrv's CertificateHash */
     int64_t not_before_ms;
     int64_t not_after_ms;
-    const char *dn;         /* as certsrv's DistinguishedName */
+    const char *dn; /* as certsrv's DistinguishedName */
     const char *cn;
-    const char *email;      /* NULL when the certificate has none */
-    const char *upn;        /* NULL when the certificate has none */
+    const char *email;         /* NULL when the certificate has none */
+    const char *upn;           /* NULL when the certificate has none */
     const char *template_name; /* a V1 template name or a V2 template OID */
-    const char *pubkey_alg; /* OID */
+    const char *pubkey_alg;    /* OID */
     int64_t pubkey_bits;
     struct fixture_ext ext[FIXTURE_MAX_EXTENSIONS];
     size_t n_ext;

@@ -207,8 +207,7 @@ static int get_certificate(void *ctx, const char *name, enum crs_prop_type type,
     return proptable_get(ctx, PT_CERTIFICATE, name, type, out);
 }
 
-static int get_ca(void *ctx, const char *name, enum crs_prop_type type,
-                  struct crs_prop_value *out)
+static int get_ca(void *ctx, const char *name, enum crs_prop_type type, struct crs_prop_value *out)
 {
     return proptable_get(ctx, PT_CA, name, type, out);
 }

@@ -92,7 +92,7 @@ struct loader {
 
 static int fail(struct loader *ld, int code, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 3, 4)))
 #endif
     ;
 
@@ -122,8 +122,7 @@ static int known_type(int scope, const char *name)
         size_t len = strlen(k->name);
         if (k->scope != scope)
             continue;
-        if (k->name[len - 1] == '.' ? strncmp(name, k->name, len) == 0
-                                    : strcmp(name, k->name) == 0)
+        if (k->name[len - 1] == '.' ? strncmp(name, k->name, len) == 0 : strcmp(name, k->name) == 0)
             return k->type;
     }
     return 0;
@@ -198,8 +197,10 @@ static int load_value(struct loader *ld, struct proptable *pt, int scope, const 
         if (json_object_size(v) != 1 || !json_is_string(d))
             return fail(ld, CRS_EINVAL, "%s: expected {\"date\": \"RFC 3339 time\"}", where);
         if (crs_time_parse_rfc3339(json_string_value(d), &ms) != 0)
-            return fail(ld, CRS_EINVAL, "%s: bad date '%.64s' (want RFC 3339, e.g. "
-                        "2026-01-02T03:04:05Z)", where, json_string_value(d));
+            return fail(ld, CRS_EINVAL,
+                        "%s: bad date '%.64s' (want RFC 3339, e.g. "
+                        "2026-01-02T03:04:05Z)",
+                        where, json_string_value(d));
         rc = proptable_add_date(pt, scope, name, ms);
         break;
     }
@@ -320,8 +321,10 @@ static int load_event(struct loader *ld, json_t *obj, struct script_event *ev)
         while (k < sizeof(keys) / sizeof(keys[0]) && strcmp(keys[k], key) != 0)
             k++;
         if (k == sizeof(keys) / sizeof(keys[0]))
-            return fail(ld, CRS_EINVAL, "unknown key '%.64s' (expected event, request, "
-                        "certificate, ca, attributes, extensions or comment)", key);
+            return fail(ld, CRS_EINVAL,
+                        "unknown key '%.64s' (expected event, request, "
+                        "certificate, ca, attributes, extensions or comment)",
+                        key);
     }
     json_t *name = json_object_get(obj, "event");
     if (name == NULL)
@@ -377,8 +380,8 @@ int script_load_string(const char *name, const char *text, size_t len, struct sc
     }
 
     s = crs_calloc(1, sizeof(*s));
-    if (s == NULL || (s->events = crs_calloc(json_array_size(root) + 1, sizeof(*s->events))) ==
-                         NULL) {
+    if (s == NULL ||
+        (s->events = crs_calloc(json_array_size(root) + 1, sizeof(*s->events))) == NULL) {
         rc = fail(&ld, CRS_ENOMEM, "out of memory");
         goto cleanup;
     }

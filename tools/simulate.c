@@ -32,25 +32,25 @@
 #include "proptable.h"
 #include "script_reader.h"
 
-#define SIM_MAX_COUNT       10000000u
-#define SIM_MAX_CONCURRENCY 1024u
-#define SIM_MAX_TIMEOUT_MS  600000u
-#define SIM_MAX_ERRORS_SHOWN 10
+#define SIM_MAX_COUNT         10000000u
+#define SIM_MAX_CONCURRENCY   1024u
+#define SIM_MAX_TIMEOUT_MS    600000u
+#define SIM_MAX_ERRORS_SHOWN  10
 #define SIM_DEFAULT_CA_CONFIG "ca01.sim.certrelay.test\\CertRelay-Sim-CA"
-#define SIM_CA_NAME   "CertRelay-Sim-CA"
-#define SIM_CA_HOST   "ca01.sim.certrelay.test"
+#define SIM_CA_NAME           "CertRelay-Sim-CA"
+#define SIM_CA_HOST           "ca01.sim.certrelay.test"
 
 /* certsrv's request dispositions and a few of its other constants. */
-#define DISP_PENDING 9
-#define DISP_ISSUED  20
-#define DISP_REVOKED 21
-#define DISP_DENIED  31
-#define CR_IN_PKCS10 0x100
-#define CERTSRV_E_TEMPLATE_DENIED ((int32_t)0x80094012u)
-#define EXTENSION_CRITICAL_FLAG   0x1u
-#define EXTENSION_ORIGIN_POLICY   0x20000u
-#define CRL_STATE_VALID   3
-#define CRL_STATE_INVALID 4
+#define SIM_DISP_PENDING              9
+#define SIM_DISP_ISSUED               20
+#define SIM_DISP_REVOKED              21
+#define SIM_DISP_DENIED               31
+#define SIM_CR_IN_PKCS10              0x100
+#define SIM_CERTSRV_E_TEMPLATE_DENIED ((int32_t)0x80094012u)
+#define SIM_EXTENSION_CRITICAL_FLAG   0x1u
+#define SIM_EXTENSION_ORIGIN_POLICY   0x20000u
+#define SIM_CRL_STATE_VALID           3
+#define SIM_CRL_STATE_INVALID         4
 
 enum { OUT_NONE = 0, OUT_ACKED, OUT_SPOOLED, OUT_FAILED };
 
@@ -59,9 +59,9 @@ static const struct {
     uint32_t kind;
     uint32_t weight;
 } sim_mix[] = {
-    {CRS_EVENT_ISSUED, 60},  {CRS_EVENT_REVOKED, 8},    {CRS_EVENT_PENDING, 6},
-    {CRS_EVENT_DENIED, 6},   {CRS_EVENT_CRL_ISSUED, 6}, {CRS_EVENT_RETRIEVE_PENDING, 4},
-    {CRS_EVENT_UNREVOKED, 3}, {CRS_EVENT_IMPORTED, 3},  {CRS_EVENT_STARTUP, 2},
+    {CRS_EVENT_ISSUED, 60},   {CRS_EVENT_REVOKED, 8},    {CRS_EVENT_PENDING, 6},
+    {CRS_EVENT_DENIED, 6},    {CRS_EVENT_CRL_ISSUED, 6}, {CRS_EVENT_RETRIEVE_PENDING, 4},
+    {CRS_EVENT_UNREVOKED, 3}, {CRS_EVENT_IMPORTED, 3},   {CRS_EVENT_STARTUP, 2},
     {CRS_EVENT_SHUTDOWN, 2},
 };
 #define SIM_NMIX (sizeof(sim_mix) / sizeof(sim_mix[0]))
@@ -159,7 +159,8 @@ static int sim_fill_certificate(struct proptable *pt, const struct fixture_cert 
         rc |= proptable_add_string(pt, PT_CERTIFICATE, "EMail", c->email);
     for (size_t i = 0; i < c->n_ext; i++) {
         const struct fixture_ext *x = &c->ext[i];
-        uint32_t flags = EXTENSION_ORIGIN_POLICY | (x->critical ? EXTENSION_CRITICAL_FLAG : 0);
+        uint32_t flags =
+            SIM_EXTENSION_ORIGIN_POLICY | (x->critical ? SIM_EXTENSION_CRITICAL_FLAG : 0);
         rc |= proptable_add_ext(pt, x->oid, x->critical, flags, x->der, x->len);
     }
     return rc ? CRS_ENOMEM : 0;
@@ -176,8 +177,9 @@ static int sim_fill_crls(struct proptable *pt, int64_t id)
     /* Two CA certificates (a renewal); on every other event the older one's CRL is invalid, so
      * the stub's walk must skip it. */
     rc |= proptable_add_long(pt, PT_CA, "CertCount", 2);
-    rc |= proptable_add_long(pt, PT_CA, "CRLState.0", id % 2 ? CRL_STATE_INVALID : CRL_STATE_VALID);
-    rc |= proptable_add_long(pt, PT_CA, "CRLState.1", CRL_STATE_VALID);
+    rc |= proptable_add_long(pt, PT_CA, "CRLState.0",
+                             id % 2 ? SIM_CRL_STATE_INVALID : SIM_CRL_STATE_VALID);
+    rc |= proptable_add_long(pt, PT_CA, "CRLState.1", SIM_CRL_STATE_VALID);
     for (int i = 0; i < 2; i++) {
         char name[32];
         snprintf(name, sizeof(name), "RawCRL.%d", i);
@@ -204,22 +206,22 @@ static int sim_fill(struct proptable *pt, uint32_t kind, int64_t id, uint64_t rn
     if (kind == CRS_EVENT_CRL_ISSUED)
         return rc ? CRS_ENOMEM : sim_fill_crls(pt, id);
 
-    int disposition = DISP_ISSUED;
+    int disposition = SIM_DISP_ISSUED;
     const char *message = "Issued";
     int has_cert = 1;
     switch (kind) {
     case CRS_EVENT_PENDING:
-        disposition = DISP_PENDING;
+        disposition = SIM_DISP_PENDING;
         message = "Taken Under Submission";
         has_cert = 0;
         break;
     case CRS_EVENT_DENIED:
-        disposition = DISP_DENIED;
+        disposition = SIM_DISP_DENIED;
         message = "Denied by Policy Module";
         has_cert = 0;
         break;
     case CRS_EVENT_REVOKED:
-        disposition = DISP_REVOKED;
+        disposition = SIM_DISP_REVOKED;
         message = "Revoked";
         break;
     case CRS_EVENT_UNREVOKED:
@@ -237,11 +239,11 @@ static int sim_fill(struct proptable *pt, uint32_t kind, int64_t id, uint64_t rn
 
     unsigned user = (unsigned)(rnd >> 8) % 500;
     rc |= proptable_add_long(pt, PT_REQUEST, "RequestID", id);
-    rc |= proptable_add_long(pt, PT_REQUEST, "RequestType", CR_IN_PKCS10);
+    rc |= proptable_add_long(pt, PT_REQUEST, "RequestType", SIM_CR_IN_PKCS10);
     rc |= proptable_add_long(pt, PT_REQUEST, "Disposition", disposition);
     rc |= proptable_add_string(pt, PT_REQUEST, "DispositionMessage", message);
     rc |= proptable_add_long(pt, PT_REQUEST, "StatusCode",
-                             kind == CRS_EVENT_DENIED ? CERTSRV_E_TEMPLATE_DENIED : 0);
+                             kind == CRS_EVENT_DENIED ? SIM_CERTSRV_E_TEMPLATE_DENIED : 0);
     snprintf(buf, sizeof(buf), "CONTOSO\\user%03u", user);
     rc |= proptable_add_string(pt, PT_REQUEST, "RequesterName", buf);
     rc |= proptable_add_string(pt, PT_REQUEST, "CallerName", buf);

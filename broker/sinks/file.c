@@ -73,16 +73,22 @@ static void file_job_free(struct file_job *job)
  */
 static void file_sweep_temps(const struct crs_sink *sink, const char *dir)
 {
-    char **names = NULL;
-    size_t n = 0, i, removed = 0;
+    uv_fs_t req;
+    uv_dirent_t ent;
+    size_t removed = 0, n;
 
-    if (crs_fs_list(dir, ".tmp", &names, &n) != 0)
+    /* A synchronous scandir (no callback): crs_fs_list skips dot files, which these are. */
+    if (uv_fs_scandir(sink->loop, &req, dir, 0, NULL) < 0) {
+        uv_fs_req_cleanup(&req);
         return;
-    for (i = 0; i < n; i++) {
-        if (names[i][0] == '.' && crs_fs_unlink_durable(dir, names[i]) == 0)
+    }
+    while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+        n = strlen(ent.name);
+        if (ent.type != UV_DIRENT_DIR && ent.name[0] == '.' && n > 4 &&
+            strcmp(ent.name + n - 4, ".tmp") == 0 && crs_fs_unlink_durable(dir, ent.name) == 0)
             removed++;
     }
-    crs_fs_list_free(names);
+    uv_fs_req_cleanup(&req);
     if (removed > 0)
         crs_info("sink %s: removed %zu temporary files left by an interrupted run", sink->cfg->name,
                  removed);
@@ -172,8 +178,8 @@ static void file_after(uv_work_t *req, int status)
         const char *what = job->failed < job->nouts ? job->outs[job->failed].name : "";
         r.outcome = CRS_DELIVERY_RETRY;
         if (job->rc == CRS_ENOSPC)
-            snprintf(r.error, sizeof(r.error), "no space left on device writing %.100s in %.100s", what,
-                     dir);
+            snprintf(r.error, sizeof(r.error), "no space left on device writing %.100s in %.100s",
+                     what, dir);
         else if (job->failed >= job->nouts)
             snprintf(r.error, sizeof(r.error), "cannot create directory %.160s: %.60s", dir,
                      crs_strerror(job->rc));
@@ -232,8 +238,8 @@ static int file_plan(struct file_job *job, const struct crs_file_sink_config *fc
                 file_add(job, base, suffix, crl->raw_delta_crl.data, crl->raw_delta_crl.len);
             }
         }
-    } else if (fc->write_der && ev->certificate != NULL &&
-               ev->certificate->has_raw_certificate && ev->certificate->raw_certificate.len > 0) {
+    } else if (fc->write_der && ev->certificate != NULL && ev->certificate->has_raw_certificate &&
+               ev->certificate->raw_certificate.len > 0) {
         file_add(job, base, ".cer", ev->certificate->raw_certificate.data,
                  ev->certificate->raw_certificate.len);
     }

@@ -8,6 +8,8 @@
 
 static const struct crs_sink_driver *const sink_drivers[] = {
     &crs_sink_driver_file,
+    &crs_sink_driver_webhook,
+    &crs_sink_driver_email,
 };
 
 const struct crs_sink_driver *crs_sink_driver_find(const char *type)

@@ -23,7 +23,9 @@
  * and stop, to the Event Log (source "CertRelayBroker"), never to stdout.
  */
 #include <windows.h>
+#include <knownfolders.h>
 #include <shellapi.h>
+#include <shlobj.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -381,6 +383,22 @@ cleanup:
     return rc;
 }
 
+/*
+ * Makes %ProgramData% name the known folder. Wine builds a service's environment with
+ * ALLUSERSPROFILE set to the Public profile, so %ProgramData% expands to C:\users\Public there,
+ * while the exit module (in certsrv, or the test harness) and every service on Windows itself
+ * see C:\ProgramData. The defaults (crs_default_base_dir) read the variable; anchoring it to the
+ * known folder makes the service and the exit module agree on the spool directory everywhere.
+ */
+static void anchor_program_data(void)
+{
+    PWSTR path = NULL;
+
+    if (SUCCEEDED(SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, NULL, &path)) && path != NULL)
+        SetEnvironmentVariableW(L"ProgramData", path);
+    CoTaskMemFree(path);
+}
+
 static void WINAPI service_main(DWORD argc, WCHAR **argv)
 {
     WCHAR exe[MAX_PATH + 1];
@@ -392,6 +410,7 @@ static void WINAPI service_main(DWORD argc, WCHAR **argv)
         return;
     report_status(SERVICE_START_PENDING, NO_ERROR, 0, START_WAIT_HINT_MS);
 
+    anchor_program_data();
     crs_log_set_stderr(0);
     crs_log_set_output(service_log_output, NULL);
     /* Keep the Event Log source pointing at this binary's message table. The service runs as
@@ -402,8 +421,7 @@ static void WINAPI service_main(DWORD argc, WCHAR **argv)
 
     rc = service_run();
     if (rc == 0) {
-        crs_eventlog_write(CRS_EVENTLOG_SOURCE_BROKER, CRS_LOG_INFO,
-                           "CertRelay broker stopped.");
+        crs_eventlog_write(CRS_EVENTLOG_SOURCE_BROKER, CRS_LOG_INFO, "CertRelay broker stopped.");
         crs_log_open_file(NULL);
         report_status(SERVICE_STOPPED, NO_ERROR, 0, 0);
     } else {
@@ -469,23 +487,24 @@ static int console_main(const char *path)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: certrelayd                          (started by the Service Control Manager)\n"
-            "       certrelayd --console [--config FILE]\n"
-            "       certrelayd --config FILE | --check-config FILE | --version | --help\n"
-            "\n"
-            "The CertRelay broker. As the Windows service \"CertRelay\" it reads\n"
-            "%%ProgramData%%\\CertRelay\\certrelay.ini (a built-in default when absent), keeps its\n"
-            "queue in state\\, takes spooled events from spool\\ and logs to logs\\certrelayd.log\n"
-            "there, and to the Event Log (source CertRelayBroker).\n"
-            "\n"
-            "  sc create CertRelay binPath= \"C:\\Program Files\\CertRelay\\certrelayd.exe\" "
-            "start= auto\n"
-            "  sc start CertRelay | sc stop CertRelay | sc query CertRelay\n"
-            "\n"
-            "  --console            run in the foreground (Ctrl+C stops), same files as the service\n"
-            "  --config FILE        run in the foreground with FILE\n"
-            "  --check-config FILE  validate FILE and exit (0 when valid)\n");
+    fprintf(
+        out,
+        "usage: certrelayd                          (started by the Service Control Manager)\n"
+        "       certrelayd --console [--config FILE]\n"
+        "       certrelayd --config FILE | --check-config FILE | --version | --help\n"
+        "\n"
+        "The CertRelay broker. As the Windows service \"CertRelay\" it reads\n"
+        "%%ProgramData%%\\CertRelay\\certrelay.ini (a built-in default when absent), keeps its\n"
+        "queue in state\\, takes spooled events from spool\\ and logs to logs\\certrelayd.log\n"
+        "there, and to the Event Log (source CertRelayBroker).\n"
+        "\n"
+        "  sc create CertRelay binPath= \"C:\\Program Files\\CertRelay\\certrelayd.exe\" "
+        "start= auto\n"
+        "  sc start CertRelay | sc stop CertRelay | sc query CertRelay\n"
+        "\n"
+        "  --console            run in the foreground (Ctrl+C stops), same files as the service\n"
+        "  --config FILE        run in the foreground with FILE\n"
+        "  --check-config FILE  validate FILE and exit (0 when valid)\n");
 }
 
 /*

@@ -17,8 +17,7 @@
  * body; a NULL piece with length 0 is skipped. Returns 0, CRS_EINVAL or CRS_EINTERNAL (the
  * library failed); out is zeroed on failure.
  */
-int crs_hmac_sha256(const uint8_t *key, size_t keylen, const void *p1, size_t len1,
-                    const void *p2, size_t len2, const void *p3, size_t len3,
-                    uint8_t out[CRS_SHA256_LEN]);
+int crs_hmac_sha256(const uint8_t *key, size_t keylen, const void *p1, size_t len1, const void *p2,
+                    size_t len2, const void *p3, size_t len3, uint8_t out[CRS_SHA256_LEN]);
 
 #endif

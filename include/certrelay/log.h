@@ -22,9 +22,20 @@ void crs_log_set_output(crs_log_output_fn fn, void *ctx);
 /* Opens (appending) a log file as an output in addition to the others; NULL closes it. */
 int crs_log_open_file(const char *path);
 
+/* GCC's "printf" format archetype means the Microsoft runtime's formats on mingw-w64 targets, but
+ * the Windows build uses mingw's C99 stdio (the default with -std=c11), whose formats are GNU's
+ * (%zu, %lld): printf-like functions are declared with CRS_PRINTF_ARCHETYPE. */
+#ifndef CRS_PRINTF_ARCHETYPE
+#if defined(__MINGW32__)
+#define CRS_PRINTF_ARCHETYPE gnu_printf
+#else
+#define CRS_PRINTF_ARCHETYPE printf
+#endif
+#endif
+
 void crs_log(enum crs_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 2, 3)))
 #endif
     ;
 void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap);

@@ -36,9 +36,9 @@
 #include "net.h"
 
 /* Upper bounds that keep a header line well under SMTP's 998 characters. */
-#define EMAIL_RECIPIENTS_MAX 50u
+#define EMAIL_RECIPIENTS_MAX    50u
 #define EMAIL_TEMPLATE_FILE_MAX (256u * 1024u)
-#define EMAIL_SUBJECT_MAX 512u
+#define EMAIL_SUBJECT_MAX       512u
 
 static const char *const email_schemes[] = {"smtp://", "smtps://", NULL};
 
@@ -68,6 +68,8 @@ static void mailboxes_free(struct crs_mailbox *v, size_t n)
 {
     size_t i;
 
+    if (v == NULL)
+        return;
     for (i = 0; i < n; i++) {
         crs_free(v[i].display);
         crs_free(v[i].addr);
@@ -109,8 +111,9 @@ static int email_set_list(struct crs_mailbox **list, size_t *count, const char *
         if (rc == CRS_ENOMEM)
             goto cleanup;
         if (rc != 0) {
+            /* Values are not echoed in messages (config.h); the position finds the entry. */
             if (err != NULL && errlen > 0)
-                snprintf(err, errlen, "'%.80s': %s", items[i], msg);
+                snprintf(err, errlen, "address %zu of the list: %s", i + 1, msg);
             rc = CRS_ECONFIG;
             goto cleanup;
         }
@@ -173,7 +176,7 @@ static int email_set_template_file(char **path, struct crs_template **t, const c
 {
     uint8_t *data = NULL;
     size_t len = 0;
-    char what[300];
+    char what[32];
     int rc;
 
     rc = crs__conf_string(path, value, err, errlen);
@@ -184,14 +187,14 @@ static int email_set_template_file(char **path, struct crs_template **t, const c
         return rc;
     if (rc != 0) {
         if (err != NULL && errlen > 0)
-            snprintf(err, errlen, "cannot read '%.200s': %s", value, crs_strerror(rc));
+            snprintf(err, errlen, "cannot read the template file: %s", crs_strerror(rc));
         return CRS_ECONFIG;
     }
     if (memchr(data, '\0', len) != NULL) {
         crs_free(data);
         return email_error(err, errlen, "the template file holds a NUL byte (not a text file?)");
     }
-    snprintf(what, sizeof(what), "'%.200s'", value);
+    snprintf(what, sizeof(what), "in the template file");
     rc = email_compile(what, (const char *)data, t, err, errlen);
     crs_free(data);
     return rc;
@@ -262,8 +265,7 @@ static int email_finish(void *typed, struct crs_sink_config *sc, char *err, size
     if (ec->from.addr == NULL)
         return email_error(err, errlen, "missing required key 'from'");
     if (ec->nto + ec->ncc + ec->nbcc == 0 && !ec->to_requester)
-        return email_error(err, errlen,
-                           "no recipient: set to, cc or bcc (or to_requester = true)");
+        return email_error(err, errlen, "no recipient: set to, cc or bcc (or to_requester = true)");
     if (ec->nto + ec->ncc + ec->nbcc > EMAIL_RECIPIENTS_MAX)
         return email_error(err, errlen, "too many recipients in to, cc and bcc (at most 50)");
     if (ec->implicit_tls && ec->starttls != CRS_STARTTLS_REQUIRED)

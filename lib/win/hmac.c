@@ -26,9 +26,8 @@ static int hmac_update(BCRYPT_HASH_HANDLE hash, const void *p, size_t len)
     return 0;
 }
 
-int crs_hmac_sha256(const uint8_t *key, size_t keylen, const void *p1, size_t len1,
-                    const void *p2, size_t len2, const void *p3, size_t len3,
-                    uint8_t out[CRS_SHA256_LEN])
+int crs_hmac_sha256(const uint8_t *key, size_t keylen, const void *p1, size_t len1, const void *p2,
+                    size_t len2, const void *p3, size_t len3, uint8_t out[CRS_SHA256_LEN])
 {
     BCRYPT_ALG_HANDLE alg = NULL;
     BCRYPT_HASH_HANDLE hash = NULL;
@@ -46,8 +45,8 @@ int crs_hmac_sha256(const uint8_t *key, size_t keylen, const void *p1, size_t le
                                                 BCRYPT_ALG_HANDLE_HMAC_FLAG)))
         goto cleanup;
     /* With a NULL hash object buffer CNG allocates the object itself (Windows 7 and later). */
-    if (!NT_SUCCESS(BCryptCreateHash(alg, &hash, NULL, 0,
-                                     (PUCHAR)(keylen > 0 ? key : empty), (ULONG)keylen, 0)))
+    if (!NT_SUCCESS(BCryptCreateHash(alg, &hash, NULL, 0, (PUCHAR)(keylen > 0 ? key : empty),
+                                     (ULONG)keylen, 0)))
         goto cleanup;
     if ((len1 > 0 && hmac_update(hash, p1, len1) != 0) ||
         (len2 > 0 && hmac_update(hash, p2, len2) != 0) ||

@@ -39,9 +39,9 @@ HRESULT crs_manage_create(REFIID riid, void **out);
 #define CRS_DLL_COPYRIGHT   L"Copyright (c) 2025 The CertRelay authors"
 
 /* CRS_VERSION as a wide string literal (CRS_VERSION comes from CMake as a narrow literal). */
-#define CRS_WIDEN_(s)  L##s
-#define CRS_WIDEN(s)   CRS_WIDEN_(s)
-#define CRS_VERSION_W  CRS_WIDEN(CRS_VERSION)
+#define CRS_WIDEN_(s) L##s
+#define CRS_WIDEN(s)  CRS_WIDEN_(s)
+#define CRS_VERSION_W CRS_WIDEN(CRS_VERSION)
 
 /* The exit module's settings key below a CA's configuration key. */
 #define CRS_REG_CONFIGURATION L"SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration\\"
@@ -53,12 +53,12 @@ HRESULT crs_manage_create(REFIID riid, void **out);
  * crs_exit_settings_clear.
  */
 struct crs_exit_settings {
-    char *pipe;             /* PipeName, default \\.\pipe\CertRelay */
-    char *spool_dir;        /* SpoolDir, default %ProgramData%\CertRelay\spool */
-    uint32_t timeout_ms;    /* TimeoutMs, default 2000 */
-    uint32_t event_mask;    /* EventMask, default every event (0x3ff) */
+    char *pipe;              /* PipeName, default \\.\pipe\CertRelay */
+    char *spool_dir;         /* SpoolDir, default %ProgramData%\CertRelay\spool */
+    uint32_t timeout_ms;     /* TimeoutMs, default 2000 */
+    uint32_t event_mask;     /* EventMask, default every event (0x3ff) */
     int capture_raw_request; /* CaptureRawRequest, default 0 */
-    int from_registry;      /* whether the key existed */
+    int from_registry;       /* whether the key existed */
 };
 int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out);
 void crs_exit_settings_clear(struct crs_exit_settings *s);

@@ -146,7 +146,7 @@ HRESULT WINAPI DllCanUnloadNow(void)
 /* Registration                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
-#define CLASSES L"SOFTWARE\\Classes\\"
+#define CLASSES     L"SOFTWARE\\Classes\\"
 #define MODULE_PATH NULL /* stands for this DLL's full path in the table below */
 
 struct reg_value {
@@ -181,7 +181,7 @@ static const struct reg_value registration[] = {
 
 /* The keys unregistration removes, each with everything below it. */
 static const WCHAR *const registration_roots[] = {
-    L"CLSID\\" CRS_CLSID_EXIT_STR, CRS_PROGID_EXIT,  CRS_PROGID_EXIT_1,
+    L"CLSID\\" CRS_CLSID_EXIT_STR,   CRS_PROGID_EXIT,   CRS_PROGID_EXIT_1,
     L"CLSID\\" CRS_CLSID_MANAGE_STR, CRS_PROGID_MANAGE, CRS_PROGID_MANAGE_1,
 };
 
@@ -216,8 +216,7 @@ static HRESULT unregister_all(void)
     size_t i;
 
     for (i = 0; i < sizeof(registration_roots) / sizeof(registration_roots[0]); i++) {
-        _snwprintf(path, sizeof(path) / sizeof(path[0]), L"%ls%ls", CLASSES,
-                   registration_roots[i]);
+        _snwprintf(path, sizeof(path) / sizeof(path[0]), L"%ls%ls", CLASSES, registration_roots[i]);
         path[sizeof(path) / sizeof(path[0]) - 1] = L'\0';
         err = RegDeleteTreeW(HKEY_LOCAL_MACHINE, path);
         if (err != ERROR_SUCCESS && err != ERROR_FILE_NOT_FOUND)

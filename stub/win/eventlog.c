@@ -43,8 +43,8 @@ int crs_eventlog_install(const WCHAR *source, const WCHAR *message_file)
     rc = make_key_path(source, path, sizeof(path) / sizeof(path[0]));
     if (rc != 0)
         return rc;
-    err = RegCreateKeyExW(HKEY_LOCAL_MACHINE, path, 0, NULL, REG_OPTION_NON_VOLATILE,
-                          KEY_SET_VALUE, NULL, &key, NULL);
+    err = RegCreateKeyExW(HKEY_LOCAL_MACHINE, path, 0, NULL, REG_OPTION_NON_VOLATILE, KEY_SET_VALUE,
+                          NULL, &key, NULL);
     if (err != ERROR_SUCCESS)
         return crs_translate_sys_error((int)err);
     err = RegSetValueExW(key, L"EventMessageFile", 0, REG_EXPAND_SZ, (const BYTE *)message_file,

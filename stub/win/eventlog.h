@@ -26,8 +26,7 @@ int crs_eventlog_uninstall(const WCHAR *source);
  * is where failures are reported, there is nowhere further to report its own. */
 void crs_eventlog_write(const WCHAR *source, enum crs_log_level level, const char *line);
 void crs_eventlog_writef(const WCHAR *source, enum crs_log_level level, const char *fmt, ...)
-    /* mingw's C99 stdio (the default with -std=c11) takes GNU formats such as %zu. */
-    __attribute__((format(gnu_printf, 3, 4)));
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 3, 4)));
 
 /* A crs_log output (crs_log_set_output) whose ctx is the source name (const WCHAR *). */
 void crs_eventlog_log_output(void *ctx, enum crs_log_level level, const char *line);

@@ -43,7 +43,9 @@ static int reg_read_string(HKEY key, const WCHAR *name, char **out)
     LONG err;
 
     *out = NULL;
-    err = RegGetValueW(key, NULL, name, RRF_RT_REG_SZ | RRF_RT_REG_EXPAND_SZ, NULL, buf, &size);
+    /* RRF_RT_REG_SZ also accepts REG_EXPAND_SZ, expanded; naming RRF_RT_REG_EXPAND_SZ as well
+     * would make RegGetValueW fail unless RRF_NOEXPAND is given. */
+    err = RegGetValueW(key, NULL, name, RRF_RT_REG_SZ, NULL, buf, &size);
     if (err == ERROR_FILE_NOT_FOUND)
         return CRS_ENOENT;
     if (err == ERROR_MORE_DATA)
@@ -247,9 +249,9 @@ static HRESULT WINAPI exit_GetIDsOfNames(ICertExit2 *iface, REFIID riid, LPOLEST
     return DISP_E_UNKNOWNNAME;
 }
 
-static HRESULT WINAPI exit_Invoke(ICertExit2 *iface, DISPID id, REFIID riid, LCID lcid,
-                                  WORD flags, DISPPARAMS *params, VARIANT *result,
-                                  EXCEPINFO *excep, UINT *argerr)
+static HRESULT WINAPI exit_Invoke(ICertExit2 *iface, DISPID id, REFIID riid, LCID lcid, WORD flags,
+                                  DISPPARAMS *params, VARIANT *result, EXCEPINFO *excep,
+                                  UINT *argerr)
 {
     return DISP_E_MEMBERNOTFOUND;
 }
@@ -343,9 +345,8 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
     crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO,
                         "CertRelay %s initialized for CA \"%s\": pipe %s, spool %s, timeout %u ms, "
                         "event mask 0x%x, raw request %s, settings from %s.",
-                        CRS_VERSION, This->ca_config, This->settings.pipe,
-                        This->settings.spool_dir, (unsigned)This->settings.timeout_ms,
-                        (unsigned)This->settings.event_mask,
+                        CRS_VERSION, This->ca_config, This->settings.pipe, This->settings.spool_dir,
+                        (unsigned)This->settings.timeout_ms, (unsigned)This->settings.event_mask,
                         This->settings.capture_raw_request ? "captured" : "not captured",
                         This->settings.from_registry ? "the registry" : "the defaults");
 
@@ -411,8 +412,8 @@ static HRESULT WINAPI exit_Notify(ICertExit2 *iface, LONG event, LONG context)
     /* S_OK and S_FALSE both must be balanced; RPC_E_CHANGED_MODE means the thread lives in
      * a single-threaded apartment already, which serves us as well and is not ours to leave. */
     hr_com = CoInitializeEx(NULL, COINIT_MULTITHREADED);
-    hr = CoCreateInstance(&CLSID_CCertServerExit, NULL, CLSCTX_INPROC_SERVER,
-                          &IID_ICertServerExit, (void **)&server);
+    hr = CoCreateInstance(&CLSID_CCertServerExit, NULL, CLSCTX_INPROC_SERVER, &IID_ICertServerExit,
+                          (void **)&server);
     if (SUCCEEDED(hr)) {
         hr = ICertServerExit_SetContext(server, context);
         if (FAILED(hr)) {
@@ -466,9 +467,9 @@ static HRESULT WINAPI exit_GetManageModule(ICertExit2 *iface, ICertManageModule 
 }
 
 static const ICertExit2Vtbl exit_vtbl = {
-    exit_QueryInterface,   exit_AddRef,        exit_Release,        exit_GetTypeInfoCount,
-    exit_GetTypeInfo,      exit_GetIDsOfNames, exit_Invoke,         exit_Initialize,
-    exit_Notify,           exit_GetDescription, exit_GetManageModule,
+    exit_QueryInterface, exit_AddRef,         exit_Release,         exit_GetTypeInfoCount,
+    exit_GetTypeInfo,    exit_GetIDsOfNames,  exit_Invoke,          exit_Initialize,
+    exit_Notify,         exit_GetDescription, exit_GetManageModule,
 };
 
 HRESULT crs_exit_create(REFIID riid, void **out)

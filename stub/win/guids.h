@@ -81,9 +81,9 @@ extern const CLSID CLSID_CertRelayExitManage; /* {4afd9b02-66fc-48e5-93ef-ba6a47
 
 /* ProgIDs. certsrv requires an exit module's ProgID to end in ".Exit"; the CA snap-in finds the
  * manage class by appending "Manage" to it. */
-#define CRS_PROGID_EXIT          L"CertRelay.Exit"
-#define CRS_PROGID_EXIT_1        L"CertRelay.Exit.1"
-#define CRS_PROGID_MANAGE        L"CertRelay.ExitManage"
-#define CRS_PROGID_MANAGE_1      L"CertRelay.ExitManage.1"
+#define CRS_PROGID_EXIT     L"CertRelay.Exit"
+#define CRS_PROGID_EXIT_1   L"CertRelay.Exit.1"
+#define CRS_PROGID_MANAGE   L"CertRelay.ExitManage"
+#define CRS_PROGID_MANAGE_1 L"CertRelay.ExitManage.1"
 
 #endif

@@ -84,8 +84,8 @@ static HRESULT WINAPI manage_GetTypeInfo(ICertManageModule *iface, UINT index, L
     return DISP_E_BADINDEX;
 }
 
-static HRESULT WINAPI manage_GetIDsOfNames(ICertManageModule *iface, REFIID riid,
-                                           LPOLESTR *names, UINT count, LCID lcid, DISPID *ids)
+static HRESULT WINAPI manage_GetIDsOfNames(ICertManageModule *iface, REFIID riid, LPOLESTR *names,
+                                           UINT count, LCID lcid, DISPID *ids)
 {
     UINT i;
 
@@ -112,8 +112,8 @@ static int name_is(const WCHAR *name, const WCHAR *expected)
  * The snap-in's questions, answered as BSTRs. Names compare without regard to case; a name we do
  * not know answers S_FALSE with an empty VARIANT, as the snap-in expects of optional properties.
  */
-static HRESULT WINAPI manage_GetProperty(ICertManageModule *iface, const BSTR config,
-                                         BSTR storage, BSTR name, LONG flags, VARIANT *value)
+static HRESULT WINAPI manage_GetProperty(ICertManageModule *iface, const BSTR config, BSTR storage,
+                                         BSTR name, LONG flags, VARIANT *value)
 {
     const WCHAR *text = NULL;
 
@@ -145,9 +145,8 @@ static HRESULT WINAPI manage_GetProperty(ICertManageModule *iface, const BSTR co
  * Configure's message box; anything else is accepted and ignored, since every CertRelay setting
  * lives in the registry and in certrelay.ini, where administrators and scripts edit it.
  */
-static HRESULT WINAPI manage_SetProperty(ICertManageModule *iface, const BSTR config,
-                                         BSTR storage, BSTR name, LONG flags,
-                                         const VARIANT *value)
+static HRESULT WINAPI manage_SetProperty(ICertManageModule *iface, const BSTR config, BSTR storage,
+                                         BSTR name, LONG flags, const VARIANT *value)
 {
     struct manage_module *This = impl_from_ICertManageModule(iface);
     HWND owner = NULL;
@@ -259,10 +258,9 @@ cleanup:
 }
 
 static const ICertManageModuleVtbl manage_vtbl = {
-    manage_QueryInterface, manage_AddRef,        manage_Release,
-    manage_GetTypeInfoCount, manage_GetTypeInfo, manage_GetIDsOfNames,
-    manage_Invoke,         manage_GetProperty,   manage_SetProperty,
-    manage_Configure,
+    manage_QueryInterface, manage_AddRef,        manage_Release, manage_GetTypeInfoCount,
+    manage_GetTypeInfo,    manage_GetIDsOfNames, manage_Invoke,  manage_GetProperty,
+    manage_SetProperty,    manage_Configure,
 };
 
 HRESULT crs_manage_create(REFIID riid, void **out)

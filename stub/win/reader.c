@@ -130,8 +130,8 @@ static int variant_to_value(const VARIANT *v, enum crs_prop_type type, struct cr
             out->str = crs_strdup("");
             return out->str != NULL ? 0 : CRS_ENOMEM;
         }
-        return crs_win_utf8(V_BSTR(v), (int)SysStringLen(V_BSTR(v)), READER_MAX_STRING,
-                            &out->str, &out->len);
+        return crs_win_utf8(V_BSTR(v), (int)SysStringLen(V_BSTR(v)), READER_MAX_STRING, &out->str,
+                            &out->len);
     }
     return CRS_EINVAL;
 }
@@ -195,8 +195,7 @@ static int get_certificate(void *ctx, const char *name, enum crs_prop_type type,
  * context 0. The notification's context is restored afterwards, whatever happened, so the next
  * request property read sees the request again.
  */
-static int get_ca(void *ctx, const char *name, enum crs_prop_type type,
-                  struct crs_prop_value *out)
+static int get_ca(void *ctx, const char *name, enum crs_prop_type type, struct crs_prop_value *out)
 {
     struct crs_win_reader *wr = ctx;
     HRESULT hr;

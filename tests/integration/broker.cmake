@@ -9,10 +9,17 @@ function(crs_broker_test name)
   set_tests_properties(broker_${name} PROPERTIES LABELS integration TIMEOUT 1200)
 endfunction()
 
+# The broker's pure decisions (backoff curve, routing), linked with the broker library.
+crs_add_unit_test(test_broker_dispatch ${CMAKE_CURRENT_LIST_DIR}/../unit/test_broker_dispatch.c)
+target_link_libraries(test_broker_dispatch PRIVATE certrelay_broker)
+
 if(NOT WIN32 AND CRS_PYTHON3)
   crs_broker_test(framing)
   crs_broker_test(shutdown)
   crs_broker_test(retry)
+  # Mounts small tmpfs file systems to fill disks for real; exits 77 (skipped) where it cannot.
+  crs_broker_test(diskfull)
+  set_tests_properties(broker_diskfull PROPERTIES SKIP_RETURN_CODE 77)
   # The tests below drive the broker with the simulator (tools/, target certrelay).
   if(TARGET certrelay)
     foreach(t e2e spool crash hostile)

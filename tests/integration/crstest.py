@@ -355,6 +355,38 @@ def json_docs(directory):
     return out
 
 
+# A file-name template that is unique per event: events without a request (crl_issued, startup,
+# shutdown) would all share one name under the default "{{request_id}}-{{event}}".
+NAME_PER_EVENT = "{{request_id}}-{{event}}-{{event_id}}"
+
+
+def unique_sink(tmp, **extra):
+    keys = {"type": "file", "directory": tmp.join("out"), "concurrency": "16",
+            "name": NAME_PER_EVENT}
+    keys.update(extra)
+    return {"archive": keys}
+
+
+def check_once_per_event(out, state_dir, count):
+    """Checks that the drop holds exactly one JSON per committed event (and `count` of them):
+    distinct event ids equal to the events table, and no request id twice."""
+    ids = [r[0] for r in db_rows(state_dir, "SELECT event_id FROM events")]
+    if len(ids) != count or len(set(ids)) != count:
+        fail("%d events rows (%d distinct), want %d" % (len(ids), len(set(ids)), count))
+    docs = json_docs(out)
+    seen = {}
+    for name, doc in docs.items():
+        rid = (doc.get("request") or {}).get("id")
+        if rid is not None:
+            if rid in seen:
+                fail("request %d delivered twice (%s, %s)" % (rid, seen[rid], name))
+            seen[rid] = name
+    if sorted(d["event_id"] for d in docs.values()) != sorted(ids):
+        fail("event ids in the drop (%d) differ from the committed ones (%d)" % (
+            len(docs), len(ids)))
+    return docs
+
+
 def run(cmd, tmp, timeout=DEFAULT_TIMEOUT * 5, check=True):
     """Runs a command to completion, returns CompletedProcess with text output."""
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(tmp),
@@ -379,11 +411,12 @@ def parse_counts(text):
 
 
 def args(*names):
-    """Parses --name PATH options given by CTest."""
+    """Parses the --name PATH options CTest passes (all required here). No abbreviations:
+    --certrelay must never be taken for --certrelayd."""
     import argparse
-    p = argparse.ArgumentParser()
-    for n in names:
-        p.add_argument("--" + n, required=True)
+    p = argparse.ArgumentParser(allow_abbrev=False)
+    for n in ("certrelayd", "certrelay"):
+        p.add_argument("--" + n, required=n in names)
     return p.parse_args()
 
 

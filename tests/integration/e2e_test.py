@@ -11,6 +11,7 @@ import crstest as t
 
 COUNT = int(os.environ.get("CRS_E2E_COUNT", "10000"))
 EVENTS = "issued,revoked,crl_issued,denied"
+NAME = "{{request_id}}-{{event}}-{{event_id}}"
 
 
 def expected_files(doc, stem):
@@ -30,23 +31,33 @@ def expected_files(doc, stem):
     return files
 
 
-def check_drop(out, count):
-    """Checks the drop holds one set of files per request id 1..count and nothing else."""
+def check_drop(out, count, event_ids):
+    """Checks the drop holds exactly one set of files per event and nothing else: one JSON per
+    event id, request ids 1..count each once (crl_issued events carry no request), and the DER
+    files each event implies, byte for byte."""
     docs = t.json_docs(out)
-    by_request = {}
     expected = {}
+    by_request = {}
+    ncrl = 0
     for name, doc in docs.items():
-        rid = doc["request"]["id"]
-        if rid in by_request:
-            t.fail("request %d has two JSON files: %s and %s" % (rid, by_request[rid], name))
-        by_request[rid] = name
-        stem = "%d-%s" % (rid, doc["event"])
+        rid = (doc.get("request") or {}).get("id")
+        stem = "%s-%s-%s" % ("" if rid is None else rid, doc["event"], doc["event_id"])
         if name != stem + ".json":
-            t.fail("unexpected name %s for request %d (%s)" % (name, rid, doc["event"]))
+            t.fail("unexpected name %s for %s" % (name, stem))
+        if rid is None:
+            if doc["event"] != "crl_issued":
+                t.fail("%s has no request id" % name)
+            ncrl += 1
+        elif rid in by_request:
+            t.fail("request %d delivered twice: %s and %s" % (rid, by_request[rid], name))
+        else:
+            by_request[rid] = name
         expected.update(expected_files(doc, stem))
-    if sorted(by_request) != list(range(1, count + 1)):
-        missing = sorted(set(range(1, count + 1)) - set(by_request))
-        t.fail("request ids missing from the drop: %s" % missing[:20])
+    if sorted(d["event_id"] for d in docs.values()) != sorted(event_ids):
+        t.fail("event ids in the drop differ from the committed ones")
+    if len(by_request) + ncrl != count or not set(by_request) <= set(range(1, count + 1)):
+        t.fail("%d request ids + %d CRL events in the drop, want %d" % (
+            len(by_request), ncrl, count))
     present = set(t.drop_files(out))
     if present != set(expected):
         t.fail("drop differs: unexpected %s, missing %s" % (
@@ -77,7 +88,11 @@ def openssl_check(out, expected):
 def test():
     opts = t.args("certrelayd", "certrelay")
     with t.TempDir("e2e") as tmp:
-        config, settings = t.write_config(tmp)
+        # The name includes the event id: crl_issued events have no request id, so the default
+        # "{{request_id}}-{{event}}" would give them all one name.
+        config, settings = t.write_config(tmp, sinks={"archive": {
+            "type": "file", "directory": tmp.join("out"), "concurrency": "16",
+            "name": NAME}})
         broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
         # A long stub timeout: this test wants every event acked, not spooled, even on the
         # sanitizer build of a busy machine.
@@ -95,7 +110,10 @@ def test():
         state = settings["state_dir"]
         t.wait_for(lambda: t.db_rows(state, "SELECT COUNT(*) FROM deliveries WHERE state != 1")
                    [0][0] == 0, "every delivery to be recorded as delivered", timeout=300)
-        docs, expected = check_drop(out, COUNT)
+        ids = [r[0] for r in t.db_rows(state, "SELECT event_id FROM events")]
+        if len(ids) != COUNT:
+            t.fail("%d events committed, want %d" % (len(ids), COUNT))
+        docs, expected = check_drop(out, COUNT, ids)
         openssl_check(out, expected)
         kinds = sorted(set(d["event"] for d in docs.values()))
         t.log("kinds delivered: %s" % ", ".join(kinds))

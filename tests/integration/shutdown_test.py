@@ -49,12 +49,27 @@ def test():
                    for w in range(1, CLIENTS + 1)]
         for th in threads:
             th.start()
+        # And one client that floods without ever reading its answers: stopping must not wait
+        # for it for ever.
+        flood = t.Client(sock, timeout=30)
+        flood.hello()
+        flood_data = b"".join(t.frame(t.event_payload(t.event_bytes(None, "denied", 900000 + i)))
+                              for i in range(60000))
+
+        def flood_send():
+            try:
+                flood.send(flood_data)
+            except OSError:
+                pass
+        flooder = threading.Thread(target=flood_send)
+        flooder.start()
         t.wait_for(lambda: len(acked) >= 500, "500 acks under load")
         broker.stop_ok()
         t.log("SIGTERM under load: exit 0 with %d events acked" % len(acked))
         stop.set()
-        for th in threads:
+        for th in threads + [flooder]:
             th.join(60)
+        flood.close()
         if os.path.exists(sock):
             t.fail("the socket file outlived a clean stop")
         if "broker stopped" not in broker.log_text():

@@ -14,6 +14,7 @@ package: a spool file is one frame, a 4-byte big-endian length and an Envelope w
 Event (proto/certrelay.proto).
 """
 import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -259,6 +260,9 @@ def test_synthetic(tmp):
             check(p.returncode == 0, "%s: openssl x509 parses the certificate" % name)
             serial = p.stdout.decode().strip().split("=")[1].lower()
             check(serial == one(cert, 1).decode(), "%s: SerialNumber matches the DER" % name)
+            thumb = hashlib.sha1(one(cert, 2)).hexdigest()
+            check(one(cert, 8).decode().replace(" ", "") == thumb,
+                  "%s: CertificateHash is the DER's SHA-1 thumbprint" % name)
             certs_checked += 1
         for c in ev.get(EV_CRLS, []):
             c = fields(c)

@@ -10,3 +10,14 @@ if(TARGET certrelayd AND CRS_PYTHON3)
                    $<TARGET_FILE:certrelayd>)
   set_tests_properties(check_config PROPERTIES LABELS integration TIMEOUT 120)
 endif()
+
+# The same tests against lib/config.c's inih-compatible line splitter (CRS_NO_INIH), which the
+# Windows build uses when the Debian archive does not serve libinih's source. Linking config.c
+# into the test directly makes the linker take it instead of the library's copy.
+add_executable(test_config_noinih ${CMAKE_CURRENT_LIST_DIR}/test_config.c
+                                  ${PROJECT_SOURCE_DIR}/lib/config.c)
+target_compile_definitions(test_config_noinih PRIVATE CRS_NO_INIH=1)
+target_include_directories(test_config_noinih PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)
+target_link_libraries(test_config_noinih PRIVATE certrelay_core)
+add_test(NAME test_config_noinih COMMAND test_config_noinih)
+set_tests_properties(test_config_noinih PROPERTIES LABELS unit TIMEOUT 300)

@@ -38,11 +38,11 @@ struct tprop {
     int scope;
     const char *name;
     int type;
-    int64_t l;            /* LONG or DATE */
-    const char *str;      /* STRING */
-    const uint8_t *bin;   /* BINARY */
+    int64_t l;          /* LONG or DATE */
+    const char *str;    /* STRING */
+    const uint8_t *bin; /* BINARY */
     size_t len;
-    int fail;             /* return this error instead */
+    int fail; /* return this error instead */
 };
 
 struct treader {
@@ -84,7 +84,8 @@ static int tr_get(struct treader *t, int scope, const char *name, enum crs_prop_
             out->bin = crs_malloc(p->len);
             if (out->bin == NULL)
                 return CRS_ENOMEM;
-            memcpy(out->bin, p->bin, p->len);
+            if (p->len > 0)
+                memcpy(out->bin, p->bin, p->len);
             out->len = p->len;
         }
         (void)type;
@@ -151,11 +152,13 @@ static const uint8_t fake_key[] = "PRIVATE-KEY";
 static const uint8_t fake_crl[] = {0x30, 0x01, 0x00};
 static const uint8_t fake_delta[] = {0x30, 0x01, 0x01};
 
-#define L(sc, n, v)  {sc, n, CRS_PROP_LONG, v, NULL, NULL, 0, 0}
-#define D(sc, n, v)  {sc, n, CRS_PROP_DATE, v, NULL, NULL, 0, 0}
-#define S(sc, n, v)  {sc, n, CRS_PROP_STRING, 0, v, NULL, 0, 0}
-#define B(sc, n, v)  {sc, n, CRS_PROP_BINARY, 0, NULL, v, sizeof(v), 0}
-#define F(sc, n, e)  {sc, n, CRS_PROP_STRING, 0, NULL, NULL, 0, e}
+/* clang-format off */
+#define L(sc, n, v) {sc, n, CRS_PROP_LONG, v, NULL, NULL, 0, 0}
+#define D(sc, n, v) {sc, n, CRS_PROP_DATE, v, NULL, NULL, 0, 0}
+#define S(sc, n, v) {sc, n, CRS_PROP_STRING, 0, v, NULL, 0, 0}
+#define B(sc, n, v) {sc, n, CRS_PROP_BINARY, 0, NULL, v, sizeof(v), 0}
+#define F(sc, n, e) {sc, n, CRS_PROP_STRING, 0, NULL, NULL, 0, e}
+/* clang-format on */
 
 static const struct tprop full_props[] = {
     S(SC_CA, "SanitizedCAName", "Contoso-CA"),
@@ -254,8 +257,7 @@ static void test_build_issued(void)
         CHECK(r->has_submitted_when_ms && r->submitted_when_ms == 1700000000000);
         CHECK(r->has_resolved_when_ms && r->resolved_when_ms == 1700000001000);
         CHECK(r->has_revoked_when_ms && r->revoked_when_ms == 1700000002000);
-        CHECK(r->has_revoked_effective_when_ms &&
-              r->revoked_effective_when_ms == 1700000003000);
+        CHECK(r->has_revoked_effective_when_ms && r->revoked_effective_when_ms == 1700000003000);
         CHECK(r->has_revoked_reason && r->revoked_reason == 1);
         CHECK_EQ_STR(r->request_attributes, "CertificateTemplate:WebServer");
         CHECK_EQ_STR(r->certificate_template, "WebServer");
@@ -315,10 +317,9 @@ out:
 static void test_build_all_kinds(void)
 {
     static const uint32_t kinds[] = {
-        CRS_EVENT_ISSUED,     CRS_EVENT_PENDING,    CRS_EVENT_DENIED,
-        CRS_EVENT_REVOKED,    CRS_EVENT_RETRIEVE_PENDING, CRS_EVENT_CRL_ISSUED,
-        CRS_EVENT_SHUTDOWN,   CRS_EVENT_STARTUP,    CRS_EVENT_UNREVOKED,
-        CRS_EVENT_IMPORTED};
+        CRS_EVENT_ISSUED,           CRS_EVENT_PENDING,    CRS_EVENT_DENIED,   CRS_EVENT_REVOKED,
+        CRS_EVENT_RETRIEVE_PENDING, CRS_EVENT_CRL_ISSUED, CRS_EVENT_SHUTDOWN, CRS_EVENT_STARTUP,
+        CRS_EVENT_UNREVOKED,        CRS_EVENT_IMPORTED};
     struct crs_stub *stub = new_stub("/nonexistent/sock", "/tmp/unused-spool", 0, 1);
 
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -435,10 +436,8 @@ static void test_build_sparse_and_failing(void)
 static void test_build_crl_count_capped(void)
 {
     static const struct tprop props[] = {
-        L(SC_CA, "CertCount", 1000000000),
-        L(SC_CA, "CRLState.5", 3),
-        B(SC_CA, "RawCRL.5", fake_crl),
-        L(SC_CA, "CRLState.2000", 3),
+        L(SC_CA, "CertCount", 1000000000), L(SC_CA, "CRLState.5", 3),
+        B(SC_CA, "RawCRL.5", fake_crl),    L(SC_CA, "CRLState.2000", 3),
         B(SC_CA, "RawCRL.2000", fake_crl),
     };
     struct crs_stub *stub = new_stub("/nonexistent/sock", "/tmp/unused-spool", 0, 0);
@@ -513,6 +512,41 @@ static void test_build_oversized_crl(void)
     free(delta);
 }
 
+/* When dropping CRLs and the raw request is not enough, the raw certificate goes too. */
+static void test_build_oversized_certificate(void)
+{
+    size_t big = CRS_FRAME_MAX;
+    uint8_t *der = malloc(big);
+    CHECK(der != NULL);
+    if (der == NULL)
+        return;
+    memset(der, 0x30, big);
+    struct tprop props[] = {
+        L(SC_REQ, "RequestID", 9),
+        B(SC_REQ, "RawRequest", fake_req),
+        {SC_CERT, "RawCertificate", CRS_PROP_BINARY, 0, NULL, der, big, 0},
+        S(SC_CERT, "SerialNumber", "0a"),
+    };
+    struct crs_stub *stub = new_stub("/nonexistent/sock", "/tmp/unused-spool", 0, 1);
+    struct treader t;
+    struct crs_prop_reader rd;
+    Certrelay__V1__Event *ev = NULL;
+
+    tr_init(&t, &rd, props, sizeof(props) / sizeof(props[0]));
+    CHECK_EQ_INT(crs_stub_build_event(stub, CRS_EVENT_ISSUED, &rd, &ev), 0);
+    if (ev != NULL) {
+        CHECK(ev->certificate != NULL && !ev->certificate->has_raw_certificate);
+        CHECK_EQ_STR(ev->certificate ? ev->certificate->serial_number : NULL, "0a");
+        CHECK(ev->request != NULL && !ev->request->has_raw_request);
+        CHECK_EQ_INT(ev->n_extra, 1);
+        if (ev->n_extra == 1)
+            CHECK_EQ_STR(ev->extra[0]->value->string_value, "RawRequest,RawCertificate");
+    }
+    crs_stub_event_free(ev);
+    crs_stub_free(stub);
+    free(der);
+}
+
 /* Every allocation failure along the build path returns CRS_ENOMEM or still succeeds; ASan's
  * leak check proves nothing is left behind. */
 static void test_build_alloc_failures(void)
@@ -553,7 +587,9 @@ static void test_build_alloc_failures(void)
  * A broker-side socket server
  * ------------------------------------------------------------------------------------------- */
 
-enum fb_mode { FB_ACK, FB_NACK, FB_SILENT, FB_STRAY, FB_CLOSE };
+/* FB_ACK_ONCE acks the first event of each connection and drops the connection at the second
+ * without answering, like a broker that restarts while the stub holds a pooled connection. */
+enum fb_mode { FB_ACK, FB_NACK, FB_SILENT, FB_STRAY, FB_CLOSE, FB_ACK_ONCE };
 
 #define FB_MAX_CONNS 64
 
@@ -603,6 +639,7 @@ static void fb_conn_main(void *arg)
     struct fake_broker *fb = c->fb;
     struct crs_frame_reader r;
     int seen_hello = 0;
+    int conn_events = 0;
     uint8_t buf[65536];
 
     crs_frame_reader_init(&r, CRS_FRAME_MAX);
@@ -645,6 +682,7 @@ static void fb_conn_main(void *arg)
             uv_mutex_lock(&fb->lock);
             fb->events++;
             uv_mutex_unlock(&fb->lock);
+            conn_events++;
             uint8_t *reply = NULL;
             size_t rlen = 0;
             int rc = 0;
@@ -658,6 +696,13 @@ static void fb_conn_main(void *arg)
             case FB_STRAY:
                 rc = crs_frame_ack("01890000-0000-7000-8000-000000000000", &reply, &rlen);
                 break;
+            case FB_ACK_ONCE:
+                if (conn_events == 1) {
+                    rc = crs_frame_ack(env->event->event_id, &reply, &rlen);
+                    break;
+                }
+                crs_envelope_free(env);
+                goto done;
             case FB_CLOSE:
                 crs_envelope_free(env);
                 goto done;
@@ -859,6 +904,32 @@ static void test_notify_ack_and_reuse(void)
     crs_stub_free(stub);
 }
 
+/* A pooled connection that looks alive but dies under the next event: the event is sent again on
+ * a fresh connection within the same call, and acknowledged. */
+static void test_notify_retry_on_dead_pooled(void)
+{
+    char spool[300], sock[300];
+    struct fake_broker fb;
+    snprintf(spool, sizeof(spool), "%s/spool-retry", tmpdir);
+    snprintf(sock, sizeof(sock), "%s/retry.sock", tmpdir);
+    CHECK_EQ_INT(fb_start(&fb, sock, FB_ACK_ONCE), 0);
+    struct crs_stub *stub = new_stub(sock, spool, 5000, 0);
+    struct crs_stub_result res;
+
+    CHECK_EQ_INT(notify_issued(stub, &res), 0);
+    CHECK_EQ_INT(res.outcome, CRS_STUB_ACKED);
+    CHECK_EQ_INT(notify_issued(stub, &res), 0);
+    CHECK_EQ_INT(res.outcome, CRS_STUB_ACKED);
+    CHECK_EQ_INT(count_spooled(spool), 0);
+    uv_mutex_lock(&fb.lock);
+    CHECK_EQ_INT(fb.nconns, 2);
+    CHECK_EQ_INT(fb.events, 3); /* the second event arrived twice, once on each connection */
+    CHECK_EQ_INT(fb.hello_ok, 2);
+    uv_mutex_unlock(&fb.lock);
+    fb_stop(&fb);
+    crs_stub_free(stub);
+}
+
 static void test_notify_failures_spool(void)
 {
     static const struct {
@@ -986,9 +1057,11 @@ int main(void)
     test_build_sparse_and_failing();
     test_build_crl_count_capped();
     test_build_oversized_crl();
+    test_build_oversized_certificate();
     test_build_alloc_failures();
     test_notify_no_broker();
     test_notify_ack_and_reuse();
+    test_notify_retry_on_dead_pooled();
     test_notify_failures_spool();
     test_notify_concurrent();
     test_notify_spool_unwritable();

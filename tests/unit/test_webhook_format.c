@@ -40,10 +40,10 @@ struct fixture {
 };
 
 /* GeneralNames { rfc822Name "san@example.com", dNSName "host.example.com" } */
-static const uint8_t san_der[] = {
-    0x30, 0x23, 0x81, 0x0f, 's', 'a', 'n', '@', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'c',
-    'o',  'm',  0x82, 0x10, 'h', 'o', 's', 't', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.',
-    'c',  'o',  'm'};
+static const uint8_t san_der[] = {0x30, 0x23, 0x81, 0x0f, 's', 'a', 'n', '@', 'e', 'x',
+                                  'a',  'm',  'p',  'l',  'e', '.', 'c', 'o', 'm', 0x82,
+                                  0x10, 'h',  'o',  's',  't', '.', 'e', 'x', 'a', 'm',
+                                  'p',  'l',  'e',  '.',  'c', 'o', 'm'};
 
 static const uint8_t fake_der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
 
@@ -204,10 +204,49 @@ static void test_format_names(void)
     CHECK_EQ_STR(crs_webhook_content_type(CRS_WEBHOOK_JSON), "application/json");
 }
 
+/* The fast writer's output equals jansson's for the same text, in every format. */
+static void check_same_as_jansson(enum crs_webhook_format fmt, const Certrelay__V1__Event *ev)
+{
+    char *body = NULL, *ref = NULL;
+    size_t len = 0, n;
+    json_error_t e;
+    json_t *doc;
+
+    CHECK_EQ_INT(crs_webhook_body(fmt, ev, &body, &len), 0);
+    doc = body ? json_loadb(body, len, 0, &e) : NULL;
+    CHECK(doc != NULL);
+    if (doc) {
+        n = json_dumpb(doc, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ref = crs_malloc(n + 1);
+        json_dumpb(doc, ref, n, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        ref[n] = '\0';
+        CHECK_EQ_INT(n, len);
+        CHECK(memcmp(ref, body, n) == 0);
+        crs_free(ref);
+        json_decref(doc);
+    }
+    crs_free(body);
+}
+
 static void test_body_json(void)
 {
     struct fixture f;
+    char *ref = NULL, *body = NULL;
+    size_t reflen = 0, len = 0;
     json_t *doc;
+    int fmt;
+
+    /* Control characters of every kind, quotes, backslashes and non-ASCII in values. */
+    fixture_init(&f, CRS_EVENT_ISSUED, "a\"b\\c\x01\x1f\b\f\n\r\t\x7f é 漢 \xf0\x9f\x94\x91 /");
+    f.req.requester_name = "CORP\\al\x02ice";
+    CHECK_EQ_INT(crs_event_to_json_text(&f.ev, 0, &ref, &reflen), 0);
+    CHECK_EQ_INT(crs_webhook_body(CRS_WEBHOOK_JSON, &f.ev, &body, &len), 0);
+    CHECK_EQ_INT(len, reflen);
+    CHECK(ref && body && strcmp(ref, body) == 0);
+    crs_free(ref);
+    crs_free(body);
+    for (fmt = CRS_WEBHOOK_JSON; fmt <= CRS_WEBHOOK_SLACK; fmt++)
+        check_same_as_jansson((enum crs_webhook_format)fmt, &f.ev);
 
     fixture_init(&f, CRS_EVENT_ISSUED, "www.example.com");
     doc = parse_body(CRS_WEBHOOK_JSON, &f.ev);
@@ -215,6 +254,39 @@ static void test_body_json(void)
     CHECK_EQ_STR(json_string_value(json_object_get(doc, "event")), "issued");
     CHECK_EQ_STR(json_string_value(json_object_get(doc, "event_id")), f.ev.event_id);
     json_decref(doc);
+}
+
+/* The word-at-a-time escape scan: an escape at every position of strings of every length. */
+static void test_json_escapes(void)
+{
+    static const char specials[] = {'"', '\\', '\x01', '\n', '\x1f', '\x7f', '/'};
+    char text[40];
+    size_t len, pos, k;
+    int bad = 0;
+
+    for (len = 1; len < sizeof(text); len++) {
+        for (pos = 0; pos < len; pos++) {
+            for (k = 0; k < sizeof(specials); k++) {
+                json_t *arr = json_array();
+                char *mine = NULL, ref[128];
+                size_t n = 0, rn;
+
+                memset(text, 'a' + (int)(len % 26), len);
+                text[pos] = specials[k];
+                json_array_append_new(arr, json_stringn(text, len));
+                if (crs_json_dump_compact(arr, &mine, &n) != 0) {
+                    bad++;
+                } else {
+                    rn = json_dumpb(arr, ref, sizeof(ref), JSON_COMPACT);
+                    if (rn != n || memcmp(ref, mine, n) != 0)
+                        bad++;
+                }
+                crs_free(mine);
+                json_decref(arr);
+            }
+        }
+    }
+    CHECK_EQ_INT(bad, 0);
 }
 
 static void test_body_cloudevents(void)
@@ -242,8 +314,7 @@ static void test_body_cloudevents(void)
         CHECK_EQ_STR(json_string_value(json_object_get(doc, "type")), kinds[i].type);
         CHECK_EQ_STR(json_string_value(json_object_get(doc, "source")),
                      "/certrelay/ca01.corp.example.com/Corp%20Issuing%20CA");
-        CHECK_EQ_STR(json_string_value(json_object_get(doc, "time")),
-                     "2025-07-01T10:00:00.123Z");
+        CHECK_EQ_STR(json_string_value(json_object_get(doc, "time")), "2025-07-01T10:00:00.123Z");
         CHECK_EQ_STR(json_string_value(json_object_get(doc, "datacontenttype")),
                      "application/json");
         data = json_object_get(doc, "data");
@@ -306,8 +377,8 @@ static void test_body_slack(void)
 
 static void test_body_alloc_failures(void)
 {
-    enum crs_webhook_format fmts[] = {CRS_WEBHOOK_JSON, CRS_WEBHOOK_CLOUDEVENTS,
-                                      CRS_WEBHOOK_TEAMS, CRS_WEBHOOK_SLACK};
+    enum crs_webhook_format fmts[] = {CRS_WEBHOOK_JSON, CRS_WEBHOOK_CLOUDEVENTS, CRS_WEBHOOK_TEAMS,
+                                      CRS_WEBHOOK_SLACK};
     struct fixture f;
     size_t i;
     long n;
@@ -343,9 +414,9 @@ static void test_signature(void)
     size_t keylen = 0;
     char sig[CRS_WEBHOOK_SIGNATURE_LEN];
 
-    CHECK_EQ_INT(crs_webhook_secret_parse("  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", 42, &key,
-                                          &keylen),
-                 0);
+    CHECK_EQ_INT(
+        crs_webhook_secret_parse("  whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n", 42, &key, &keylen),
+        0);
     CHECK_EQ_INT(keylen, 24);
     CHECK_EQ_INT(crs_webhook_sign(key, keylen, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body,
                                   strlen(body), sig),
@@ -407,12 +478,10 @@ static void test_retry_after(void)
     CHECK_EQ_INT(ms, 0);
     CHECK_EQ_INT(crs_http_retry_after_parse("99999999999999999999", 0, &ms), 0);
     CHECK_EQ_INT(ms, 366LL * 86400 * 1000);
-    CHECK_EQ_INT(crs_http_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", 784111770000LL,
-                                            &ms),
+    CHECK_EQ_INT(crs_http_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", 784111770000LL, &ms),
                  0);
     CHECK_EQ_INT(ms, 7000);
-    CHECK_EQ_INT(crs_http_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", 784111790000LL,
-                                            &ms),
+    CHECK_EQ_INT(crs_http_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", 784111790000LL, &ms),
                  0);
     CHECK_EQ_INT(ms, 0);
     CHECK_EQ_INT(crs_http_retry_after_parse("soon", 0, &ms), CRS_EINVAL);
@@ -605,7 +674,8 @@ static size_t tlv(uint8_t *buf, size_t off, uint8_t tag, const uint8_t *content,
         buf[off++] = (uint8_t)(len >> 8);
         buf[off++] = (uint8_t)len;
     }
-    memmove(buf + off, content, len);
+    if (len > 0)
+        memmove(buf + off, content, len);
     return off + len;
 }
 
@@ -620,9 +690,9 @@ static void test_der_san(void)
     /* Extension ::= SEQUENCE { OID, OCTET STRING { GeneralNames } } */
     na = tlv(a, 0, 0x06, oid, sizeof(oid));
     na = tlv(a, na, 0x04, san_der, sizeof(san_der));
-    nb = tlv(b, 0, 0x30, a, na);       /* Extension */
-    nc = tlv(c, 0, 0x30, b, nb);       /* Extensions */
-    na = tlv(a, 0, 0xa3, c, nc);       /* [3] */
+    nb = tlv(b, 0, 0x30, a, na); /* Extension */
+    nc = tlv(c, 0, 0x30, b, nb); /* Extensions */
+    na = tlv(a, 0, 0xa3, c, nc); /* [3] */
     /* tbsCertificate: [0] version, serial, sigalg, issuer, validity, subject, spki, [3] */
     nb = tlv(b, 0, 0xa0, version, sizeof(version));
     nb = tlv(b, nb, 0x02, (const uint8_t *)"\x01", 1);
@@ -693,10 +763,9 @@ static void test_requester(void)
 static void test_default_templates(void)
 {
     static const uint32_t kinds[] = {
-        CRS_EVENT_ISSUED,    CRS_EVENT_PENDING,    CRS_EVENT_DENIED,
-        CRS_EVENT_REVOKED,   CRS_EVENT_UNREVOKED,  CRS_EVENT_RETRIEVE_PENDING,
-        CRS_EVENT_IMPORTED,  CRS_EVENT_CRL_ISSUED, CRS_EVENT_STARTUP,
-        CRS_EVENT_SHUTDOWN,
+        CRS_EVENT_ISSUED,    CRS_EVENT_PENDING,          CRS_EVENT_DENIED,   CRS_EVENT_REVOKED,
+        CRS_EVENT_UNREVOKED, CRS_EVENT_RETRIEVE_PENDING, CRS_EVENT_IMPORTED, CRS_EVENT_CRL_ISSUED,
+        CRS_EVENT_STARTUP,   CRS_EVENT_SHUTDOWN,
     };
     struct fixture f;
     size_t i;
@@ -705,8 +774,7 @@ static void test_default_templates(void)
         struct crs_template *s = NULL, *b = NULL;
         char err[200] = "", *subject = NULL, *body = NULL;
 
-        CHECK_EQ_INT(crs_template_compile(crs_mail_default_subject(kinds[i]), &s, err,
-                                          sizeof(err)),
+        CHECK_EQ_INT(crs_template_compile(crs_mail_default_subject(kinds[i]), &s, err, sizeof(err)),
                      0);
         CHECK_EQ_INT(crs_template_compile(crs_mail_default_body(kinds[i]), &b, err, sizeof(err)),
                      0);
@@ -729,28 +797,27 @@ static void test_default_templates(void)
 
 static void test_config(void)
 {
-    static const char good[] =
-        "[broker]\n"
-        "listen = /tmp/x.sock\n"
-        "state_dir = /tmp/x\n"
-        "spool_dir = /tmp/y\n"
-        "[sink.hook]\n"
-        "type = webhook\n"
-        "url = https://hooks.example.com/x?sig=1\n"
-        "format = cloudevents\n"
-        "secret_file = /etc/secret\n"
-        "header = X-One: 1\n"
-        "header = X-Two: 2\n"
-        "events = issued, revoked\n"
-        "templates = WebServer\n"
-        "[sink.mail]\n"
-        "type = email\n"
-        "url = smtps://mail.example.com\n"
-        "from = CertRelay <ca@example.com>\n"
-        "to = a@example.com, Bob <b@example.com>\n"
-        "bcc = audit@example.com\n"
-        "subject = {{kind_title}}: {{common_name}}\n"
-        "attach_certificate = true\n";
+    static const char good[] = "[broker]\n"
+                               "listen = /tmp/x.sock\n"
+                               "state_dir = /tmp/x\n"
+                               "spool_dir = /tmp/y\n"
+                               "[sink.hook]\n"
+                               "type = webhook\n"
+                               "url = https://hooks.example.com/x?sig=1\n"
+                               "format = cloudevents\n"
+                               "secret_file = /etc/secret\n"
+                               "header = X-One: 1\n"
+                               "header = X-Two: 2\n"
+                               "events = issued, revoked\n"
+                               "templates = WebServer\n"
+                               "[sink.mail]\n"
+                               "type = email\n"
+                               "url = smtps://mail.example.com\n"
+                               "from = CertRelay <ca@example.com>\n"
+                               "to = a@example.com, Bob <b@example.com>\n"
+                               "bcc = audit@example.com\n"
+                               "subject = {{kind_title}}: {{common_name}}\n"
+                               "attach_certificate = true\n";
     struct crs_config *cfg = NULL;
     char err[CRS_CONFIG_ERRLEN] = "";
     int rc;
@@ -780,14 +847,12 @@ static void test_config(void)
     cfg = NULL;
 
     /* Each error names the file and the line of the key. */
-    rc = crs_config_load_string("t.ini",
-                                "[sink.h]\ntype = webhook\nurl = ftp://x\n", &cfg, err,
+    rc = crs_config_load_string("t.ini", "[sink.h]\ntype = webhook\nurl = ftp://x\n", &cfg, err,
                                 sizeof(err));
     CHECK_EQ_INT(rc, CRS_ECONFIG);
     CHECK(strncmp(err, "t.ini:3:", 8) == 0);
-    rc = crs_config_load_string("t.ini",
-                                "[sink.h]\ntype = webhook\nurl = https://u:p@x/\n", &cfg, err,
-                                sizeof(err));
+    rc = crs_config_load_string("t.ini", "[sink.h]\ntype = webhook\nurl = https://u:p@x/\n", &cfg,
+                                err, sizeof(err));
     CHECK_EQ_INT(rc, CRS_ECONFIG);
     CHECK(strstr(err, "user:password") != NULL);
     rc = crs_config_load_string("t.ini",
@@ -805,9 +870,8 @@ static void test_config(void)
                                 &cfg, err, sizeof(err));
     CHECK_EQ_INT(rc, CRS_ECONFIG);
     CHECK(strncmp(err, "t.ini:5:", 8) == 0);
-    rc = crs_config_load_string("t.ini",
-                                "[sink.m]\ntype = email\nurl = smtp://x\nfrom = a@b.c\n", &cfg,
-                                err, sizeof(err));
+    rc = crs_config_load_string("t.ini", "[sink.m]\ntype = email\nurl = smtp://x\nfrom = a@b.c\n",
+                                &cfg, err, sizeof(err));
     CHECK_EQ_INT(rc, CRS_ECONFIG);
     CHECK(strstr(err, "no recipient") != NULL);
     rc = crs_config_load_string("t.ini",
@@ -833,6 +897,7 @@ int main(void)
 {
     test_format_names();
     test_body_json();
+    test_json_escapes();
     test_body_cloudevents();
     test_body_teams();
     test_body_slack();

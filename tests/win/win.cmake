@@ -1,0 +1,38 @@
+# The Windows pieces under Wine (ctest label "wine"), in the Windows cross-build only:
+#
+#   ctest --preset windows -L wine
+#
+# harness.exe is a certsrv stand-in (see harness.c); run_wine_tests.py builds a throw-away Wine
+# prefix, registers certrelay_exit.dll, runs certrelayd.exe as a service with sc.exe and drives the
+# module with the harness. Needs wine64 (scripts/install-deps installs it; the toolchain file
+# finds it as CRS_WINE64).
+if(NOT WIN32)
+  return()
+endif()
+
+add_executable(crs_wine_harness
+  ${CMAKE_CURRENT_LIST_DIR}/harness.c
+  ${PROJECT_SOURCE_DIR}/stub/win/guids.c)
+set_target_properties(crs_wine_harness PROPERTIES OUTPUT_NAME harness)
+target_include_directories(crs_wine_harness PRIVATE ${PROJECT_SOURCE_DIR}/stub/win)
+target_link_libraries(crs_wine_harness PRIVATE ole32 oleaut32 advapi32 crypt32 uuid)
+
+find_program(CRS_WINE64 NAMES wine64 PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
+find_program(CRS_WINESERVER NAMES wineserver PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
+if(NOT CRS_FIXTURE_DIR)
+  set(CRS_FIXTURE_DIR ${PROJECT_BINARY_DIR}/tools/fixtures)
+endif()
+if(NOT CRS_WINE64 OR NOT CRS_WINESERVER OR NOT CRS_PYTHON3)
+  message(WARNING "wine64, wineserver or python3 not found: the Wine tests are not registered")
+  return()
+endif()
+
+add_test(NAME wine_exit_module_service
+  COMMAND ${CRS_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run_wine_tests.py
+          --wine ${CRS_WINE64} --wineserver ${CRS_WINESERVER}
+          --dll $<TARGET_FILE:certrelay_exit>
+          --broker $<TARGET_FILE:certrelayd>
+          --harness $<TARGET_FILE:crs_wine_harness>
+          --fixtures ${CRS_FIXTURE_DIR}
+          --work ${CMAKE_CURRENT_BINARY_DIR}/wine)
+set_tests_properties(wine_exit_module_service PROPERTIES LABELS wine TIMEOUT 900)
