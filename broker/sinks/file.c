@@ -8,7 +8,10 @@
  *   <dir>/<name>.json                every event: the JSON document (docs/json-schema.md)
  *
  * <name> is the `name` template rendered with file-name escaping, then sanitized as a whole, so
- * whatever a certificate holds, every file lands directly inside <dir>. Each file is written
+ * whatever a certificate holds, every file lands directly inside <dir>. Events that carry no
+ * request (crl_issued, startup, shutdown) get "-<event_id>" appended to <name>: they have no
+ * request id to tell them apart, and the default name "{{request_id}}-{{event}}" would otherwise
+ * make each CRL overwrite the last. Each file is written
  * atomically (temporary file, fsync, rename, fsync of the directory) on the threadpool; the JSON
  * comes last, so a consumer that waits for it finds the other files complete. A redelivered event
  * rewrites the same names: one set of files per event, however often it is attempted.
@@ -25,6 +28,7 @@
 #include "certrelay/sanitize.h"
 #include "certrelay/sinkconf.h"
 #include "certrelay/template.h"
+#include "certrelay/uuid.h"
 #include "sink.h"
 
 /* Longest suffix we append: "-4294967295-delta.crl". */
@@ -285,7 +289,15 @@ static int file_deliver(struct crs_sink *sink, struct crs_delivery *d)
         snprintf(job->error, sizeof(job->error), "cannot render the file name template: %s",
                  crs_strerror(rc));
     } else {
-        crs_sanitize_filename(raw, base, sizeof(base));
+        const Certrelay__V1__Event *ev = d->event;
+
+        if (ev->request != NULL && ev->request->has_request_id) {
+            crs_sanitize_filename(raw, base, sizeof(base));
+        } else {
+            /* Room for "-" and the id, which is a validated UUID and so safe as it is. */
+            size_t n = crs_sanitize_filename(raw, base, sizeof(base) - CRS_UUID_STRLEN - 1);
+            snprintf(base + n, sizeof(base) - n, "-%s", ev->event_id);
+        }
         if (!file_name_safe(base)) {
             job->preset = CRS_DELIVERY_PERMANENT;
             snprintf(job->error, sizeof(job->error), "unsafe file name refused");

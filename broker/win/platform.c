@@ -9,8 +9,10 @@
  * open it for writing, so nobody else can submit an event. Each accepted client is checked once
  * more (pipe_auth.c). The first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, which
  * fails with ERROR_ACCESS_DENIED when the name exists already; libuv reports that as
- * UV_EADDRINUSE. A named pipe disappears with the last handle to it, so unlike a Unix socket
- * there is never a stale name to clean up after a crash.
+ * UV_EADDRINUSE. Wine ignores that flag (its CreateNamedPipeW opens the existing pipe and
+ * reports ERROR_ALREADY_EXISTS only through GetLastError, which libuv does not look at), so the
+ * name is also probed before binding. A named pipe disappears with the last handle to it, so
+ * unlike a Unix socket there is never a stale name to clean up after a crash.
  */
 #include <windows.h>
 #include <string.h>
@@ -40,6 +42,23 @@ int crs_platform_init(unsigned threads)
     return 0;
 }
 
+/*
+ * Whether some process already serves the pipe name. WaitNamedPipe answers without connecting,
+ * so the broker that owns the name sees nothing: it succeeds when an instance is free, fails
+ * with ERROR_SEM_TIMEOUT when all are busy and ERROR_FILE_NOT_FOUND when there is no such pipe.
+ * The timeout is 1 ms because 0 means "the pipe's default timeout".
+ */
+static int pipe_in_use(const char *address)
+{
+    WCHAR name[PIPE_NAME_MAX];
+
+    if (MultiByteToWideChar(CP_UTF8, 0, address, -1, name, PIPE_NAME_MAX) <= 0)
+        return 0;
+    if (WaitNamedPipeW(name, 1))
+        return 1;
+    return GetLastError() == ERROR_SEM_TIMEOUT || GetLastError() == ERROR_PIPE_BUSY;
+}
+
 int crs_listen_bind(uv_pipe_t *pipe, const char *address)
 {
     int rc;
@@ -51,7 +70,7 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
         crs_error("listen = %s is not a pipe name such as \\\\.\\pipe\\CertRelay", address);
         return CRS_EINVAL;
     }
-    rc = uv_pipe_bind(pipe, address);
+    rc = pipe_in_use(address) ? UV_EADDRINUSE : uv_pipe_bind(pipe, address);
     if (rc == UV_EADDRINUSE) {
         crs_error("another process already owns the pipe %s (another broker?); not starting",
                   address);

@@ -29,6 +29,10 @@ extern HINSTANCE crs_dll_instance;
 void crs_dll_lock(void);
 void crs_dll_unlock(void);
 
+/* Runs libuv's process-wide initialization once, contained (see dllmain.c). Initialize calls it
+ * before the stub core can touch libuv. */
+void crs_dll_prepare_libuv(void);
+
 /* Object constructors used by the class factories and GetManageModule. */
 HRESULT crs_exit_create(REFIID riid, void **out);
 HRESULT crs_manage_create(REFIID riid, void **out);

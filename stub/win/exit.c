@@ -298,6 +298,7 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
     crs_log_set_output(crs_eventlog_log_output, (void *)CRS_EVENTLOG_SOURCE_EXIT);
     crs_log_set_level(CRS_LOG_WARN);
 
+    crs_dll_prepare_libuv();
     memset(&settings, 0, sizeof(settings));
     rc = crs_win_utf8(config != NULL ? config : L"", -1, 1024, &ca_config, NULL);
     if (rc != 0)

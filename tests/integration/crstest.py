@@ -355,9 +355,9 @@ def json_docs(directory):
     return out
 
 
-# A file-name template that is unique per event: events without a request (crl_issued, startup,
-# shutdown) would all share one name under the default "{{request_id}}-{{event}}".
-NAME_PER_EVENT = "{{request_id}}-{{event}}-{{event_id}}"
+# The default file-name template. It is unique per event: events without a request (crl_issued,
+# startup, shutdown) get "-<event_id>" appended by the file sink.
+NAME_PER_EVENT = "{{request_id}}-{{event}}"
 
 
 def unique_sink(tmp, **extra):

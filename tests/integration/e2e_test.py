@@ -11,7 +11,8 @@ import crstest as t
 
 COUNT = int(os.environ.get("CRS_E2E_COUNT", "10000"))
 EVENTS = "issued,revoked,crl_issued,denied"
-NAME = "{{request_id}}-{{event}}-{{event_id}}"
+# The default file name: events without a request (crl_issued) get "-<event_id>" appended.
+NAME = "{{request_id}}-{{event}}"
 
 
 def expected_files(doc, stem):
@@ -41,7 +42,10 @@ def check_drop(out, count, event_ids):
     ncrl = 0
     for name, doc in docs.items():
         rid = (doc.get("request") or {}).get("id")
-        stem = "%s-%s-%s" % ("" if rid is None else rid, doc["event"], doc["event_id"])
+        if rid is None:
+            stem = "-%s-%s" % (doc["event"], doc["event_id"])
+        else:
+            stem = "%s-%s" % (rid, doc["event"])
         if name != stem + ".json":
             t.fail("unexpected name %s for %s" % (name, stem))
         if rid is None:

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 CLSID_EXIT = "{32091528-FF3F-49CB-B654-3E20ADC7464B}"
@@ -392,8 +393,8 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     try:
         run.main()
-    except Exception as e:  # a crash of the driver is a failure, reported like the others
-        run.check(False, f"driver error: {e!r}")
+    except Exception:  # a crash of the driver is a failure, reported like the others
+        run.check(False, "driver error:\n" + traceback.format_exc())
     finally:
         run.teardown()
     print(f"{run.passed} passed, {run.failed} failed", flush=True)
