@@ -2,9 +2,9 @@
  * libcurl's multi interface on a libuv loop (broker/curl_uv.h), after curl's
  * docs/examples/multi-uv.c:
  *
- *   curl ──socket callback──▶ uv_poll_start/stop on that socket (one uv_poll_t per socket)
- *   curl ──timer callback───▶ uv_timer_start/stop (one uv_timer_t)
- *   uv_poll / uv_timer fire ─▶ curl_multi_socket_action ─▶ curl_multi_info_read ─▶ done()
+ *   curl --socket callback--> uv_poll_start/stop on that socket (one uv_poll_t per socket)
+ *   curl --timer callback---> uv_timer_start/stop (one uv_timer_t)
+ *   uv_poll / uv_timer fire --> curl_multi_socket_action --> curl_multi_info_read --> done()
  *
  * Two rules of curl's shape everything here:
  * - Never call curl_multi_socket_action from inside a curl callback. A timeout of 0 ms means

@@ -50,6 +50,13 @@ _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_P
 #define WEBHOOK_EXCERPT_MAX 100u
 /* Secret files are small; anything larger is a mistake (the wrong file). */
 #define WEBHOOK_SECRET_FILE_MAX (64u * 1024u)
+/*
+ * Events packed larger than this (CRLs of a big CA run to tens of MB) get their body built and
+ * signed on the threadpool: base64 and JSON of that much data would hold the loop, and with it
+ * every ack and every other delivery, for a noticeable time. Certificate events, a few KB, are
+ * built on the loop, where the round trip to a worker would cost more than the work.
+ */
+#define WEBHOOK_BUILD_OFFLOOP (256u * 1024u)
 
 struct webhook_attempt;
 
@@ -79,6 +86,9 @@ struct webhook_attempt {
     size_t bodylen;
     struct curl_slist *headers; /* own[] followed by the sink's fixed_headers */
     struct curl_slist own[3];   /* webhook-id, -timestamp, -signature: no allocation */
+    uv_work_t work;             /* body built on the threadpool (large events) */
+    int in_pool;
+    int build_rc;
     char id_line[64];
     char ts_line[48];
     char sig_line[32 + CRS_WEBHOOK_SIGNATURE_LEN];
@@ -359,7 +369,10 @@ static void webhook_cancel_all(struct crs_sink *sink)
         return;
     for (a = ws->attempts; a != NULL; a = a->next) {
         a->canceled = 1;
-        crs_curl_multi_cancel(&a->xfer);
+        if (a->in_pool)
+            uv_cancel((uv_req_t *)&a->work); /* else after_build sees `canceled` */
+        else
+            crs_curl_multi_cancel(&a->xfer);
     }
 }
 
@@ -502,11 +515,28 @@ static void excerpt_clean(const char *in, char *out, size_t outlen)
     crs_free(c);
 }
 
+/* Unlinks and frees an attempt that was started, then reports r (the last thing it does). */
+static void attempt_finish(struct webhook_attempt *a, const struct crs_delivery_result *r)
+{
+    struct webhook_sink *ws = a->ws;
+    struct crs_delivery *d = a->d;
+
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        ws->attempts = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    easy_put(ws, a->xfer.easy);
+    a->xfer.easy = NULL;
+    attempt_free(a);
+    d->done(d, r);
+}
+
 static void webhook_done(struct crs_curl_xfer *x, CURLcode result)
 {
     struct webhook_attempt *a = (struct webhook_attempt *)x;
     struct webhook_sink *ws = a->ws;
-    struct crs_delivery *d = a->d;
     struct crs_delivery_result r;
     long code = 0;
 
@@ -539,16 +569,7 @@ static void webhook_done(struct crs_curl_xfer *x, CURLcode result)
         crs_sanitize_oneline(r.error);
     }
 
-    if (a->prev)
-        a->prev->next = a->next;
-    else
-        ws->attempts = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
-    easy_put(ws, x->easy);
-    x->easy = NULL;
-    attempt_free(a);
-    d->done(d, &r);
+    attempt_finish(a, &r);
 }
 
 /* Chains one line (kept in the attempt) into the attempt's own header nodes. */
@@ -586,37 +607,25 @@ static int attempt_headers(struct webhook_sink *ws, struct webhook_attempt *a, c
     return 0;
 }
 
-static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
+/* Builds the body and the attempt's header lines (on the loop or on a worker thread). */
+static int attempt_build(struct webhook_attempt *a)
 {
-    struct webhook_sink *ws = sink ? sink->impl : NULL;
-    struct webhook_attempt *a;
-    CURL *easy = NULL;
-    const char *id;
+    int rc = crs_webhook_body(a->ws->wc->format, a->d->event, &a->body, &a->bodylen);
+
+    return rc != 0 ? rc : attempt_headers(a->ws, a, a->d->event->event_id);
+}
+
+/* Hands a built attempt to curl. On error nothing was started and the caller still owns a. */
+static int attempt_start(struct webhook_attempt *a)
+{
+    struct webhook_sink *ws = a->ws;
     CURLcode c = CURLE_OK;
+    CURL *easy;
     int rc;
 
-    if (ws == NULL || d == NULL || d->event == NULL || d->done == NULL)
-        return CRS_EINVAL;
-    /* The id goes into a header: it must be exactly what the broker validated, a UUID. */
-    id = d->event->event_id;
-    if (id == NULL || !crs_uuid_valid(id))
-        return CRS_EPROTO;
-    a = crs_calloc(1, sizeof(*a));
-    if (a == NULL)
-        return CRS_ENOMEM;
-    a->ws = ws;
-    a->d = d;
-    rc = crs_webhook_body(ws->wc->format, d->event, &a->body, &a->bodylen);
-    if (rc != 0)
-        goto cleanup;
-    rc = attempt_headers(ws, a, id);
-    if (rc != 0)
-        goto cleanup;
     easy = easy_get(ws);
-    if (easy == NULL) {
-        rc = CRS_ENOMEM;
-        goto cleanup;
-    }
+    if (easy == NULL)
+        return CRS_ENOMEM;
 #define SET(opt, val)                                                                              \
     do {                                                                                           \
         if (c == CURLE_OK)                                                                         \
@@ -630,14 +639,81 @@ static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
     SET(CURLOPT_WRITEDATA, a);
 #undef SET
     if (c != CURLE_OK) {
-        rc = c == CURLE_OUT_OF_MEMORY ? CRS_ENOMEM : CRS_EINTERNAL;
-        goto cleanup;
+        easy_put(ws, easy);
+        return c == CURLE_OUT_OF_MEMORY ? CRS_ENOMEM : CRS_EINTERNAL;
     }
     a->xfer.easy = easy;
     a->xfer.done = webhook_done;
-    rc = crs_curl_multi_add(sink->curl, &a->xfer);
-    if (rc != 0)
-        goto cleanup;
+    rc = crs_curl_multi_add(ws->sink->curl, &a->xfer);
+    if (rc != 0) {
+        a->xfer.easy = NULL;
+        easy_put(ws, easy);
+    }
+    return rc;
+}
+
+static void build_work(uv_work_t *w)
+{
+    struct webhook_attempt *a = w->data;
+
+    a->build_rc = attempt_build(a);
+}
+
+/* Back on the loop after a threadpool build: start the transfer, or report why not. */
+static void build_done(uv_work_t *w, int status)
+{
+    struct webhook_attempt *a = w->data;
+    struct crs_delivery_result r;
+    int rc;
+
+    a->in_pool = 0;
+    memset(&r, 0, sizeof(r));
+    r.retry_after_ms = -1;
+    if (status == UV_ECANCELED || a->canceled) {
+        r.outcome = CRS_DELIVERY_CANCELED;
+        snprintf(r.error, sizeof(r.error), "canceled");
+    } else if ((rc = a->build_rc) != 0 || (rc = attempt_start(a)) != 0) {
+        r.outcome = CRS_DELIVERY_RETRY;
+        snprintf(r.error, sizeof(r.error), "cannot start delivery: %s", crs_strerror(rc));
+    } else {
+        return; /* webhook_done reports it */
+    }
+    attempt_finish(a, &r);
+}
+
+static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
+{
+    struct webhook_sink *ws = sink ? sink->impl : NULL;
+    struct webhook_attempt *a;
+    const char *id;
+    int rc;
+
+    if (ws == NULL || d == NULL || d->event == NULL || d->done == NULL)
+        return CRS_EINVAL;
+    /* The id goes into a header: it must be exactly what the broker validated, a UUID. */
+    id = d->event->event_id;
+    if (id == NULL || !crs_uuid_valid(id))
+        return CRS_EPROTO;
+    a = crs_calloc(1, sizeof(*a));
+    if (a == NULL)
+        return CRS_ENOMEM;
+    a->ws = ws;
+    a->d = d;
+    if (d->event_len > WEBHOOK_BUILD_OFFLOOP) {
+        a->work.data = a;
+        rc = uv_queue_work(sink->loop, &a->work, build_work, build_done);
+        if (rc != 0) {
+            rc = CRS_EINTERNAL;
+            goto cleanup;
+        }
+        a->in_pool = 1;
+    } else {
+        rc = attempt_build(a);
+        if (rc == 0)
+            rc = attempt_start(a);
+        if (rc != 0)
+            goto cleanup;
+    }
     a->next = ws->attempts;
     if (ws->attempts)
         ws->attempts->prev = a;
@@ -645,7 +721,6 @@ static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
     return 0;
 
 cleanup:
-    easy_put(ws, easy);
     attempt_free(a);
     return rc;
 }

@@ -13,6 +13,7 @@ Checked:
   HTTP-date) used as the delay; 400: dead-lettered after one attempt; an answer slower than the
   sink's timeout: retried;
 - routing by `events =` and `templates =`;
+- a large CRL event (body built on the threadpool) arrives intact and signed;
 - secrets (signing secret, bearer token, a URL that embeds a token) never appear in the log.
 """
 
@@ -54,8 +55,10 @@ def write_config(tmp, sinks):
     return path, settings
 
 
-def script(leaf_der):
+def script(leaf_der, crl):
     b64 = base64.b64encode(leaf_der).decode()
+    crl_ca = dict(CA_PROPS, **{"CertCount": 1, "CRLState.0": 3,
+                               "RawCRL.0": {"base64": base64.b64encode(crl).decode()}})
     return [
         {"event": "issued",
          "request": {"RequestID": 101, "RequesterName": "CORP\\alice", "Disposition": 20,
@@ -72,6 +75,7 @@ def script(leaf_der):
          "ca": CA_PROPS},
         {"event": "startup", "ca": CA_PROPS},
         {"event": "shutdown", "ca": CA_PROPS},
+        {"event": "crl_issued", "ca": crl_ca},
     ]
 
 
@@ -167,19 +171,23 @@ def test():
                         ("templates", "User")] + fast),
             ("slow", [("type", "webhook"), ("url", web.url("/slow")), ("timeout", "500ms"),
                       ("events", "startup")] + fast),
+            ("crl", [("type", "webhook"), ("url", web.url("/crl")), ("events", "crl_issued"),
+                     ("secret_file", tmp.join("secret"))] + fast),
         ]
         config, settings = write_config(tmp, sinks)
         state = settings["state_dir"]
         broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
 
+        # A CRL large enough that its body is built on the threadpool (over 256 KiB packed).
+        big_crl = os.urandom(600 * 1024)
         with open(tmp.join("events.json"), "w") as f:
-            json.dump(script(leaf.der_bytes()), f)
+            json.dump(script(leaf.der_bytes(), big_crl), f)
         t.run([opts.certrelay, "simulate", "--pipe", settings["listen"], "--from",
                tmp.join("events.json"), "--spool-dir", settings["spool_dir"]], tmp)
 
         # Routing: which sinks got a row for which events.
-        want_rows = {"json": 2, "cloudevents": 4, "teams": 1, "slack": 1, "tls": 1, "mtls": 1,
-                     "insecure": 1, "tlswrong": 1, "retry": 1, "bad": 1, "routed": 1,
+        want_rows = {"json": 2, "cloudevents": 5, "crl": 1, "teams": 1, "slack": 1, "tls": 1,
+                     "mtls": 1, "insecure": 1, "tlswrong": 1, "retry": 1, "bad": 1, "routed": 1,
                      "slow": 1}
 
         def settled():
@@ -239,7 +247,8 @@ def test():
                 t.fail("cloudevents data is not the event document")
             types.add(ce["type"])
         if types != {"org.certrelay.certificate.issued", "org.certrelay.certificate.revoked",
-                     "org.certrelay.ca.startup", "org.certrelay.ca.shutdown"}:
+                     "org.certrelay.ca.startup", "org.certrelay.ca.shutdown",
+                     "org.certrelay.crl.issued"}:
             t.fail("cloudevents types: %r" % types)
 
         # --- teams and slack ----------------------------------------------------------------
@@ -301,6 +310,11 @@ def test():
         (row,) = deliveries(state, "slow")
         if row[2] != 2 or not re.search(r"sink slow: .*attempt 1 failed: .*timed out", text):
             t.fail("a timed-out attempt must be retried: %r" % (row,))
+        (r,) = web.requests("/crl")
+        verify_signature(r, secret)
+        doc = json.loads(r.body)
+        if base64.b64decode(doc["crls"][0]["crl_base64"]) != big_crl:
+            t.fail("the large CRL did not arrive intact")
         (r,) = web.requests("/routed")
         if json.loads(r.body)["event"] != "revoked":
             t.fail("templates = User routed the wrong event")
