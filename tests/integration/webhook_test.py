@@ -308,7 +308,10 @@ def test():
         if len(web.requests("/bad")) != 1:
             t.fail("400: the receiver saw more than one attempt")
         (row,) = deliveries(state, "slow")
-        if row[2] != 2 or not re.search(r"sink slow: .*attempt 1 failed: .*timed out", text):
+        # The receiver hangs on the first request only; on a loaded machine a later attempt may
+        # time out too, so the count is at least 2, and the row must end up delivered.
+        if row[1] != 1 or row[2] < 2 or not re.search(
+                r"sink slow: .*attempt 1 failed: .*timed out", text):
             t.fail("a timed-out attempt must be retried: %r" % (row,))
         (r,) = web.requests("/crl")
         verify_signature(r, secret)

@@ -305,7 +305,7 @@ class Run:
         exe = f"{WIN_BIN}\\{Path(self.args.broker).name}"
 
         rc, out = self.wine("regsvr32", "/s", dll, check=True)
-        self.check(rc == 0, "regsvr32 /s certrelay_exit.dll")
+        self.check(rc == 0, f"regsvr32 /s certrelay_exit.dll (exit {rc})")
         self.check_registered()
 
         rc, out = self.wine("sc", "create", SERVICE, "binPath=", exe, "start=", "auto",
