@@ -518,6 +518,10 @@ static void server_on_connection(uv_stream_t *listener, int status)
         conn_fail(c, "too many connections (%u)", CRS_SERVER_MAX_CONNECTIONS);
         return;
     }
+    if (!crs_listen_client_authorized(&c->pipe)) {
+        conn_fail(c, "client not authorized");
+        return;
+    }
     rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
     if (rc != 0) {
         conn_fail(c, "cannot start reading: %s", uv_strerror(rc));

@@ -136,3 +136,22 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
         crs_warn("cannot restrict %s to mode 0600: %s", address, strerror(errno));
     return 0;
 }
+
+int crs_listen_client_authorized(uv_pipe_t *conn)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)conn, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        crs_warn("cannot identify a connecting client: %s", strerror(errno));
+        return 0;
+    }
+    if (cred.uid == geteuid() || cred.uid == 0)
+        return 1;
+    crs_warn("refused a client running as uid %lu (pid %ld): only the broker's own account and "
+             "root may submit events",
+             (unsigned long)cred.uid, (long)cred.pid);
+    return 0;
+}

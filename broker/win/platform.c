@@ -19,6 +19,7 @@
 #include <wchar.h>
 
 #include "platform.h"
+#include "pipe_auth.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
 
@@ -81,4 +82,9 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
         return rc == UV_EACCES ? CRS_EACCES : CRS_EIO;
     }
     return 0;
+}
+
+int crs_listen_client_authorized(uv_pipe_t *conn)
+{
+    return crs_pipe_client_authorized(conn);
 }

@@ -328,7 +328,7 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
         goto cleanup;
 
     /* certsrv initializes once, but a second Initialize must not pull the stub from under a
-     * running Notify: swap under the exclusive lock, free outside it. */
+     * running Notify: swap under the exclusive lock, free the old one outside it. */
     AcquireSRWLockExclusive(&This->lock);
     old = This->stub;
     This->stub = stub;
@@ -336,12 +336,6 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
     This->settings = settings;
     crs_free(This->ca_config);
     This->ca_config = ca_config;
-    ReleaseSRWLockExclusive(&This->lock);
-    crs_stub_free(old);
-    stub = NULL;
-    ca_config = NULL;
-    memset(&settings, 0, sizeof(settings));
-
     *mask = (LONG)This->settings.event_mask;
     crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO,
                         "CertRelay %s initialized for CA \"%s\": pipe %s, spool %s, timeout %u ms, "
@@ -350,6 +344,11 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
                         (unsigned)This->settings.timeout_ms, (unsigned)This->settings.event_mask,
                         This->settings.capture_raw_request ? "captured" : "not captured",
                         This->settings.from_registry ? "the registry" : "the defaults");
+    ReleaseSRWLockExclusive(&This->lock);
+    crs_stub_free(old);
+    stub = NULL;
+    ca_config = NULL;
+    memset(&settings, 0, sizeof(settings));
 
 cleanup:
     if (rc != 0)

@@ -1,4 +1,5 @@
 /* UUIDv7: format, version and variant bits, and strict ordering across threads. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -12,7 +13,7 @@ static char ids[THREADS][PER_THREAD][CRS_UUID_STRLEN + 1];
 
 static void worker(void *arg)
 {
-    long t = (long)arg;
+    intptr_t t = (intptr_t)arg;
     int i;
 
     for (i = 0; i < PER_THREAD; i++)
@@ -32,7 +33,7 @@ int main(void)
     int i, dups = 0, unordered = 0;
 
     for (t = 0; t < THREADS; t++)
-        uv_thread_create(&th[t], worker, (void *)t);
+        uv_thread_create(&th[t], worker, (void *)(intptr_t)t);
     for (t = 0; t < THREADS; t++)
         uv_thread_join(&th[t]);
 

@@ -31,6 +31,10 @@
  *   harness --fixtures DIR --ca NAME --pipe PIPE --spool DIR --expect FILE
  *           [--threads 8] [--rounds 2] [--first-request 1000] [--timeout-ms 2000]
  *           [--guard-ms 10000] [--skip-identity]
+ *   harness --paramchange SERVICE
+ *
+ * The second form sends SERVICE_CONTROL_PARAMCHANGE through the Service Control Manager (Wine's
+ * sc.exe has no "control" command) and exits 0 when the service took it.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -933,6 +937,29 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Sends PARAMCHANGE to a running service, as an administrator's tool would. */
+static int send_paramchange(const char *name)
+{
+    SC_HANDLE scm, svc = NULL;
+    SERVICE_STATUS st;
+    WCHAR *wname = wdup(name);
+    BOOL ok = FALSE;
+
+    scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    if (scm != NULL)
+        svc = OpenServiceW(scm, wname, SERVICE_PAUSE_CONTINUE | SERVICE_QUERY_STATUS);
+    if (svc != NULL)
+        ok = ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st);
+    printf("harness: PARAMCHANGE to %s: %s (error %lu)\n", name, ok ? "accepted" : "refused",
+           ok ? 0ul : (unsigned long)GetLastError());
+    if (svc != NULL)
+        CloseServiceHandle(svc);
+    if (scm != NULL)
+        CloseServiceHandle(scm);
+    free(wname);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* main                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -986,6 +1013,8 @@ int main(int argc, char **argv)
     FILE *ef;
     int total, i, t, r, k, ncalls = 0, slow = 0, failed_calls = 0;
 
+    if (arg_value(argc, argv, "--paramchange", NULL) != NULL)
+        return send_paramchange(arg_value(argc, argv, "--paramchange", NULL));
     first_request = atol(arg_value(argc, argv, "--first-request", "1000"));
     if (fixtures == NULL || pipe == NULL || spool == NULL || expect == NULL || nthreads < 1 ||
         nthreads > 64 || rounds < 1 || rounds > 100 || first_request < 1)

@@ -11,7 +11,7 @@ The wineserver is started persistent for the many short wine processes and kille
   3. certrelay.ini with a file sink; sc create CertRelay ... start= auto; sc start: RUNNING
   4. harness (8 threads, every event kind): every event lands in the drop directory, the
      certificates and CRLs byte-identical to the fixtures
-  5. a second broker on the same pipe refuses to start
+  5. PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start
   6. sc stop: STOPPED; harness again: every Notify S_OK within the timeout, every event spooled
   7. sc start: the spooled events are delivered, the spool is empty
   8. sc stop, regsvr32 /u: registration gone; sc delete: service gone
@@ -322,6 +322,16 @@ class Run:
         self.check(n == len(exp1), f"online: {n} of {len(exp1)} events in the drop directory")
         self.verify_drop(exp1, "online")
         self.check(not self.spool_files(), "online: nothing was spooled")
+
+        # PARAMCHANGE reaches the service's handler (which reopens the log file).
+        rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--paramchange", SERVICE)
+        log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
+        deadline = time.monotonic() + 30
+        seen = False
+        while not seen and time.monotonic() < deadline:
+            seen = "parameter change" in log.read_text(errors="replace")
+            time.sleep(0 if seen else 0.2)
+        self.check(rc == 0 and seen, "PARAMCHANGE reaches the service (log file reopened)")
 
         # A second broker on the same pipe must refuse to start.
         rc, out = self.wine(exe, "--console", timeout=120)
