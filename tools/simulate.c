@@ -76,12 +76,14 @@ struct sim_opts {
     uint32_t concurrency;
     uint32_t timeout_ms;
     uint64_t seed;
+    uint64_t first_request_id;
 };
 
 struct sim_run {
     struct crs_stub *stub;
     struct script *script;
     uint64_t seed;
+    uint64_t first_request_id; /* RequestID of event 0; certsrv never reuses one */
     uint64_t count;
     uint32_t mask;
     uint32_t total_weight;
@@ -97,7 +99,8 @@ static void sim_usage(FILE *f)
     fprintf(f,
             "usage: certrelay simulate [--pipe PATH] [--count N] [--concurrency C]\n"
             "                          [--events LIST] [--spool-dir DIR] [--timeout-ms T]\n"
-            "                          [--from FILE] [--ca-config S] [--seed S]\n\n"
+            "                          [--from FILE] [--ca-config S] [--seed S]\n"
+            "                          [--first-request-id N]\n\n"
             "Sends events to the broker through the stub core, as certsrv would.\n\n"
             "  --pipe PATH       broker address (default: the platform default)\n"
             "  --count N         number of synthetic events (default 100)\n"
@@ -108,7 +111,8 @@ static void sim_usage(FILE *f)
             "  --from FILE       send the JSON array of scripted events in FILE, in order, on\n"
             "                    one thread (--count and --concurrency are ignored)\n"
             "  --ca-config S     the CA config string (default " SIM_DEFAULT_CA_CONFIG ")\n"
-            "  --seed S          seed for the synthetic mix (default 1)\n\n"
+            "  --seed S          seed for the synthetic mix (default 1)\n"
+            "  --first-request-id N  RequestID of the first event; the others follow (default 1)\n\n"
             "Prints sent, acked, spooled, failed and latency_us percentiles; exits 0 only when\n"
             "every event was acknowledged or spooled.\n");
 }
@@ -313,7 +317,7 @@ static void sim_worker(void *arg)
         } else {
             uint64_t rnd = sim_mix64(run->seed ^ sim_mix64(idx));
             kind = sim_pick_kind(run, rnd);
-            rc = sim_fill(&pt, kind, (int64_t)idx + 1, rnd);
+            rc = sim_fill(&pt, kind, (int64_t)(run->first_request_id + idx), rnd);
             proptable_reader(&pt, &rd);
         }
         if (rc == 0)
@@ -401,6 +405,7 @@ static int sim_parse(int argc, char **argv, struct sim_opts *o)
     o->concurrency = 4;
     o->timeout_ms = 2000;
     o->seed = 1;
+    o->first_request_id = 1;
     o->mask = CRS_EVENT_ALL;
 
     for (int i = 1; i < argc; i++) {
@@ -449,6 +454,8 @@ static int sim_parse(int argc, char **argv, struct sim_opts *o)
         } else if (strcmp(name, "--timeout-ms") == 0) {
             bad = parse_u64(val, 1, SIM_MAX_TIMEOUT_MS, &u);
             o->timeout_ms = (uint32_t)u;
+        } else if (strcmp(name, "--first-request-id") == 0) {
+            bad = parse_u64(val, 1, (uint64_t)INT32_MAX, &o->first_request_id);
         } else if (strcmp(name, "--seed") == 0) {
             bad = parse_u64(val, 0, UINT64_MAX, &o->seed);
         } else if (strcmp(name, "--events") == 0) {
@@ -508,6 +515,7 @@ int tool_simulate_main(int argc, char **argv)
         run.count = o.count;
         run.mask = o.mask;
         run.seed = o.seed;
+        run.first_request_id = o.first_request_id;
         for (size_t i = 0; i < SIM_NMIX; i++)
             if (o.mask & sim_mix[i].kind)
                 run.total_weight += sim_mix[i].weight;
