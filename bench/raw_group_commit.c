@@ -22,9 +22,9 @@ struct gc {
     uv_cond_t committed;
     int fd;
     size_t record_bytes;
-    long submitted;    /* sequence number of the last record submitted */
-    long taken;        /* last record taken into a commit */
-    long durable;      /* last record made durable */
+    long submitted; /* sequence number of the last record submitted */
+    long taken;     /* last record taken into a commit */
+    long durable;   /* last record made durable */
     long commits;
     int stop;
     char *batch;

@@ -34,13 +34,13 @@ typedef void (*crs_delivery_done_cb)(struct crs_delivery *d, const struct crs_de
 
 /* One delivery attempt, owned by the dispatcher until done is called. */
 struct crs_delivery {
-    int64_t event_row;                   /* events.rowid */
-    const Certrelay__V1__Event *event;   /* decoded event */
-    const uint8_t *event_bytes;          /* its packed form */
+    int64_t event_row;                 /* events.rowid */
+    const Certrelay__V1__Event *event; /* decoded event */
+    const uint8_t *event_bytes;        /* its packed form */
     size_t event_len;
-    uint32_t attempt;                    /* 1 for the first attempt */
-    crs_delivery_done_cb done;           /* called exactly once, never from inside deliver() */
-    void *data;                          /* the dispatcher's */
+    uint32_t attempt;          /* 1 for the first attempt */
+    crs_delivery_done_cb done; /* called exactly once, never from inside deliver() */
+    void *data;                /* the dispatcher's */
 };
 
 struct crs_curl_multi; /* broker/curl_uv.h: one CURLM per loop (webhook and email sinks) */

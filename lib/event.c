@@ -100,9 +100,9 @@ int crs_event_mask_parse(const char *list, uint32_t *mask, char *err, size_t err
 
 int crs_event_is_certificate_kind(uint32_t kind)
 {
-    return (kind & (CRS_EVENT_ISSUED | CRS_EVENT_REVOKED | CRS_EVENT_UNREVOKED |
-                    CRS_EVENT_IMPORTED | CRS_EVENT_PENDING | CRS_EVENT_DENIED |
-                    CRS_EVENT_RETRIEVE_PENDING)) != 0;
+    return (kind &
+            (CRS_EVENT_ISSUED | CRS_EVENT_REVOKED | CRS_EVENT_UNREVOKED | CRS_EVENT_IMPORTED |
+             CRS_EVENT_PENDING | CRS_EVENT_DENIED | CRS_EVENT_RETRIEVE_PENDING)) != 0;
 }
 
 int crs_event_pack(const Certrelay__V1__Event *ev, uint8_t **out, size_t *outlen)

@@ -17,8 +17,7 @@
 #include "certrelay/spool.h"
 #include "certrelay/uuid.h"
 
-int crs_spool_write(const char *dir, const char *event_id, const uint8_t *event_bytes,
-                    size_t len)
+int crs_spool_write(const char *dir, const char *event_id, const uint8_t *event_bytes, size_t len)
 {
     char name[CRS_UUID_STRLEN + sizeof(CRS_SPOOL_SUFFIX)];
     uint8_t *frame = NULL;

@@ -372,6 +372,16 @@ static int stub_on_attribute(void *arg, const char *name, const char *value)
     return 0;
 }
 
+/* Reads one property in the builders below: a read error ends the build (only allocation
+ * failures are errors there); otherwise counts whether the property was present. */
+#define STUB_TRY(expr)                                                                             \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc < 0)                                                                                \
+            return rc;                                                                             \
+        found += rc;                                                                               \
+    } while (0)
+
 /* Request properties, for every kind about a request. Absent ones stay unset. */
 static int stub_build_request(const struct crs_stub *stub, const struct crs_prop_reader *rd,
                               Certrelay__V1__Event *ev)
@@ -384,14 +394,6 @@ static int stub_build_request(const struct crs_stub *stub, const struct crs_prop
         return CRS_ENOMEM;
     certrelay__v1__request_info__init(req);
     ev->request = req;
-
-#define STUB_TRY(expr)                                                                             \
-    do {                                                                                           \
-        rc = (expr);                                                                               \
-        if (rc < 0)                                                                                \
-            return rc;                                                                             \
-        found += rc;                                                                               \
-    } while (0)
 
     STUB_TRY(
         stub_read_long(rd, SCOPE_REQUEST, "RequestID", &req->has_request_id, &req->request_id));
@@ -433,7 +435,6 @@ static int stub_build_request(const struct crs_stub *stub, const struct crs_prop
             crs_debug("stub: request attributes not enumerated: %s", crs_strerror(rc));
         found += req->n_attributes > 0;
     }
-#undef STUB_TRY
 
     if (!found) {
         certrelay__v1__request_info__free_unpacked(req, &crs_protobuf_allocator);
@@ -505,14 +506,6 @@ static int stub_build_certificate(const struct crs_prop_reader *rd, Certrelay__V
     certrelay__v1__certificate_info__init(c);
     ev->certificate = c;
 
-#define STUB_TRY(expr)                                                                             \
-    do {                                                                                           \
-        rc = (expr);                                                                               \
-        if (rc < 0)                                                                                \
-            return rc;                                                                             \
-        found += rc;                                                                               \
-    } while (0)
-
     STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "SerialNumber", &c->serial_number));
     STUB_TRY(stub_read_binary(rd, SCOPE_CERTIFICATE, "RawCertificate", &c->has_raw_certificate,
                               &c->raw_certificate));
@@ -531,7 +524,6 @@ static int stub_build_certificate(const struct crs_prop_reader *rd, Certrelay__V
     STUB_TRY(stub_read_long(rd, SCOPE_CERTIFICATE, "PublicKeyLength", &c->has_public_key_length,
                             &c->public_key_length));
     STUB_TRY(stub_read_string(rd, SCOPE_CERTIFICATE, "EMail", &c->email));
-#undef STUB_TRY
 
     if (rd->enum_extensions != NULL) {
         struct ext_walk w = {.cert = c};

@@ -96,25 +96,25 @@ struct sim_run {
 
 static void sim_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: certrelay simulate [--pipe PATH] [--count N] [--concurrency C]\n"
-            "                          [--events LIST] [--spool-dir DIR] [--timeout-ms T]\n"
-            "                          [--from FILE] [--ca-config S] [--seed S]\n"
-            "                          [--first-request-id N]\n\n"
-            "Sends events to the broker through the stub core, as certsrv would.\n\n"
-            "  --pipe PATH       broker address (default: the platform default)\n"
-            "  --count N         number of synthetic events (default 100)\n"
-            "  --concurrency C   calling threads sharing one stub (default 4)\n"
-            "  --events LIST     kinds to draw from, e.g. issued,revoked (default: a mix of all)\n"
-            "  --spool-dir DIR   where unacknowledged events go (default: the platform default)\n"
-            "  --timeout-ms T    per-call bound (default 2000)\n"
-            "  --from FILE       send the JSON array of scripted events in FILE, in order, on\n"
-            "                    one thread (--count and --concurrency are ignored)\n"
-            "  --ca-config S     the CA config string (default " SIM_DEFAULT_CA_CONFIG ")\n"
-            "  --seed S          seed for the synthetic mix (default 1)\n"
-            "  --first-request-id N  RequestID of the first event; the others follow (default 1)\n\n"
-            "Prints sent, acked, spooled, failed and latency_us percentiles; exits 0 only when\n"
-            "every event was acknowledged or spooled.\n");
+    fprintf(
+        f, "usage: certrelay simulate [--pipe PATH] [--count N] [--concurrency C]\n"
+           "                          [--events LIST] [--spool-dir DIR] [--timeout-ms T]\n"
+           "                          [--from FILE] [--ca-config S] [--seed S]\n"
+           "                          [--first-request-id N]\n\n"
+           "Sends events to the broker through the stub core, as certsrv would.\n\n"
+           "  --pipe PATH       broker address (default: the platform default)\n"
+           "  --count N         number of synthetic events (default 100)\n"
+           "  --concurrency C   calling threads sharing one stub (default 4)\n"
+           "  --events LIST     kinds to draw from, e.g. issued,revoked (default: a mix of all)\n"
+           "  --spool-dir DIR   where unacknowledged events go (default: the platform default)\n"
+           "  --timeout-ms T    per-call bound (default 2000)\n"
+           "  --from FILE       send the JSON array of scripted events in FILE, in order, on\n"
+           "                    one thread (--count and --concurrency are ignored)\n"
+           "  --ca-config S     the CA config string (default " SIM_DEFAULT_CA_CONFIG ")\n"
+           "  --seed S          seed for the synthetic mix (default 1)\n"
+           "  --first-request-id N  RequestID of the first event; the others follow (default 1)\n\n"
+           "Prints sent, acked, spooled, failed and latency_us percentiles; exits 0 only when\n"
+           "every event was acknowledged or spooled.\n");
 }
 
 /* splitmix64: a small, good mixing function; event i's draws depend only on (seed, i). */

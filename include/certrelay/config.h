@@ -47,23 +47,23 @@ struct crs_sink_config {
     uint32_t events;                  /* CRS_EVENT_* mask; default CRS_EVENT_ALL */
     char **templates;                 /* certificate template names or OIDs; NULL = all */
     size_t ntemplates;
-    uint32_t max_attempts;            /* default 12 */
-    int64_t max_age_ms;               /* default 7d */
-    int64_t backoff_initial_ms;       /* default 1s */
-    int64_t backoff_max_ms;           /* default 10m */
-    uint32_t concurrency;             /* parallel deliveries, default 4 */
-    int64_t timeout_ms;               /* per attempt, default 30s */
-    void *typed;                      /* the type's own parsed settings */
+    uint32_t max_attempts;      /* default 12 */
+    int64_t max_age_ms;         /* default 7d */
+    int64_t backoff_initial_ms; /* default 1s */
+    int64_t backoff_max_ms;     /* default 10m */
+    uint32_t concurrency;       /* parallel deliveries, default 4 */
+    int64_t timeout_ms;         /* per attempt, default 30s */
+    void *typed;                /* the type's own parsed settings */
 };
 
 struct crs_config {
-    char *path;             /* as given */
-    char *listen;           /* pipe name or socket path */
-    char *state_dir;        /* holds certrelay.db */
-    char *spool_dir;        /* where the stub spools */
-    char *log_file;         /* NULL: stderr only */
-    int log_level;          /* enum crs_log_level; default info */
-    uint32_t max_frame;     /* default CRS_FRAME_MAX; lower only */
+    char *path;                /* as given */
+    char *listen;              /* pipe name or socket path */
+    char *state_dir;           /* holds certrelay.db */
+    char *spool_dir;           /* where the stub spools */
+    char *log_file;            /* NULL: stderr only */
+    int log_level;             /* enum crs_log_level; default info */
+    uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
     struct crs_sink_config *sinks;
     size_t nsinks;

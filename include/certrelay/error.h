@@ -32,6 +32,8 @@
     XX(ENOTSUP, "operation not supported")                                                         \
     XX(EINTERNAL, "internal error")
 
+/* The X-macro expansion confuses clang-format's indentation of the next enumerator. */
+/* clang-format off */
 enum crs_errno {
     CRS_OK = 0,
 #define CRS_ERR_ENUM_(name, msg) CRS_##name,
@@ -40,6 +42,7 @@ enum crs_errno {
 #undef CRS_ERR_ENUM_
     CRS_ERR_LAST_
 };
+/* clang-format on */
 
 /* Returns a sentence for err ("unknown error" for codes outside the table). Never NULL. */
 const char *crs_strerror(int err);

@@ -1,8 +1,8 @@
 /*
  * The event model. The in-memory form of an event is the protobuf-c message generated from
- * proto/certrelay.proto (Certrelay__V1__Event): the stub builds it, the wire and the spool carry its
- * bytes, the broker stores those bytes and sinks read the decoded message. These helpers name the
- * kinds and own the encode/decode steps so that no other file calls protobuf-c directly.
+ * proto/certrelay.proto (Certrelay__V1__Event): the stub builds it, the wire and the spool carry
+ * its bytes, the broker stores those bytes and sinks read the decoded message. These helpers name
+ * the kinds and own the encode/decode steps so that no other file calls protobuf-c directly.
  */
 #ifndef CERTRELAY_EVENT_H
 #define CERTRELAY_EVENT_H
@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "certrelay.pb-c.h"
-
 
 /* Every kind as a bit (the values equal certsrv's EXITEVENT_* bits and the proto enum). */
 #define CRS_EVENT_ISSUED           0x001u

@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include "certrelay.pb-c.h"
 
-#define CRS_FRAME_HEADER 4u
-#define CRS_FRAME_MAX    (64u * 1024u * 1024u)
+#define CRS_FRAME_HEADER     4u
+#define CRS_FRAME_MAX        (64u * 1024u * 1024u)
 #define CRS_PROTOCOL_VERSION 1u
 
 /* Encodes env as header + payload into a fresh buffer (crs_free it). CRS_ETOOBIG above max. */
@@ -38,7 +38,7 @@ struct crs_frame_reader {
     size_t len;   /* end of buffered data */
     size_t cap;
     size_t max;
-    size_t skip;  /* size of the frame last returned by next(), dropped on the next call */
+    size_t skip; /* size of the frame last returned by next(), dropped on the next call */
 };
 
 void crs_frame_reader_init(struct crs_frame_reader *r, size_t max);

@@ -11,11 +11,11 @@
 
 /* [sink.X] type = file */
 struct crs_file_sink_config {
-    char *directory;              /* required; created if missing */
-    char *name_source;            /* the template text, default "{{request_id}}-{{event}}" */
-    struct crs_template *name;    /* compiled; rendered with CRS_ESCAPE_FILENAME */
-    int write_json;               /* json = true (default) */
-    int write_der;                /* der = true (default): .cer / .crl files */
+    char *directory;           /* required; created if missing */
+    char *name_source;         /* the template text, default "{{request_id}}-{{event}}" */
+    struct crs_template *name; /* compiled; rendered with CRS_ESCAPE_FILENAME */
+    int write_json;            /* json = true (default) */
+    int write_der;             /* der = true (default): .cer / .crl files */
 };
 
 extern const struct crs_sink_type crs_sink_type_file;
@@ -37,7 +37,7 @@ struct crs_webhook_sink_config {
     char *secret_file;              /* Standard Webhooks secret (base64, optional whsec_) */
     char *bearer_token_file;        /* Authorization: Bearer <token> */
     struct crs_tls_config tls;
-    char **headers;                 /* extra "Name: value" lines (repeatable `header` key) */
+    char **headers; /* extra "Name: value" lines (repeatable `header` key) */
     size_t nheaders;
 };
 
@@ -66,14 +66,14 @@ struct crs_email_sink_config {
     struct crs_mailbox from; /* required */
     struct crs_mailbox *to, *cc, *bcc;
     size_t nto, ncc, nbcc;
-    int to_requester;            /* add the address found in the certificate or request */
-    char *subject_source;        /* subject template text; NULL: the default for each kind */
+    int to_requester;     /* add the address found in the certificate or request */
+    char *subject_source; /* subject template text; NULL: the default for each kind */
     struct crs_template *subject;
-    char *body_file;             /* plain text body template; NULL: the default for each kind */
+    char *body_file; /* plain text body template; NULL: the default for each kind */
     struct crs_template *body;
-    char *html_body_file;        /* optional HTML alternative (values HTML-escaped) */
+    char *html_body_file; /* optional HTML alternative (values HTML-escaped) */
     struct crs_template *html_body;
-    int attach_certificate;      /* attach the DER certificate as <serial>.cer */
+    int attach_certificate; /* attach the DER certificate as <serial>.cer */
 };
 
 extern const struct crs_sink_type crs_sink_type_email;

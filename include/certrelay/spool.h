@@ -15,8 +15,7 @@
 #define CRS_SPOOL_SUFFIX ".crev"
 
 /* Writes an already packed Event (with its id) into dir. */
-int crs_spool_write(const char *dir, const char *event_id, const uint8_t *event_bytes,
-                    size_t len);
+int crs_spool_write(const char *dir, const char *event_id, const uint8_t *event_bytes, size_t len);
 /* Reads and decodes one spool file into a packed Event (crs_free) after validating it. */
 int crs_spool_read(const char *path, uint8_t **event_bytes, size_t *len);
 

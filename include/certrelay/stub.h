@@ -23,12 +23,12 @@ enum crs_prop_type {
 
 /* One property value. The reader allocates bin/str with crs_malloc; crs_prop_value_clear frees. */
 struct crs_prop_value {
-    int type;          /* enum crs_prop_type */
-    int64_t l;         /* CRS_PROP_LONG */
-    int64_t date_ms;   /* CRS_PROP_DATE, Unix milliseconds */
-    uint8_t *bin;      /* CRS_PROP_BINARY */
-    size_t len;        /* bytes in bin, or strlen(str) */
-    char *str;         /* CRS_PROP_STRING, UTF-8, NUL-terminated */
+    int type;        /* enum crs_prop_type */
+    int64_t l;       /* CRS_PROP_LONG */
+    int64_t date_ms; /* CRS_PROP_DATE, Unix milliseconds */
+    uint8_t *bin;    /* CRS_PROP_BINARY */
+    size_t len;      /* bytes in bin, or strlen(str) */
+    char *str;       /* CRS_PROP_STRING, UTF-8, NUL-terminated */
 };
 
 void crs_prop_value_clear(struct crs_prop_value *v);
@@ -51,27 +51,26 @@ struct crs_prop_reader {
     int (*get_certificate)(void *ctx, const char *name, enum crs_prop_type type,
                            struct crs_prop_value *out);
     /* CA-level properties at context 0 (CAType, CertCount, CRLState.#, RawCRL.#, ...). */
-    int (*get_ca)(void *ctx, const char *name, enum crs_prop_type type,
-                  struct crs_prop_value *out);
+    int (*get_ca)(void *ctx, const char *name, enum crs_prop_type type, struct crs_prop_value *out);
     int (*enum_extensions)(void *ctx, crs_ext_cb cb, void *arg);
     int (*enum_attributes)(void *ctx, crs_attr_cb cb, void *arg);
 };
 
 struct crs_stub_options {
-    const char *pipe;          /* broker address; default crs_default_pipe() */
-    const char *spool_dir;     /* default crs_default_spool_dir() */
-    uint32_t timeout_ms;       /* whole-call bound, default 2000 */
-    int capture_raw_request;   /* include RawRequest, default 0 */
-    const char *ca_config;     /* strConfig from Initialize (also sent in Hello) */
-    const char *stub_version;  /* default CRS_VERSION */
-    uint32_t max_connections;  /* idle connections kept for reuse, default 8 */
+    const char *pipe;         /* broker address; default crs_default_pipe() */
+    const char *spool_dir;    /* default crs_default_spool_dir() */
+    uint32_t timeout_ms;      /* whole-call bound, default 2000 */
+    int capture_raw_request;  /* include RawRequest, default 0 */
+    const char *ca_config;    /* strConfig from Initialize (also sent in Hello) */
+    const char *stub_version; /* default CRS_VERSION */
+    uint32_t max_connections; /* idle connections kept for reuse, default 8 */
 };
 
 enum crs_stub_outcome { CRS_STUB_ACKED = 1, CRS_STUB_SPOOLED = 2 };
 
 struct crs_stub_result {
-    int outcome;                 /* enum crs_stub_outcome; 0 when the event was lost */
-    int send_error;              /* why it was spooled (0 when acked) */
+    int outcome;    /* enum crs_stub_outcome; 0 when the event was lost */
+    int send_error; /* why it was spooled (0 when acked) */
     char event_id[37];
     uint64_t elapsed_us;
 };

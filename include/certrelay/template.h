@@ -11,10 +11,10 @@
 #include "certrelay.pb-c.h"
 
 enum crs_escape {
-    CRS_ESCAPE_NONE = 0,  /* plain text bodies: control characters other than \n and \t removed */
-    CRS_ESCAPE_FILENAME,  /* each value through crs_sanitize_filename */
-    CRS_ESCAPE_HTML,      /* & < > " ' escaped */
-    CRS_ESCAPE_HEADER     /* one line: CR, LF and every other control character replaced by ' ' */
+    CRS_ESCAPE_NONE = 0, /* plain text bodies: control characters other than \n and \t removed */
+    CRS_ESCAPE_FILENAME, /* each value through crs_sanitize_filename */
+    CRS_ESCAPE_HTML,     /* & < > " ' escaped */
+    CRS_ESCAPE_HEADER    /* one line: CR, LF and every other control character replaced by ' ' */
 };
 
 /* Upper bound on a rendered template, so a hostile field cannot make an unbounded string. */

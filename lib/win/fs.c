@@ -96,8 +96,8 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
         return CRS_EINVAL;
     if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0)
         return CRS_EIO;
-    tmp = crs_asprintf("%s\\.%s.%02x%02x%02x%02x%02x%02x.tmp", dir, name, rnd[0], rnd[1],
-                       rnd[2], rnd[3], rnd[4], rnd[5]);
+    tmp = crs_asprintf("%s\\.%s.%02x%02x%02x%02x%02x%02x.tmp", dir, name, rnd[0], rnd[1], rnd[2],
+                       rnd[3], rnd[4], rnd[5]);
     final = crs_path_join(dir, name);
     if (tmp == NULL || final == NULL) {
         rc = CRS_ENOMEM;
@@ -164,8 +164,8 @@ int crs_fs_mkdirs(const char *dir)
             continue;
         if (i == 2 && path[1] == ':')
             continue; /* "C:" is a drive, not a directory to create */
-        if (i > 0 && (path[i - 1] == '\\' || path[i - 1] == '/' || path[i - 1] == '.' ||
-                      path[i - 1] == '?'))
+        if (i > 0 &&
+            (path[i - 1] == '\\' || path[i - 1] == '/' || path[i - 1] == '.' || path[i - 1] == '?'))
             continue; /* skip "\\" and "\\?\" prefixes and "." components */
         saved = path[i];
         path[i] = '\0';
@@ -204,8 +204,8 @@ int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
     w = to_wide(path);
     if (w == NULL)
         return CRS_EINVAL;
-    h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                    NULL, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
     crs_free(w);
     if (h == INVALID_HANDLE_VALUE)
         return crs_translate_sys_error((int)GetLastError());
@@ -224,9 +224,9 @@ int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
     }
     while (got < (size_t)size.QuadPart) {
         DWORD n = 0;
-        DWORD want = (DWORD)((size_t)size.QuadPart - got > 0x40000000u
-                                 ? 0x40000000u
-                                 : (size_t)size.QuadPart - got);
+        DWORD want =
+            (DWORD)((size_t)size.QuadPart - got > 0x40000000u ? 0x40000000u
+                                                              : (size_t)size.QuadPart - got);
         if (!ReadFile(h, buf + got, want, &n, NULL)) {
             rc = crs_translate_sys_error((int)GetLastError());
             goto cleanup;

@@ -7,10 +7,9 @@
 
 static void test_names(void)
 {
-    static const char *const names[] = {"issued",    "pending",          "denied",
-                                        "revoked",   "retrieve_pending", "crl_issued",
-                                        "shutdown",  "startup",          "unrevoked",
-                                        "imported"};
+    static const char *const names[] = {"issued",           "pending",    "denied",   "revoked",
+                                        "retrieve_pending", "crl_issued", "shutdown", "startup",
+                                        "unrevoked",        "imported"};
     uint32_t k, mask = 0;
     size_t i;
 

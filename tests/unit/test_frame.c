@@ -55,9 +55,8 @@ static void round_trip(size_t der_len, size_t step)
             if (env != NULL && env->event != NULL) {
                 CHECK_EQ_STR(env->event->event_id, ev->event_id);
                 CHECK_EQ_INT(env->event->certificate->raw_certificate.len, der_len);
-                CHECK(der_len == 0 ||
-                      memcmp(env->event->certificate->raw_certificate.data,
-                             ev->certificate->raw_certificate.data, der_len) == 0);
+                CHECK(der_len == 0 || memcmp(env->event->certificate->raw_certificate.data,
+                                             ev->certificate->raw_certificate.data, der_len) == 0);
             }
             crs_envelope_free(env);
             env = NULL;
