@@ -242,8 +242,15 @@ class Client:
 
 # ---- The broker process ----
 
+def _pairs(items):
+    """(key, value) pairs from a dict or from a list of pairs (a list lets a key repeat)."""
+    return list(items.items()) if isinstance(items, dict) else list(items)
+
+
 def write_config(tmp, sinks=None, **broker):
-    """Writes tmp/certrelay.ini; returns (path, settings dict). sinks: {name: {key: value}}."""
+    """Writes tmp/certrelay.ini; returns (path, settings dict). sinks: {name: keys} or a list of
+    (name, keys), where keys is {key: value} or a list of (key, value) pairs, so that a key may
+    repeat (a webhook's `header`)."""
     settings = {
         "listen": tmp.join("certrelay.sock"),
         "state_dir": tmp.join("state"),
@@ -254,9 +261,9 @@ def write_config(tmp, sinks=None, **broker):
     if sinks is None:
         sinks = {"archive": {"type": "file", "directory": tmp.join("out"), "concurrency": "16"}}
     lines = ["[broker]"] + ["%s = %s" % kv for kv in settings.items()] + [""]
-    for name, keys in sinks.items():
+    for name, keys in _pairs(sinks):
         lines.append("[sink.%s]" % name)
-        lines += ["%s = %s" % kv for kv in keys.items()]
+        lines += ["%s = %s" % kv for kv in _pairs(keys)]
         lines.append("")
     path = tmp.join("certrelay.ini")
     with open(path, "w") as f:

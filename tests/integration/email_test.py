@@ -45,24 +45,6 @@ def start_smtp(**kw):
     t.fail("no free port for an SMTP server")
 
 
-def write_config(tmp, sinks):
-    settings = {
-        "listen": tmp.join("certrelay.sock"),
-        "state_dir": tmp.join("state"),
-        "spool_dir": tmp.join("spool"),
-        "log_level": "info",
-    }
-    lines = ["[broker]"] + ["%s = %s" % kv for kv in settings.items()] + [""]
-    for name, pairs in sinks:
-        lines.append("[sink.%s]" % name)
-        lines += ["%s = %s" % kv for kv in pairs]
-        lines.append("")
-    path = tmp.join("certrelay.ini")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    return path, settings
-
-
 def deliveries(state, sink):
     return t.db_rows(state, "SELECT e.event_id, e.kind, d.state, d.attempts, d.last_status, "
                             "d.last_error FROM deliveries d JOIN events e ON "
@@ -142,7 +124,7 @@ def test():
                                ("starttls", "off"), ("from", "ro@example.com"),
                                ("to_requester", "true"), ("events", "startup")] + auth + fast),
         ]
-        config, settings = write_config(tmp, sinks)
+        config, settings = t.write_config(tmp, sinks)
         state = settings["state_dir"]
         broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
 

@@ -9,7 +9,7 @@
 2. Synthetic events: real DER certificates and CRLs that openssl parses, serials that match.
 3. Bad scripts and bad options: a clear message and a non-zero exit, nothing spooled.
 
-Spool files are decoded with the small protobuf reader below, so the test needs no protobuf
+Spool files are decoded with crstest's small protobuf reader, so the test needs no protobuf
 package: a spool file is one frame, a 4-byte big-endian length and an Envelope whose field 2 is the
 Event (proto/certrelay.proto).
 """
@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 import tempfile
+
+import crstest as t
 
 CERTRELAY = sys.argv[1]
 FIXTURES = sys.argv[2]
@@ -31,40 +33,12 @@ def check(cond, what):
         print("FAIL:", what, file=sys.stderr)
 
 
-# --- a minimal protobuf wire-format reader -----------------------------------------------------
-
-def varint(buf, i):
-    shift = value = 0
-    while True:
-        b = buf[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-
+# --- protobuf wire format: crstest's reader, as a map of field number to values ------------------
 
 def fields(buf):
     """Returns {field_number: [values]}; length-delimited values are bytes, varints ints."""
     out = {}
-    i = 0
-    while i < len(buf):
-        key, i = varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = varint(buf, i)
-        elif wt == 2:
-            n, i = varint(buf, i)
-            v = bytes(buf[i:i + n])
-            i += n
-        elif wt == 1:
-            v = bytes(buf[i:i + 8])
-            i += 8
-        elif wt == 5:
-            v = bytes(buf[i:i + 4])
-            i += 4
-        else:
-            raise ValueError("wire type %d" % wt)
+    for num, _, v in t.parse_fields(bytes(buf)):
         out.setdefault(num, []).append(v)
     return out
 

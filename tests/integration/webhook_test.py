@@ -35,26 +35,6 @@ HOSTILE_CN = "evil.example.com\r\nX-Injected: yes"
 CA_PROPS = {"SanitizedCAName": "Sinks Test CA", "MachineDNSName": "ca01.sinks.test"}
 
 
-def write_config(tmp, sinks):
-    """Like crstest.write_config, but each sink is a list of (key, value) pairs so that a key
-    may repeat (`header`)."""
-    settings = {
-        "listen": tmp.join("certrelay.sock"),
-        "state_dir": tmp.join("state"),
-        "spool_dir": tmp.join("spool"),
-        "log_level": "info",
-    }
-    lines = ["[broker]"] + ["%s = %s" % kv for kv in settings.items()] + [""]
-    for name, pairs in sinks:
-        lines.append("[sink.%s]" % name)
-        lines += ["%s = %s" % kv for kv in pairs]
-        lines.append("")
-    path = tmp.join("certrelay.ini")
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    return path, settings
-
-
 def script(leaf_der, crl):
     b64 = base64.b64encode(leaf_der).decode()
     crl_ca = dict(CA_PROPS, **{"CertCount": 1, "CRLState.0": 3,
@@ -174,7 +154,7 @@ def test():
             ("crl", [("type", "webhook"), ("url", web.url("/crl")), ("events", "crl_issued"),
                      ("secret_file", tmp.join("secret"))] + fast),
         ]
-        config, settings = write_config(tmp, sinks)
+        config, settings = t.write_config(tmp, sinks)
         state = settings["state_dir"]
         broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
 
