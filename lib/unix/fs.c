@@ -120,11 +120,6 @@ cleanup:
     return rc;
 }
 
-int crs_fs_write_atomic(const char *dir, const char *name, const void *data, size_t len)
-{
-    return crs_fs_write_atomic2(dir, name, data, len, NULL, 0);
-}
-
 int crs_fs_mkdirs(const char *dir)
 {
     char *path;
@@ -299,15 +294,4 @@ cleanup:
         crs_fs_list_free(list);
     }
     return rc;
-}
-
-void crs_fs_list_free(char **list)
-{
-    size_t i;
-
-    if (list == NULL)
-        return;
-    for (i = 0; list[i] != NULL; i++)
-        crs_free(list[i]);
-    crs_free(list);
 }
