@@ -44,6 +44,7 @@
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/fs.h"
+#include "certrelay/text.h"
 #include "certrelay/log.h"
 
 #define QUEUE_SCHEMA_VERSION 1
@@ -148,23 +149,6 @@ struct crs_queue {
 
 /* ---- Items, fetches and routing ---- */
 
-/* ASCII case-insensitive equality: template names and OIDs are ASCII, and strcasecmp is not
- * available under that name everywhere we build. */
-static int queue_ieq(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        unsigned char ca = (unsigned char)*a, cb = (unsigned char)*b;
-        if (ca >= 'A' && ca <= 'Z')
-            ca = (unsigned char)(ca - 'A' + 'a');
-        if (cb >= 'A' && cb <= 'Z')
-            cb = (unsigned char)(cb - 'A' + 'a');
-        if (ca != cb)
-            return 0;
-        if (ca == '\0')
-            return 1;
-    }
-}
-
 int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Event *ev)
 {
     const char *cert_tpl, *req_tpl;
@@ -183,9 +167,9 @@ int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Even
     cert_tpl = ev->certificate ? ev->certificate->certificate_template : NULL;
     req_tpl = ev->request ? ev->request->certificate_template : NULL;
     for (i = 0; i < sc->ntemplates; i++) {
-        if (cert_tpl != NULL && queue_ieq(sc->templates[i], cert_tpl))
+        if (cert_tpl != NULL && crs_ascii_casecmp(sc->templates[i], cert_tpl) == 0)
             return 1;
-        if (req_tpl != NULL && queue_ieq(sc->templates[i], req_tpl))
+        if (req_tpl != NULL && crs_ascii_casecmp(sc->templates[i], req_tpl) == 0)
             return 1;
     }
     return 0;

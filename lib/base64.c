@@ -12,7 +12,7 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
-#include "certrelay/json.h"
+#include "certrelay/base64.h"
 
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

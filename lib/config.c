@@ -38,6 +38,7 @@
 #include "certrelay/frame.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
+#include "certrelay/text.h"
 
 /* A configuration file is a few kilobytes; the cap only bounds what a wrong path can cost. */
 #define CONFIG_FILE_MAX (1024u * 1024u)
@@ -137,20 +138,6 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static char ascii_lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-static int ascii_caseeq(const char *a, const char *b)
-{
-    while (*a != '\0' && ascii_lower(*a) == ascii_lower(*b)) {
-        a++;
-        b++;
-    }
-    return *a == '\0' && *b == '\0';
-}
-
 int crs_parse_duration_ms(const char *s, int64_t *ms)
 {
     static const struct {
@@ -195,11 +182,11 @@ int crs_parse_bool(const char *s, int *out)
     if (s == NULL || out == NULL)
         return CRS_EINVAL;
     for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-        if (ascii_caseeq(s, yes[i])) {
+        if (crs_ascii_casecmp(s, yes[i]) == 0) {
             *out = 1;
             return 0;
         }
-        if (ascii_caseeq(s, no[i]))
+        if (crs_ascii_casecmp(s, no[i]) == 0)
             return 0;
     }
     return CRS_EINVAL;

@@ -10,7 +10,7 @@
 #include <uv.h>
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
-#include "certrelay/json.h"
+#include "certrelay/timefmt.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
 

@@ -11,52 +11,7 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/sanitize.h"
-
-/*
- * Scans one UTF-8 sequence at s (len >= 1 bytes left) and returns how many bytes it covers; *valid
- * says whether they form a Unicode scalar value. An invalid sequence covers its maximal subpart
- * (the WHATWG and Unicode "best practice" rule): a lead byte followed by as many continuation bytes
- * as were acceptable, so that one U+FFFD replaces each broken piece and a following valid
- * character is never swallowed. Overlong forms (C0, C1, E0 80-9F, F0 80-8F), surrogates (ED A0-BF)
- * and values above U+10FFFF (F4 90-BF, F5-FF) are all invalid.
- */
-static size_t utf8_scan(const unsigned char *s, size_t len, int *valid)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t need, i;
-
-    *valid = 0;
-    if (c < 0x80) {
-        *valid = 1;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 1;
-    }
-    for (i = 1; i <= need; i++) {
-        if (i >= len || s[i] < lo || s[i] > hi)
-            return i;
-        lo = 0x80;
-        hi = 0xbf;
-    }
-    *valid = 1;
-    return need + 1;
-}
+#include "certrelay/text.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* File name components                                                                        */
@@ -136,7 +91,7 @@ size_t crs_sanitize_filename(const char *in, char *out, size_t outlen)
     while (i < len) {
         const unsigned char *p = (const unsigned char *)in + i;
         int valid;
-        size_t adv = utf8_scan(p, len - i, &valid);
+        size_t adv = crs_utf8_scan(p, len - i, &valid);
 
         /* C1 controls (U+0080..U+009F) are as unwelcome in a name as C0 ones. */
         if (!valid || (adv == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
@@ -182,7 +137,7 @@ size_t crs_sanitize_filename(const char *in, char *out, size_t outlen)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* One-line values and UTF-8 repair                                                            */
+/* One-line values                                                                            */
 /* ------------------------------------------------------------------------------------------ */
 
 size_t crs_sanitize_oneline(char *s)
@@ -200,49 +155,4 @@ size_t crs_sanitize_oneline(char *s)
         }
     }
     return count;
-}
-
-/*
- * Two passes (measure, then copy) so the result is allocated at its exact size. A NUL byte inside
- * the input is valid UTF-8 but would silently cut the C string we return, so it is replaced too:
- * the output always represents every input byte.
- */
-char *crs_utf8_sanitize(const char *in, size_t len)
-{
-    static const char replacement[] = "\xef\xbf\xbd";
-    const unsigned char *s = (const unsigned char *)in;
-    size_t i, need = 0, n = 0;
-    char *out;
-
-    if (!in)
-        len = 0;
-    for (i = 0; i < len;) {
-        int valid;
-        size_t adv = utf8_scan(s + i, len - i, &valid);
-
-        /* Each step adds at most 3 bytes for at least 1 consumed; guard the sum anyway. */
-        if (need > SIZE_MAX - 4)
-            return NULL;
-        need += valid && s[i] != 0 ? adv : 3;
-        i += adv;
-    }
-
-    out = crs_malloc(need + 1);
-    if (!out)
-        return NULL;
-    for (i = 0; i < len;) {
-        int valid;
-        size_t adv = utf8_scan(s + i, len - i, &valid);
-
-        if (valid && s[i] != 0) {
-            memcpy(out + n, s + i, adv);
-            n += adv;
-        } else {
-            memcpy(out + n, replacement, 3);
-            n += 3;
-        }
-        i += adv;
-    }
-    out[n] = '\0';
-    return out;
 }

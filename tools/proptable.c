@@ -7,6 +7,7 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
+#include "certrelay/text.h"
 #include "proptable.h"
 
 void proptable_init(struct proptable *pt)
@@ -38,24 +39,11 @@ void proptable_clear(struct proptable *pt)
     memset(pt, 0, sizeof(*pt));
 }
 
-static int ascii_casecmp(const char *a, const char *b)
-{
-    for (;; a++, b++) {
-        int x = (unsigned char)*a, y = (unsigned char)*b;
-        if (x >= 'A' && x <= 'Z')
-            x += 'a' - 'A';
-        if (y >= 'A' && y <= 'Z')
-            y += 'a' - 'A';
-        if (x != y || x == 0)
-            return x - y;
-    }
-}
-
 static struct proptable_prop *proptable_find(const struct proptable *pt, enum proptable_scope s,
                                              const char *name)
 {
     for (size_t i = 0; i < pt->nprops[s]; i++)
-        if (ascii_casecmp(pt->props[s][i].name, name) == 0)
+        if (crs_ascii_casecmp(pt->props[s][i].name, name) == 0)
             return &pt->props[s][i];
     return NULL;
 }

@@ -5,6 +5,7 @@
 #define CERTRELAY_SANITIZE_H
 
 #include <stddef.h>
+#include "certrelay/text.h"
 
 /* Longest file name component we produce (bytes, before the extension); NTFS allows 255 UTF-16
  * units, and we leave room for ".json" and temp suffixes. */
@@ -23,9 +24,5 @@ size_t crs_sanitize_filename(const char *in, char *out, size_t outlen);
 /* Replaces CR, LF and all other C0/DEL control characters by a space, in place. For one-line
  * destinations such as mail headers and log lines. Returns the number of replacements. */
 size_t crs_sanitize_oneline(char *s);
-
-/* Replaces invalid UTF-8 sequences with U+FFFD into a fresh string (certsrv strings come from
- * UTF-16 but a scripted event may hold anything). */
-char *crs_utf8_sanitize(const char *in, size_t len);
 
 #endif
