@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "certrelay/defaults.h"
 
 #define CRS_CONFIG_ERRLEN 512
 
@@ -78,12 +79,6 @@ int crs_config_load(const char *path, struct crs_config **out, char *err, size_t
 int crs_config_load_string(const char *name, const char *text, struct crs_config **out, char *err,
                            size_t errlen);
 void crs_config_free(struct crs_config *cfg);
-
-/* Platform defaults: \\.\pipe\CertRelay and %ProgramData%\CertRelay\{state,spool,logs} on
- * Windows; on Unix below $XDG_RUNTIME_DIR or /tmp (documented in README). Fresh strings. */
-char *crs_default_pipe(void);
-char *crs_default_base_dir(void);
-char *crs_default_spool_dir(void);
 
 /* Parses "500ms", "1s", "10m", "2h", "7d" (a bare number means seconds). 0 or CRS_EINVAL. */
 int crs_parse_duration_ms(const char *s, int64_t *ms);

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "certrelay/defaults.h"
 
 static const char *nonempty_env(const char *name)
 {

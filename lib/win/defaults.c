@@ -17,7 +17,7 @@
 #include <windows.h>
 #include <stdint.h>
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "certrelay/defaults.h"
 
 #define PIPE_DEFAULT        "\\\\.\\pipe\\CertRelay"
 #define PROGRAMDATA_DEFAULT "C:\\ProgramData"

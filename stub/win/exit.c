@@ -15,7 +15,7 @@
 #include "eventlog.h"
 #include "secdir.h"
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "certrelay/defaults.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/log.h"
