@@ -22,6 +22,7 @@
 #include "pipe_auth.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
+#include "certrelay/win/wstr.h"
 
 #define PIPE_PREFIX "\\\\.\\pipe\\"
 /* CreateNamedPipe's limit for the whole name, prefix included. */
@@ -53,7 +54,7 @@ static int pipe_in_use(const char *address)
 {
     WCHAR name[PIPE_NAME_MAX];
 
-    if (MultiByteToWideChar(CP_UTF8, 0, address, -1, name, PIPE_NAME_MAX) <= 0)
+    if (crs_win_wide_buf(address, strlen(address), 0, name, PIPE_NAME_MAX) <= 0)
         return 0;
     if (WaitNamedPipeW(name, 1))
         return 1;

@@ -34,8 +34,9 @@
 #include "broker.h"
 #include "platform.h"
 #include "service.h"
-#include "eventlog.h"
-#include "secdir.h"
+#include "certrelay/win/eventlog.h"
+#include "certrelay/win/secdir.h"
+#include "certrelay/win/wstr.h"
 #include "certrelay/alloc.h"
 #include "certrelay/config.h"
 #include "certrelay/error.h"
@@ -122,7 +123,7 @@ static int file_exists(const char *path)
 {
     WCHAR w[MAX_PATH + 1];
 
-    if (MultiByteToWideChar(CP_UTF8, 0, path, -1, w, MAX_PATH + 1) <= 0)
+    if (crs_win_wide_buf(path, strlen(path), 0, w, MAX_PATH + 1) <= 0)
         return 1; /* unknown: let the load error stand */
     return GetFileAttributesW(w) != INVALID_FILE_ATTRIBUTES;
 }
@@ -515,19 +516,14 @@ static char *utf8_arg(int index)
 {
     WCHAR **wargv;
     char *out = NULL;
-    int wargc = 0, n;
+    int wargc = 0;
 
     wargv = CommandLineToArgvW(GetCommandLineW(), &wargc);
     if (wargv == NULL)
         return NULL;
-    if (index < wargc) {
-        n = WideCharToMultiByte(CP_UTF8, 0, wargv[index], -1, NULL, 0, NULL, NULL);
-        if (n > 0 && (out = crs_malloc((size_t)n)) != NULL &&
-            WideCharToMultiByte(CP_UTF8, 0, wargv[index], -1, out, n, NULL, NULL) != n) {
-            crs_free(out);
-            out = NULL;
-        }
-    }
+    /* A command line holds at most 32,767 characters. */
+    if (index < wargc && crs_win_utf8(wargv[index], -1, 32767 * 3, &out, NULL) != 0)
+        out = NULL;
     LocalFree(wargv);
     return out;
 }
