@@ -22,6 +22,7 @@
 #include "pipe_auth.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
+#include "certrelay/text.h"
 #include "certrelay/win/wstr.h"
 
 #define PIPE_PREFIX "\\\\.\\pipe\\"
@@ -67,7 +68,7 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
 
     if (pipe == NULL || address == NULL || address[0] == '\0')
         return CRS_EINVAL;
-    if (_strnicmp(address, PIPE_PREFIX, strlen(PIPE_PREFIX)) != 0 ||
+    if (crs_ascii_ncasecmp(address, PIPE_PREFIX, strlen(PIPE_PREFIX)) != 0 ||
         address[strlen(PIPE_PREFIX)] == '\0' || strlen(address) >= PIPE_NAME_MAX) {
         crs_error("listen = %s is not a pipe name such as \\\\.\\pipe\\CertRelay", address);
         return CRS_EINVAL;
