@@ -37,8 +37,7 @@
 #include "certrelay/version.h"
 #include "transport.h"
 
-#define STUB_DEFAULT_TIMEOUT_MS 2000u
-#define STUB_DEFAULT_MAX_CONN   8u
+#define STUB_DEFAULT_MAX_CONN 8u
 /* certsrv's CertCount is the number of CA certificates (renewals); 1024 is far beyond any CA. */
 #define STUB_MAX_CA_CERTS 1024
 /* Caps on enumerations, so a misbehaving reader cannot grow an event without bound. */
@@ -933,7 +932,7 @@ int crs_stub_new(const struct crs_stub_options *opts, struct crs_stub **out)
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    stub->timeout_ms = opts->timeout_ms ? opts->timeout_ms : STUB_DEFAULT_TIMEOUT_MS;
+    stub->timeout_ms = opts->timeout_ms ? opts->timeout_ms : CRS_STUB_DEFAULT_TIMEOUT_MS;
     stub->max_connections = opts->max_connections ? opts->max_connections : STUB_DEFAULT_MAX_CONN;
     stub->capture_raw_request = opts->capture_raw_request != 0;
 

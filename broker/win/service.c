@@ -169,7 +169,7 @@ static char *parent_dir(const char *path)
 }
 
 /* Creates the directories the broker writes to, private to SYSTEM and Administrators when we
- * create them (secdir.h explains why the spool must be). */
+ * create them (certrelay/win/secdir.h explains why the spool must be). */
 static void make_private_dirs(const struct crs_config *cfg, const char *log_path)
 {
     char *log_dir = log_path != NULL ? parent_dir(log_path) : NULL;

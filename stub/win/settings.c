@@ -13,7 +13,6 @@
 #include "certrelay/log.h"
 #include "certrelay/win/eventlog.h"
 
-#define EXIT_DEFAULT_TIMEOUT_MS 2000u
 /* certsrv blocks on every Notify: a longer bound would stall the CA, a shorter one cannot reach a
  * busy broker. Values outside are clamped (and the clamp is logged). */
 #define EXIT_MIN_TIMEOUT_MS 100u
@@ -86,7 +85,7 @@ int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out
     if (out == NULL)
         return CRS_EINVAL;
     memset(out, 0, sizeof(*out));
-    out->timeout_ms = EXIT_DEFAULT_TIMEOUT_MS;
+    out->timeout_ms = CRS_STUB_DEFAULT_TIMEOUT_MS;
     out->event_mask = CRS_EVENT_ALL;
 
     /* Without a CA name there is no key to read: every setting takes its default. */
