@@ -30,7 +30,8 @@
     XX(ECANCELED, "operation canceled")                                                            \
     XX(EAGAIN, "resource temporarily unavailable")                                                 \
     XX(ENOTSUP, "operation not supported")                                                         \
-    XX(EINTERNAL, "internal error")
+    XX(EINTERNAL, "internal error")                                                                \
+    XX(EPEERAUTH, "the server is not the CertRelay broker")
 
 /* The X-macro expansion confuses clang-format's indentation of the next enumerator. */
 /* clang-format off */
