@@ -9,12 +9,18 @@ The wineserver is started persistent for the many short wine processes and kille
   1. wineboot; copy certrelay_exit.dll, certrelayd.exe and the harness to C:\\CertRelay
   2. regsvr32 /s certrelay_exit.dll: CLSID, ProgIDs and InprocServer32 are in the registry
   3. certrelay.ini with a file sink; sc create CertRelay ... start= auto; sc start: RUNNING
-  4. harness (8 threads, every event kind): every event lands in the drop directory, the
-     certificates and CRLs byte-identical to the fixtures
-  5. PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start
+  4. harness (8 threads, every event kind as real certsrv sends it: revoke and release from hold
+     both as 0x8, startup raised by Initialize, settings at ModuleRegistryLocation): every event
+     lands in the drop directory, the certificates and CRLs byte-identical to the fixtures
+  5. PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start; a
+     process that adds an instance of the pipe while the service runs receives no byte
   6. sc stop: STOPPED; harness again: every Notify S_OK within the timeout, every event spooled
-  7. sc start: the spooled events are delivered, the spool is empty
-  8. sc stop, regsvr32 /u: registration gone; sc delete: service gone
+  7. impostor: with the service stopped a process creates the pipe and acknowledges everything:
+     it receives nothing, every event is spooled, the Event Log has one entry naming its pid
+  8. hung broker: a service that accepts and never answers; 54 Notify calls cost one timeout
+     (the circuit breaker), every event is spooled
+  9. sc start: the spooled events are all delivered, the spool is empty
+ 10. sc stop, regsvr32 /u: registration gone; sc delete: service gone
 
 Service state is asserted through `sc query`'s STATE, never through exit codes (Wine reports
 1077 after a clean stop). Ends with "N passed, N failed"; exit status 0 only when none failed.
@@ -37,7 +43,12 @@ CLSID_EXIT = "{32091528-FF3F-49CB-B654-3E20ADC7464B}"
 CLSID_MANAGE = "{4AFD9B02-66FC-48E5-93EF-BA6A471C3E44}"
 SERVICE = "CertRelay"
 PIPE = r"\\.\pipe\CertRelayWineTest"
-CA_NAME = "CertRelay-Wine-CA"
+PIPE_HUNG = r"\\.\pipe\CertRelayWineHung"
+HUNG_SERVICE = "CertRelayHung"
+# The name Initialize gets and the sanitized name certsrv keys the CA's registry by (and serves as
+# ModuleRegistryLocation): they differ, so settings found prove the property was read.
+CA_NAME = "CertRelay Wine CA (Test)"
+CA_KEY = "CertRelay Wine CA !0028Test!0029"
 # Windows paths inside the prefix, and where they are on the host.
 WIN_BIN = r"C:\CertRelay"
 WIN_TEST = r"C:\CertRelayTest"
@@ -85,14 +96,14 @@ class Run:
 
     # --- running wine --------------------------------------------------------------------------
 
-    def wine(self, *argv, timeout=120, check=False):
+    def wine(self, *argv, timeout=120, check=False, env=None):
         """Runs a Windows program; returns its exit status and output. The output goes through a
         file, not a pipe: processes wine starts on the side (services.exe, conhost.exe) inherit
         the handles and would hold a pipe open long after the program itself exited."""
         cmd = [self.args.wine, *argv]
         with open(self.work / "wine-output.txt", "w+b") as f:
             try:
-                p = subprocess.run(cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=f,
+                p = subprocess.run(cmd, env=env or self.env, stdin=subprocess.DEVNULL, stdout=f,
                                    stderr=subprocess.STDOUT, timeout=timeout)
                 rc = p.returncode
             except subprocess.TimeoutExpired:
@@ -145,7 +156,7 @@ class Run:
 
         bindir = self.host(WIN_BIN)
         bindir.mkdir(parents=True)
-        for src in (self.args.dll, self.args.broker, self.args.harness):
+        for src in (self.args.dll, self.args.broker, self.args.harness, self.args.fake_broker):
             shutil.copy2(src, bindir)
         shutil.copytree(self.args.fixtures, bindir / "fixtures")
         testdir = self.host(WIN_TEST)
@@ -175,18 +186,66 @@ class Run:
 
     # --- the harness ---------------------------------------------------------------------------
 
-    def harness(self, expect_name, first_request, skip_identity=False):
+    def harness(self, expect_name, first_request, skip_identity=False, pipe=PIPE,
+                service=SERVICE, threads=None, rounds=None, timeout_ms=2000, eventlog=None):
+        """Runs the harness; returns the events it sent. With eventlog, the Event Log entries
+        (Wine prints ReportEvent's strings on its eventlog debug channel) are appended to that
+        list."""
         argv = [f"{WIN_BIN}\\{Path(self.args.harness).name}",
-                "--fixtures", f"{WIN_BIN}\\fixtures", "--ca", CA_NAME, "--pipe", PIPE,
+                "--fixtures", f"{WIN_BIN}\\fixtures", "--ca", CA_NAME, "--registry-key", CA_KEY,
+                "--pipe", pipe, "--broker-service", service,
                 "--spool", f"{WIN_TEST}\\spool", "--expect", f"{WIN_TEST}\\{expect_name}",
-                "--threads", str(self.args.threads), "--rounds", str(self.args.rounds),
-                "--first-request", str(first_request), "--timeout-ms", "2000"]
+                "--threads", str(threads or self.args.threads),
+                "--rounds", str(rounds or self.args.rounds),
+                "--first-request", str(first_request), "--timeout-ms", str(timeout_ms)]
         if skip_identity:
             argv.append("--skip-identity")
-        rc, out = self.wine(*argv, timeout=600)
+        env = None
+        if eventlog is not None:
+            env = dict(self.env, WINEDEBUG="-all,err+eventlog,warn+eventlog")
+        rc, out = self.wine(*argv, timeout=600, env=env)
+        if eventlog is not None:
+            eventlog.extend(line for line in out.splitlines() if ":eventlog:" in line)
         sys.stdout.write("".join(f"      {line}\n" for line in out.splitlines()))
         self.check(rc == 0, f"harness ({expect_name}) exited {rc}")
         return self.read_expect(self.host(f"{WIN_TEST}\\{expect_name}"))
+
+    # --- pipe servers that are not the broker --------------------------------------------------
+
+    def fake_broker_argv(self, name, pipe, mode):
+        return [f"{WIN_BIN}\\{Path(self.args.fake_broker).name}", "--pipe", pipe, "--mode", mode,
+                "--stop-file", f"{WIN_TEST}\\{name}.stop",
+                "--report", f"{WIN_TEST}\\{name}.report"]
+
+    def start_fake_broker(self, name, pipe, mode):
+        """Starts fake_broker.exe as an ordinary process; returns it once it serves the pipe."""
+        out = self.work / f"{name}.out"
+        with open(out, "wb") as f:
+            proc = subprocess.Popen([self.args.wine, *self.fake_broker_argv(name, pipe, mode)],
+                                    env=self.env, stdin=subprocess.DEVNULL, stdout=f,
+                                    stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and b"serving" not in out.read_bytes():
+            time.sleep(0.2)
+        self.log(out.read_text(errors="replace").strip())
+        return proc
+
+    def fake_broker_report(self, name, proc=None):
+        """Stops a fake broker through its stop file; returns its counters (None if missing)."""
+        self.host(f"{WIN_TEST}\\{name}.stop").write_text("stop\n")
+        if proc is not None:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        report = self.host(f"{WIN_TEST}\\{name}.report")
+        deadline = time.monotonic() + 30
+        while not report.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not report.exists():
+            return None
+        words = report.read_text().split()
+        return {words[i]: int(words[i + 1]) for i in range(0, len(words) - 1, 2)}
 
     @staticmethod
     def read_expect(path):
@@ -338,6 +397,21 @@ class Run:
         self.check(rc != 0 and "already owns the pipe" in out,
                    f"a second broker refuses the pipe (exit {rc})")
 
+        # Another process adds an instance of the running broker's pipe (Windows refuses that
+        # by the pipe's DACL; Wine does not model pipe security and lets it): the module sends
+        # it nothing, and every event still reaches the drop (directly or through the spool).
+        imp = self.start_fake_broker("instance", PIPE, "impostor")
+        exp_inst = self.harness("expect-instance.tsv", 50000, skip_identity=True, threads=2,
+                                rounds=1)
+        counts = self.fake_broker_report("instance", imp)
+        self.check(counts is not None and counts["bytes"] == 0,
+                   f"service running, impostor instance: it received no byte ({counts})")
+        n = self.wait_drop(len(exp1) + len(exp_inst))
+        self.check(n == len(exp1) + len(exp_inst),
+                   f"service running, impostor instance: {n} of {len(exp1) + len(exp_inst)} "
+                   "events in the drop directory")
+        exp1 = exp1 + exp_inst
+
         # Offline: the service is stopped, so every event goes to the spool, in time.
         self.wine("sc", "stop", SERVICE)
         if not self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED"):
@@ -347,6 +421,49 @@ class Run:
         spooled = len(self.spool_files())
         self.check(spooled == len(exp2), f"offline: {spooled} of {len(exp2)} events spooled")
         self.check(len(self.drop_jsons()) == len(exp1), "offline: nothing delivered while stopped")
+
+        # An impostor creates the pipe while the service is stopped and acknowledges everything.
+        imp = self.start_fake_broker("impostor", PIPE, "impostor")
+        entries = []
+        exp_imp = self.harness("expect-impostor.tsv", 200000, skip_identity=True, threads=2,
+                               rounds=1, eventlog=entries)
+        counts = self.fake_broker_report("impostor", imp)
+        self.check(counts is not None and counts["bytes"] == 0 and counts["events"] == 0,
+                   f"impostor: received no byte and no event ({counts})")
+        spooled = len(self.spool_files())
+        self.check(spooled == len(exp2) + len(exp_imp),
+                   f"impostor: {spooled - len(exp2)} of {len(exp_imp)} events spooled")
+        pid = re.search(r"serving .* \(pid (\d+)\)",
+                        (self.work / "impostor.out").read_text(errors="replace"))
+        named = [e for e in entries if "is not the process of the CertRelay service" in e]
+        self.check(len(named) == 1 and pid is not None and f"process {int(pid.group(1))} " in
+                   named[0], f"impostor: one Event Log entry naming its pid ({named})")
+
+        # A broker service that accepts and never answers: one timeout, then the breaker.
+        hung_bin = " ".join(self.fake_broker_argv("hung", PIPE_HUNG, "hung")
+                            + ["--service", HUNG_SERVICE])
+        rc, out = self.wine("sc", "create", HUNG_SERVICE, "binPath=", hung_bin, check=True)
+        self.wine("sc", "start", HUNG_SERVICE)
+        state = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and state != STATE_RUNNING:
+            rc, out = self.wine("sc", "query", HUNG_SERVICE, timeout=60)
+            m = re.search(r"STATE\s*:\s*(\d+)", out)
+            state = int(m.group(1)) if m else None
+            time.sleep(0.3 if state != STATE_RUNNING else 0)
+        self.check(state == STATE_RUNNING, "hung broker service RUNNING")
+        before = len(self.spool_files())
+        exp_hung = self.harness("expect-hung.tsv", 300000, skip_identity=True, pipe=PIPE_HUNG,
+                                service=HUNG_SERVICE, threads=1, rounds=6, timeout_ms=1000)
+        self.wine("sc", "stop", HUNG_SERVICE)
+        counts = self.fake_broker_report("hung")
+        self.check(counts is not None and 1 <= counts["events"] <= 2,
+                   f"hung broker: {len(exp_hung)} events cost at most two timeouts; it received "
+                   f"{counts and counts['events']} event(s)")
+        spooled = len(self.spool_files()) - before
+        self.check(spooled == len(exp_hung), f"hung broker: {spooled} of {len(exp_hung)} spooled")
+        self.wine("sc", "delete", HUNG_SERVICE)
+        exp2 = exp2 + exp_imp + exp_hung
 
         # Restart: the spool drains into the queue and on to the drop directory.
         self.wine("sc", "start", SERVICE)
@@ -386,6 +503,7 @@ def main():
     ap.add_argument("--dll", required=True)
     ap.add_argument("--broker", required=True)
     ap.add_argument("--harness", required=True)
+    ap.add_argument("--fake-broker", required=True)
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--threads", type=int, default=8)
