@@ -13,14 +13,17 @@
 
 #include "check.h"
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "certrelay/json.h"
-#include "certrelay/mail_format.h"
-#include "certrelay/sinkconf.h"
-#include "certrelay/template.h"
-#include "certrelay/webhook_format.h"
+#include "render/json.h"
+#include "sinks/email/message.h"
+#include "sinks/file/settings.h"
+#include "sinks/webhook/settings.h"
+#include "sinks/email/settings.h"
+#include "sinks/sink.h"
+#include "render/template.h"
+#include "sinks/webhook/formats.h"
 
 #define HOSTILE_CN "<!channel> *bold* [click](http://evil.example)\r\nBcc: x@evil.example"
 

@@ -1,5 +1,5 @@
 /*
- * The broker's configuration file (include/certrelay/config.h), read with inih.
+ * The broker's configuration file (config/config.h), read with the INI reader (config/ini.c).
  *
  *   ; certrelay.ini
  *   [broker]
@@ -11,14 +11,6 @@
  *   directory = D:\issued
  *   events    = issued, revoked   ; inline comments need a blank before the ';'
  *
- * inih splits lines into headers and key = value pairs, strips inline comments and joins
- * indented continuation lines. The build Debian ships passes its handler no line number, cuts
- * section names at 49 bytes and splits lines longer than its buffer into two. So this file feeds
- * inih through its own reader that hands out exactly one line per call: the reader counts the
- * lines, parses section headers itself, rejects lines inih would cut, and gives inih a blank line
- * for everything that is not a key or a continuation line. inih only ever sees short neutral
- * lines for headers ("[s]"), which resets its continuation state just as the real header would.
- *
  * The keys of a section are buffered with their line numbers and applied when the section ends.
  * That way a sink's `type`, which decides which other keys are valid, may appear anywhere in its
  * section, and every message still names the line the key was on. Parsing stops at the first
@@ -28,17 +20,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef CRS_NO_INIH
-#include <ini.h>
-#endif
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
+#include "config/ini.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/frame.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
 #include "certrelay/text.h"
+#include "sinks/sink.h"
 
 /* A configuration file is a few kilobytes; the cap only bounds what a wrong path can cost. */
 #define CONFIG_FILE_MAX (1024u * 1024u)
@@ -66,11 +57,7 @@ enum section_kind { SECTION_NONE = 0, SECTION_BROKER, SECTION_SINK };
 
 struct parser {
     const char *name; /* FILE in messages, exactly as given */
-    const char *text;
-    size_t len;
-    size_t pos;
-    int lineno;       /* line last handed to inih */
-    int continuation; /* that line continues the previous key's value */
+    int lineno;       /* line of the item being applied */
 
     struct crs_config *cfg;
     enum section_kind kind;
@@ -478,7 +465,7 @@ static int apply_sink_key(struct parser *p, struct entry *e, struct crs_sink_con
     if (strcmp(e->key, "timeout") == 0)
         return apply_duration(p, e, 1, MS_DAY, &sc->timeout_ms);
 
-    rc = sc->type->set(sc->typed, e->key, e->value, msg, sizeof(msg));
+    rc = sc->type->settings->set(sc->typed, e->key, e->value, msg, sizeof(msg));
     if (rc == 0)
         return 0;
     if (rc == CRS_ENOMEM)
@@ -505,7 +492,7 @@ static int is_repeatable(const struct crs_sink_type *type, const char *key)
 {
     const char *const *k;
 
-    for (k = type->repeatable_keys; k != NULL && *k != NULL; k++)
+    for (k = type->settings->repeatable_keys; k != NULL && *k != NULL; k++)
         if (strcmp(*k, key) == 0)
             return 1;
     return 0;
@@ -560,7 +547,7 @@ static int end_sink(struct parser *p)
     p->sink_name = NULL;
     sc->type = type;
     sc->line = p->section_line;
-    rc = type->init(&sc->typed);
+    rc = type->settings->init(&sc->typed);
     if (rc != 0)
         return rc == CRS_ENOMEM ? fail_nomem(p, p->section_line)
                                 : fail(p, p->section_line, CRS_ECONFIG, "[sink.%s]: %s", sc->name,
@@ -594,7 +581,7 @@ static int end_sink(struct parser *p)
                     "bad value: backoff_max must not be less than backoff_initial");
     }
 
-    rc = type->finish(sc->typed, sc, msg, sizeof(msg));
+    rc = type->settings->finish(sc->typed, sc, msg, sizeof(msg));
     if (rc == CRS_ENOMEM)
         return fail_nomem(p, p->section_line);
     if (rc != 0)
@@ -651,28 +638,6 @@ static int valid_sink_name(const char *s, size_t n)
     return 1;
 }
 
-/* Returns the index of an inline comment in s[0..n): a ';' right after a blank, as inih has it. */
-static size_t inline_comment(const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 1; i < n; i++)
-        if (s[i] == ';' && is_space(s[i - 1]))
-            return i;
-    return n;
-}
-
-/* Mirrors inih's scan for one of `chars` that stops at an inline comment. Index, or n. */
-static size_t find_before_comment(const char *s, size_t n, const char *chars)
-{
-    size_t i, end = inline_comment(s, n);
-
-    for (i = 0; i < end; i++)
-        if (s[i] != '\0' && strchr(chars, s[i]) != NULL)
-            return i;
-    return n;
-}
-
 static int begin_section(struct parser *p, const char *name, size_t n)
 {
     size_t i;
@@ -712,308 +677,96 @@ static int begin_section(struct parser *p, const char *name, size_t n)
                 (int)(n < QUOTE_MAX ? n : QUOTE_MAX), name);
 }
 
-/* s starts with '['. Ends the previous section and begins the new one. */
-static int section_header(struct parser *p, const char *s, size_t n)
+/* Appends text to the value of the section's last key, joined by a line break. */
+static int add_continuation(struct parser *p, const char *text, size_t n)
 {
-    size_t close, i, len;
-    const char *name;
+    struct entry *e = &p->entries[p->nentries - 1];
+    char *v;
 
-    close = find_before_comment(s + 1, n - 1, "]") + 1;
-    if (close >= n)
-        return fail(p, p->lineno, CRS_ECONFIG, "syntax error: missing ']' in section header");
-    for (i = close + 1; i < n && is_space(s[i]); i++)
-        ;
-    if (i < n && s[i] != ';' && s[i] != '#')
-        return fail(p, p->lineno, CRS_ECONFIG, "syntax error: unexpected text after ']'");
-    len = close - 1;
-    name = trim(s + 1, &len);
-    if (end_section(p) != 0)
-        return p->rc;
-    return begin_section(p, name, len);
-}
-
-/* Checks that s[0..n) is UTF-8 without overlong forms, surrogates or values above U+10FFFF. */
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k, need;
-        uint32_t cp;
-
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i <= need)
-            return 0;
-        for (k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += need + 1;
-    }
-    return 1;
-}
-
-/*
- * Looks at one line (without its line break) and decides what inih gets in buf: the line itself
- * for keys and continuations, a blank line for anything else. Section headers are handled here.
- */
-static int classify_line(struct parser *p, const char *line, size_t len, char *buf, size_t size)
-{
-    size_t i = 0;
-
-    p->continuation = 0;
-    if (memchr(line, '\0', len) != NULL)
-        return fail(p, p->lineno, CRS_ECONFIG, "NUL byte in line (is this a text file?)");
-    if (!valid_utf8((const unsigned char *)line, len))
-        return fail(p, p->lineno, CRS_ECONFIG, "invalid UTF-8 (save the file as UTF-8)");
-    while (i < len && is_space(line[i]))
-        i++;
-    if (i == len || line[i] == ';' || line[i] == '#')
-        return 0;
-    if (i > 0 && p->nentries > 0) {
-        /* inih joins an indented line to the previous key, as Python's configparser does. Not
-         * every inih release strips an inline comment from such a line, so do it here. */
-        p->continuation = 1;
-        len = inline_comment(line, len);
-        while (len > 0 && is_space(line[len - 1]))
-            len--;
-    } else if (line[i] == '[') {
-        if (section_header(p, line + i, len - i) != 0)
-            return p->rc;
-        /* Resets inih's continuation state as the real header would; the name is ours. */
-        memcpy(buf, "[s]\n", 5);
-        return 0;
-    } else if (find_before_comment(line + i, len - i, "=:") == len - i) {
-        return fail(p, p->lineno, CRS_ECONFIG,
-                    "syntax error: expected 'key = value', a [section] header or a comment");
-    }
-    /* inih needs room for the line break and the NUL; it would split a longer line silently. */
-    if (len + 2 > size)
-        return fail(p, p->lineno, CRS_ECONFIG, "line too long (at most %lu characters)",
-                    (unsigned long)(size - 2));
-    memcpy(buf, line, len);
-    buf[len] = '\n';
-    buf[len + 1] = '\0';
+    if (e->len + 1 + n > CONFIG_VALUE_MAX)
+        return fail(p, p->lineno, CRS_ECONFIG, "value of '%s' too long (at most %u bytes)", e->key,
+                    CONFIG_VALUE_MAX);
+    v = crs_realloc(e->value, e->len + 1 + n + 1);
+    if (v == NULL)
+        return fail_nomem(p, p->lineno);
+    v[e->len] = '\n';
+    memcpy(v + e->len + 1, text, n);
+    v[e->len + 1 + n] = '\0';
+    e->value = v;
+    e->len += 1 + n;
+    e->multiline = 1;
     return 0;
 }
 
-#ifdef CRS_NO_INIH
-/* ---------------------------------------------------------------------------------------------
- * Without inih (Windows builds where the Debian archive did not serve libinih's source; see
- * scripts/build-windows-deps). config_reader above already handles headers, comments, CRLF, BOM,
- * long lines and inline comments on continuation lines, so all that is left of inih's job is to
- * split the lines it hands out. This follows inih 55's ini_parse_stream with Debian's defaults
- * (INI_ALLOW_MULTILINE, INI_ALLOW_INLINE_COMMENTS with ';', delimiters '=' and ':') for exactly
- * those lines. tests/unit/config.cmake runs the configuration tests against both paths.
- * ------------------------------------------------------------------------------------------- */
-
-#define CRS_INI_MAX_LINE 200
-
-typedef char *(*ini_reader)(char *str, int num, void *stream);
-typedef int (*ini_handler)(void *user, const char *section, const char *name, const char *value);
-
-static char *ini_rstrip(char *s)
+/* Buffers one `key = value` of the current section. */
+static int add_key(struct parser *p, const struct crs_ini_item *it)
 {
-    char *p = s + strlen(s);
-    while (p > s && is_space(p[-1]))
-        *--p = '\0';
-    return s;
-}
-
-static char *ini_lskip(const char *s)
-{
-    while (*s != '\0' && is_space(*s))
-        s++;
-    return (char *)s;
-}
-
-/* First of `chars` in s, or an inline comment (';' after a blank), or the terminating NUL. */
-static char *ini_find_chars_or_comment(const char *s, const char *chars)
-{
-    int was_space = 0;
-    while (*s != '\0' && (chars == NULL || strchr(chars, *s) == NULL) &&
-           !(was_space && *s == ';')) {
-        was_space = is_space(*s);
-        s++;
-    }
-    return (char *)s;
-}
-
-static int ini_parse_stream(ini_reader reader, void *stream, ini_handler handler, void *user)
-{
-    char line[CRS_INI_MAX_LINE];
-    char prev_name[50] = "";
-    char section[50] = "";
-    int lineno = 0, error = 0;
-
-    while (reader(line, (int)sizeof(line), stream) != NULL) {
-        char *start, *end, *name, *value;
-
-        lineno++;
-        start = ini_lskip(ini_rstrip(line));
-        if (prev_name[0] != '\0' && *start != '\0' && start > line) {
-            /* An indented line continues the previous key's value. */
-            end = ini_find_chars_or_comment(start, NULL);
-            *end = '\0';
-            ini_rstrip(start);
-            if (!handler(user, section, prev_name, start) && !error)
-                error = lineno;
-        } else if (*start == ';' || *start == '#') {
-            continue;
-        } else if (*start == '[') {
-            end = ini_find_chars_or_comment(start + 1, "]");
-            if (*end == ']') {
-                *end = '\0';
-                snprintf(section, sizeof(section), "%s", start + 1);
-                prev_name[0] = '\0';
-            } else if (!error) {
-                error = lineno;
-            }
-        } else if (*start != '\0') {
-            end = ini_find_chars_or_comment(start, "=:");
-            if (*end == '=' || *end == ':') {
-                *end = '\0';
-                name = ini_rstrip(start);
-                value = end + 1;
-                end = ini_find_chars_or_comment(value, NULL);
-                *end = '\0';
-                value = ini_lskip(value);
-                ini_rstrip(value);
-                snprintf(prev_name, sizeof(prev_name), "%s", name);
-                if (!handler(user, section, name, value) && !error)
-                    error = lineno;
-            } else if (!error) {
-                error = lineno;
-            }
-        }
-    }
-    return error;
-}
-#endif /* CRS_NO_INIH */
-
-/*
- * inih's reader (an fgets look-alike): hands out exactly one line per call, so the number of
- * calls is the line number. Returning NULL after an error ends inih's loop early.
- */
-static char *config_reader(char *buf, int num, void *stream)
-{
-    struct parser *p = stream;
-    const char *line, *nl;
-    size_t len;
-
-    if (p->rc != 0 || p->pos >= p->len || num < 5)
-        return NULL;
-    line = p->text + p->pos;
-    nl = memchr(line, '\n', p->len - p->pos);
-    len = nl != NULL ? (size_t)(nl - line) : p->len - p->pos;
-    p->pos += len + (nl != NULL);
-    p->lineno++;
-    /* Notepad writes CRLF; the CR is not part of the value. */
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    buf[0] = '\n';
-    buf[1] = '\0';
-    if (classify_line(p, line, len, buf, (size_t)num) != 0)
-        return NULL;
-    return buf;
-}
-
-static int config_handler(void *user, const char *section, const char *name, const char *value)
-{
-    struct parser *p = user;
     struct entry *e;
-    size_t vlen;
-    char *v;
 
-    (void)section; /* inih's copy is cut at 49 bytes; the reader tracks the real one */
-    if (p->rc != 0)
-        return 1;
-    if (value == NULL) /* only an inih built with INI_ALLOW_NO_VALUE, and the reader prevents it */
-        value = "";
-    vlen = strlen(value);
-    if (p->continuation) {
-        e = &p->entries[p->nentries - 1];
-        if (e->len + 1 + vlen > CONFIG_VALUE_MAX) {
-            fail(p, p->lineno, CRS_ECONFIG, "value of '%s' too long (at most %u bytes)", e->key,
-                 CONFIG_VALUE_MAX);
-            return 0;
-        }
-        v = crs_realloc(e->value, e->len + 1 + vlen + 1);
-        if (v == NULL) {
-            fail_nomem(p, p->lineno);
-            return 0;
-        }
-        v[e->len] = '\n';
-        memcpy(v + e->len + 1, value, vlen + 1);
-        e->value = v;
-        e->len += 1 + vlen;
-        e->multiline = 1;
-        return 1;
-    }
-    if (p->kind == SECTION_NONE) {
-        fail(p, p->lineno, CRS_ECONFIG,
-             "key '%.*s' outside of any section (put it under [broker] or [sink.NAME])", QUOTE_MAX,
-             name);
-        return 0;
-    }
-    if (name[0] == '\0') {
-        fail(p, p->lineno, CRS_ECONFIG, "syntax error: missing key name before '='");
-        return 0;
-    }
-    /* In a sink section the type, which may come later, says which keys may repeat: those
-     * duplicates are found when the section ends. */
-    if (p->kind != SECTION_SINK || strcmp(name, "type") == 0) {
-        const struct entry *first = find_entry(p, name);
-        if (first != NULL) {
-            fail(p, p->lineno, CRS_ECONFIG, "duplicate key '%.*s' (first set on line %d)",
-                 QUOTE_MAX, name, first->line);
-            return 0;
-        }
-    }
+    if (p->kind == SECTION_NONE)
+        return fail(p, p->lineno, CRS_ECONFIG,
+                    "key '%.*s' outside of any section (put it under [broker] or [sink.NAME])",
+                    (int)(it->namelen < QUOTE_MAX ? it->namelen : QUOTE_MAX), it->name);
     if (p->nentries == p->capentries) {
         size_t cap = p->capentries ? p->capentries * 2 : 16;
         e = crs_realloc(p->entries, cap * sizeof(*e));
-        if (e == NULL) {
-            fail_nomem(p, p->lineno);
-            return 0;
-        }
+        if (e == NULL)
+            return fail_nomem(p, p->lineno);
         p->entries = e;
         p->capentries = cap;
     }
     e = &p->entries[p->nentries];
-    e->key = crs_strdup(name);
-    e->value = crs_strdup(value);
+    e->key = crs_strndup(it->name, it->namelen);
+    e->value = crs_strndup(it->value, it->valuelen);
     if (e->key == NULL || e->value == NULL) {
         crs_free(e->key);
         crs_free(e->value);
-        fail_nomem(p, p->lineno);
-        return 0;
+        return fail_nomem(p, p->lineno);
     }
-    e->len = vlen;
+    e->len = it->valuelen;
     e->line = p->lineno;
     e->multiline = 0;
+    /* In a sink section the type, which may come later, says which keys may repeat: those
+     * duplicates are found when the section ends. */
+    if (p->kind != SECTION_SINK || strcmp(e->key, "type") == 0) {
+        const struct entry *first = find_entry(p, e->key);
+        if (first != NULL) {
+            fail(p, p->lineno, CRS_ECONFIG, "duplicate key '%.*s' (first set on line %d)",
+                 QUOTE_MAX, e->key, first->line);
+            crs_free(e->key);
+            crs_free(e->value);
+            return p->rc;
+        }
+    }
     p->nentries++;
-    return 1;
+    return 0;
+}
+
+/* Reads every item of the file and applies it; stops at the first error. */
+static int read_items(struct parser *p, const char *text, size_t len)
+{
+    struct crs_ini ini;
+    struct crs_ini_item it;
+    char msg[128];
+    int rc;
+
+    if (crs_ini_init(&ini, text, len, msg, sizeof(msg)) != 0)
+        return fail(p, ini.lineno, CRS_ECONFIG, "%s", msg);
+    while ((rc = crs_ini_next(&ini, &it, msg, sizeof(msg))) == 1) {
+        p->lineno = it.line;
+        if (it.kind == CRS_INI_SECTION) {
+            if (end_section(p) != 0 || begin_section(p, it.name, it.namelen) != 0)
+                return p->rc;
+        } else if (it.kind == CRS_INI_KEY) {
+            if (add_key(p, &it) != 0)
+                return p->rc;
+        } else if (add_continuation(p, it.value, it.valuelen) != 0) {
+            return p->rc;
+        }
+    }
+    if (rc != 0)
+        return fail(p, ini.lineno, rc, "%s", msg);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1046,39 +799,18 @@ static int config_parse(const char *name, const char *text, size_t len, struct c
                         char *err, size_t errlen)
 {
     struct parser p;
-    int rc;
 
     memset(&p, 0, sizeof(p));
     p.name = name;
-    p.text = text;
-    p.len = len;
     p.err = err;
     p.errlen = errlen;
 
     if (config_new(name, &p.cfg) != 0)
         return fail_nomem(&p, 0);
-    /* Notepad's "Unicode" is UTF-16: say so instead of reporting a syntax error on line 1. */
-    if (len >= 2 && (((unsigned char)text[0] == 0xFF && (unsigned char)text[1] == 0xFE) ||
-                     ((unsigned char)text[0] == 0xFE && (unsigned char)text[1] == 0xFF))) {
-        fail(&p, 1, CRS_ECONFIG, "the file is UTF-16 encoded; save it as UTF-8");
-        goto cleanup;
-    }
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
-        p.pos = 3;
-
-    rc = ini_parse_stream(config_reader, &p, config_handler, &p);
-    if (p.rc == 0 && rc > 0)
-        fail(&p, rc, CRS_ECONFIG, "syntax error");
-    else if (p.rc == 0 && rc == -2)
-        fail_nomem(&p, 0);
-    else if (p.rc == 0 && rc < 0)
-        fail(&p, 0, CRS_ECONFIG, "cannot parse (inih error %d)", rc);
-    if (p.rc == 0)
+    if (read_items(&p, text, len) == 0)
         end_section(&p);
     if (p.rc == 0 && p.broker_line == 0)
         fail(&p, 1, CRS_ECONFIG, "missing required section [broker] (it must set state_dir)");
-
-cleanup:
     end_section(&p); /* releases what an error left buffered */
     crs_free(p.entries);
     if (p.rc != 0) {
@@ -1158,8 +890,8 @@ void crs_config_free(struct crs_config *cfg)
         return;
     for (i = 0; i < cfg->nsinks; i++) {
         struct crs_sink_config *sc = &cfg->sinks[i];
-        if (sc->type != NULL && sc->type->free != NULL)
-            sc->type->free(sc->typed);
+        if (sc->type != NULL && sc->type->settings->free != NULL)
+            sc->type->settings->free(sc->typed);
         crs_strv_free(sc->templates);
         crs_free(sc->name);
     }

@@ -14,10 +14,10 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "certrelay/hmac.h"
-#include "certrelay/json.h"
+#include "hmac.h"
+#include "render/json.h"
 #include "certrelay/sanitize.h"
-#include "certrelay/webhook_format.h"
+#include "sinks/webhook/formats.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Formats                                                                                     */

@@ -15,10 +15,11 @@
 #include <stdio.h>
 #include <string.h>
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
-#include "certrelay/sinkconf.h"
-#include "certrelay/template.h"
+#include "sinks/file/settings.h"
+#include "sinks/sink.h"
+#include "render/template.h"
 
 #define FILE_NAME_DEFAULT "{{request_id}}-{{event}}"
 
@@ -147,8 +148,7 @@ static void file_free(void *typed)
     crs_free(fc);
 }
 
-const struct crs_sink_type crs_sink_type_file = {
-    .name = "file",
+const struct crs_sink_settings crs_file_settings = {
     .init = file_init,
     .set = file_set,
     .finish = file_finish,

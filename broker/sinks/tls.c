@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
-#include "net.h"
+#include "sinks/tls.h"
 
 static int conf_error(char *err, size_t errlen, const char *msg)
 {

@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "certrelay/json.h"
-#include "certrelay/mail_format.h"
+#include "render/json.h"
+#include "sinks/email/message.h"
 #include "certrelay/sanitize.h"
 
 /* ------------------------------------------------------------------------------------------ */

@@ -6,7 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include "certrelay/error.h"
-#include "certrelay/hmac.h"
+#include "hmac.h"
 
 int crs_hmac_sha256(const uint8_t *key, size_t keylen, const void *p1, size_t len1, const void *p2,
                     size_t len2, const void *p3, size_t len3, uint8_t out[CRS_SHA256_LEN])

@@ -31,18 +31,18 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
-#include "certrelay/mail_format.h"
+#include "sinks/email/message.h"
 #include "certrelay/sanitize.h"
-#include "certrelay/sinkconf.h"
-#include "certrelay/template.h"
+#include "sinks/email/settings.h"
+#include "sinks/sink.h"
+#include "render/template.h"
 #include "certrelay/uuid.h"
-#include "../curl_uv.h"
-#include "../sink.h"
+#include "curl_uv.h"
 
 #define EMAIL_PASSWORD_FILE_MAX (64u * 1024u)
 /* A subject is cut here (bytes of UTF-8) before encoding: a header line stays under 998. */
@@ -756,8 +756,7 @@ cleanup:
     return rc;
 }
 
-const struct crs_sink_driver crs_sink_driver_email = {
-    .type = "email",
+const struct crs_sink_driver crs_email_driver = {
     .open = email_open,
     .deliver = email_deliver,
     .cancel_all = email_cancel_all,

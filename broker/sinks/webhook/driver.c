@@ -35,11 +35,11 @@
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
-#include "certrelay/sinkconf.h"
+#include "sinks/webhook/settings.h"
+#include "sinks/sink.h"
 #include "certrelay/uuid.h"
-#include "certrelay/webhook_format.h"
-#include "../curl_uv.h"
-#include "../sink.h"
+#include "sinks/webhook/formats.h"
+#include "curl_uv.h"
 
 _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_PERMANENT == 2,
                "crs_http_status_outcome() returns enum crs_delivery_outcome values");
@@ -725,8 +725,7 @@ cleanup:
     return rc;
 }
 
-const struct crs_sink_driver crs_sink_driver_webhook = {
-    .type = "webhook",
+const struct crs_sink_driver crs_webhook_driver = {
     .open = webhook_open,
     .deliver = webhook_deliver,
     .cancel_all = webhook_cancel_all,

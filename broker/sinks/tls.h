@@ -1,12 +1,20 @@
 /*
- * Helpers shared by the configuration parsers of the network sinks (webhook.c, email.c): string
- * keys, TLS keys and URL checks. Internal to lib/sinkconf (crs__ prefix, as libuv's uv__).
+ * Settings shared by the network sinks (webhook, email): TLS keys, string keys and URL checks.
+ * Internal to broker/sinks (crs__ prefix, as libuv's uv__).
  */
-#ifndef CERTRELAY_SINKCONF_NET_H
-#define CERTRELAY_SINKCONF_NET_H
+#ifndef CERTRELAY_SINKS_TLS_H
+#define CERTRELAY_SINKS_TLS_H
 
 #include <stddef.h>
-#include "certrelay/sinkconf.h"
+
+/* TLS settings shared by the webhook and email sinks (keys ca_file, client_cert, client_key,
+ * insecure). Verification is on unless insecure is set. */
+struct crs_tls_config {
+    char *ca_file;     /* trust anchors (PEM bundle); NULL: the system's store */
+    char *client_cert; /* client certificate (PEM; a .pfx/.p12 file with Schannel) */
+    char *client_key;  /* its private key (PEM) when not inside client_cert */
+    int insecure;      /* insecure = true: no peer or host name verification */
+};
 
 /* Sets *dst to a copy of value, which must be one non-empty line. 0, CRS_ECONFIG or CRS_ENOMEM. */
 int crs__conf_string(char **dst, const char *value, char *err, size_t errlen);

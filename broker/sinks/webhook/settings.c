@@ -18,11 +18,12 @@
 #include <string.h>
 
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
-#include "certrelay/sinkconf.h"
-#include "certrelay/webhook_format.h"
-#include "net.h"
+#include "sinks/webhook/settings.h"
+#include "sinks/sink.h"
+#include "sinks/webhook/formats.h"
+#include "sinks/tls.h"
 
 /* A webhook sends at most this many extra headers. */
 #define WEBHOOK_HEADERS_MAX 32u
@@ -163,8 +164,7 @@ static void webhook_free(void *typed)
     crs_free(wc);
 }
 
-const struct crs_sink_type crs_sink_type_webhook = {
-    .name = "webhook",
+const struct crs_sink_settings crs_webhook_settings = {
     .init = webhook_init,
     .set = webhook_set,
     .finish = webhook_finish,

@@ -49,9 +49,9 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "certrelay/json.h"
+#include "render/json.h"
 #include "certrelay/sanitize.h"
-#include "certrelay/template.h"
+#include "render/template.h"
 
 enum field_id {
     F_EVENT,

@@ -1,17 +1,17 @@
 /*
- * The broker's INI configuration (parsed with inih). Parsing is kept apart from the runtime:
+ * The broker's INI configuration (read with config/ini.c). Parsing is kept apart from the runtime:
  * this file knows sections and keys, the broker knows what to do with them.
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
  *                            commit_batch_max
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
- *                            timeout) and the type's own keys (see struct crs_sink_type).
+ *                            timeout) and the type's own keys (sinks/<type>/settings.c).
  *
  * Every error is reported as "FILE:LINE: message" with FILE exactly as given.
  */
-#ifndef CERTRELAY_CONFIG_H
-#define CERTRELAY_CONFIG_H
+#ifndef CERTRELAY_BROKER_CONFIG_H
+#define CERTRELAY_BROKER_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -19,27 +19,7 @@
 
 #define CRS_CONFIG_ERRLEN 512
 
-struct crs_sink_config;
-
-/*
- * A sink type's configuration half. set() is called for every key the common parser does not
- * know; it returns 0, CRS_ENOENT for a key the type does not know either (reported as "unknown
- * key"), or CRS_ECONFIG with a sentence in err. finish() runs at the end of the section to check
- * required keys and compile templates. Implementations live in lib/sinkconf/<type>.c.
- */
-struct crs_sink_type {
-    const char *name;
-    int (*init)(void **typed);
-    int (*set)(void *typed, const char *key, const char *value, char *err, size_t errlen);
-    int (*finish)(void *typed, struct crs_sink_config *sc, char *err, size_t errlen);
-    void (*free)(void *typed);
-    /* Keys this type allows more than once in a section (webhook `header`), NULL-terminated;
-     * NULL when none. Each occurrence is passed to set() in file order, so set() accumulates. */
-    const char *const *repeatable_keys;
-};
-
-/* Looks up a registered sink type by name ("file", "webhook", "email"). NULL if unknown. */
-const struct crs_sink_type *crs_sink_type_find(const char *name);
+struct crs_sink_type; /* sinks/sink.h: a type's settings functions and driver */
 
 struct crs_sink_config {
     char *name;                       /* the NAME of [sink.NAME] */

@@ -23,13 +23,13 @@
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/fs.h"
-#include "certrelay/json.h"
+#include "render/json.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
-#include "certrelay/sinkconf.h"
-#include "certrelay/template.h"
+#include "sinks/file/settings.h"
+#include "sinks/sink.h"
+#include "render/template.h"
 #include "certrelay/uuid.h"
-#include "sink.h"
 
 /* Longest suffix we append: "-4294967295-delta.crl". */
 #define FILE_SUFFIX_MAX 24
@@ -345,8 +345,7 @@ static void file_close(struct crs_sink *sink)
     sink->impl = NULL;
 }
 
-const struct crs_sink_driver crs_sink_driver_file = {
-    .type = "file",
+const struct crs_sink_driver crs_file_driver = {
     .open = file_open,
     .deliver = file_deliver,
     .cancel_all = file_cancel_all,

@@ -1,10 +1,12 @@
 /*
- * The broker's side of a sink: delivery drivers. The dispatcher (broker/dispatch.c) owns retry,
+ * A sink type: its settings (sinks/<type>/settings.c, run when the configuration is loaded) and
+ * its delivery driver (sinks/<type>/driver.c), joined by one line of the table in
+ * sinks/registry.c under the name that `type =` gives.
+ *
+ * Drivers: The dispatcher (broker/dispatch.c) owns retry,
  * backoff, dead-lettering and the delivery table; a driver only attempts one delivery and reports
  * how it went. Drivers run on the broker's libuv loop and must never block it: blocking I/O goes
  * to the threadpool (uv_queue_work), network I/O through the shared curl multi handle.
- *
- * Configuration parsing for each type lives apart, in lib/sinkconf/<type>.c.
  */
 #ifndef CERTRELAY_BROKER_SINK_H
 #define CERTRELAY_BROKER_SINK_H
@@ -12,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay.pb-c.h"
 
 enum crs_delivery_outcome {
@@ -56,7 +58,6 @@ struct crs_sink {
 };
 
 struct crs_sink_driver {
-    const char *type; /* matches crs_sink_type.name */
     /* Prepares the sink (create directories, load secrets, ...). 0 or a negative code. */
     int (*open)(struct crs_sink *sink);
     /* Starts one attempt. On 0, d->done is called later exactly once; on error it is never
@@ -68,10 +69,36 @@ struct crs_sink_driver {
     void (*close)(struct crs_sink *sink);
 };
 
-const struct crs_sink_driver *crs_sink_driver_find(const char *type);
+/*
+ * A sink type's settings half. set() is called for every key the common parser does not know; it
+ * returns 0, CRS_ENOENT for a key the type does not know either (reported as "unknown key"), or
+ * CRS_ECONFIG with a sentence in err. finish() runs at the end of the section to check required
+ * keys and compile templates.
+ */
+struct crs_sink_settings {
+    int (*init)(void **typed);
+    int (*set)(void *typed, const char *key, const char *value, char *err, size_t errlen);
+    int (*finish)(void *typed, struct crs_sink_config *sc, char *err, size_t errlen);
+    void (*free)(void *typed);
+    /* Keys this type allows more than once in a section (webhook `header`), NULL-terminated;
+     * NULL when none. Each occurrence is passed to set() in file order, so set() accumulates. */
+    const char *const *repeatable_keys;
+};
 
-extern const struct crs_sink_driver crs_sink_driver_file;
-extern const struct crs_sink_driver crs_sink_driver_webhook;
-extern const struct crs_sink_driver crs_sink_driver_email;
+/* One sink type, as listed in sinks/registry.c. */
+struct crs_sink_type {
+    const char *name; /* the value of `type =` */
+    const struct crs_sink_settings *settings;
+    const struct crs_sink_driver *driver;
+};
+
+/* Looks up a sink type by name ("file", "webhook", "email"). NULL if unknown. */
+const struct crs_sink_type *crs_sink_type_find(const char *name);
+/* The driver of a sink type (crs_sink_type_find(name)->driver). NULL if unknown. */
+const struct crs_sink_driver *crs_sink_driver_find(const char *name);
+
+extern const struct crs_sink_type crs_sink_type_file;
+extern const struct crs_sink_type crs_sink_type_webhook;
+extern const struct crs_sink_type crs_sink_type_email;
 
 #endif

@@ -6,7 +6,7 @@
 #include <bcrypt.h>
 #include <string.h>
 #include "certrelay/error.h"
-#include "certrelay/hmac.h"
+#include "hmac.h"
 
 #ifndef NT_SUCCESS
 #define NT_SUCCESS(status) (((NTSTATUS)(status)) >= 0)

@@ -24,7 +24,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "certrelay/json.h"
+#include "render/json.h"
 #include "certrelay/sanitize.h"
 
 /* ------------------------------------------------------------------------------------------ */

@@ -27,13 +27,14 @@
 #include <string.h>
 
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
-#include "certrelay/mail_format.h"
-#include "certrelay/sinkconf.h"
-#include "certrelay/template.h"
-#include "net.h"
+#include "sinks/email/message.h"
+#include "sinks/email/settings.h"
+#include "sinks/sink.h"
+#include "render/template.h"
+#include "sinks/tls.h"
 
 /* Upper bounds that keep a header line well under SMTP's 998 characters. */
 #define EMAIL_RECIPIENTS_MAX    50u
@@ -300,8 +301,7 @@ static void email_free(void *typed)
     crs_free(ec);
 }
 
-const struct crs_sink_type crs_sink_type_email = {
-    .name = "email",
+const struct crs_sink_settings crs_email_settings = {
     .init = email_init,
     .set = email_set,
     .finish = email_finish,
