@@ -163,20 +163,11 @@ static int put_untrusted_key(json_t *obj, const char *key, json_t *val)
 /* The thumbprint as certsrv shows it ("a1 b2 ...") becomes lowercase hex without whitespace. */
 static json_t *thumbprint_new(const char *hash)
 {
-    size_t n = 0, i;
-    char *buf = crs_malloc(strlen(hash) + 1);
+    char *buf = crs_event_thumbprint(hash);
     json_t *v;
 
     if (!buf)
         return NULL;
-    for (i = 0; hash[i] != '\0'; i++) {
-        char c = hash[i];
-
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-            continue;
-        buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    }
-    buf[n] = '\0';
     v = text_new(buf);
     crs_free(buf);
     return v;

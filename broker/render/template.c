@@ -132,34 +132,6 @@ const char *const *crs_template_fields(void)
 /* Field values                                                                                */
 /* ------------------------------------------------------------------------------------------ */
 
-static const char *kind_title(uint32_t kind)
-{
-    switch (kind) {
-    case CRS_EVENT_ISSUED:
-        return "Certificate issued";
-    case CRS_EVENT_PENDING:
-        return "Request pending";
-    case CRS_EVENT_DENIED:
-        return "Request denied";
-    case CRS_EVENT_REVOKED:
-        return "Certificate revoked";
-    case CRS_EVENT_RETRIEVE_PENDING:
-        return "Pending request retrieved";
-    case CRS_EVENT_CRL_ISSUED:
-        return "CRL published";
-    case CRS_EVENT_SHUTDOWN:
-        return "CA service stopping";
-    case CRS_EVENT_STARTUP:
-        return "CA service started";
-    case CRS_EVENT_UNREVOKED:
-        return "Certificate unrevoked";
-    case CRS_EVENT_IMPORTED:
-        return "Certificate imported";
-    default:
-        return NULL;
-    }
-}
-
 static int field_lookup(const char *name, size_t len)
 {
     int i;
@@ -178,28 +150,6 @@ static const char *nonempty(const char *s)
 static char *strdup_or_empty(const char *s)
 {
     return crs_strdup(s ? s : "");
-}
-
-/* Lowercase, whitespace removed: certsrv shows hashes as "a1 b2 c3 ...". */
-static char *thumbprint_dup(const char *hash)
-{
-    char *buf;
-    size_t i, n = 0;
-
-    if (!hash)
-        return crs_strdup("");
-    buf = crs_malloc(strlen(hash) + 1);
-    if (!buf)
-        return NULL;
-    for (i = 0; hash[i] != '\0'; i++) {
-        char c = hash[i];
-
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-            continue;
-        buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    }
-    buf[n] = '\0';
-    return buf;
 }
 
 /* The value of one field as a fresh string, NULL only on allocation failure. */
@@ -229,7 +179,7 @@ static char *field_value(int field, const Certrelay__V1__Event *ev)
         }
         return crs_strdup(buf);
     case F_KIND_TITLE:
-        return strdup_or_empty(ev->has_kind ? kind_title((uint32_t)ev->kind) : NULL);
+        return strdup_or_empty(ev->has_kind ? crs_event_title((uint32_t)ev->kind) : NULL);
     case F_REQUEST_ID:
         if (req && req->has_request_id)
             snprintf(buf, sizeof buf, "%" PRId64, req->request_id);
@@ -288,7 +238,7 @@ static char *field_value(int field, const Certrelay__V1__Event *ev)
             crs_time_rfc3339(cert->not_after_ms, buf, sizeof buf);
         return crs_strdup(buf);
     case F_THUMBPRINT:
-        return thumbprint_dup(cert ? cert->certificate_hash : NULL);
+        return crs_event_thumbprint(cert ? cert->certificate_hash : NULL);
     case F_REVOCATION_REASON:
         if (!req || !req->has_revoked_reason)
             return crs_strdup("");

@@ -17,6 +17,7 @@
 #include "hmac.h"
 #include "render/json.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/text.h"
 #include "sinks/webhook/formats.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -343,45 +344,12 @@ struct summary {
     size_t nfacts;
 };
 
+/* The heading of a chat message: the kind's title (lib/event.c). */
 static const char *event_heading(uint32_t kind)
 {
-    switch (kind) {
-    case CRS_EVENT_ISSUED:
-        return "Certificate issued";
-    case CRS_EVENT_PENDING:
-        return "Certificate request pending";
-    case CRS_EVENT_DENIED:
-        return "Certificate request denied";
-    case CRS_EVENT_REVOKED:
-        return "Certificate revoked";
-    case CRS_EVENT_UNREVOKED:
-        return "Certificate released from hold";
-    case CRS_EVENT_RETRIEVE_PENDING:
-        return "Pending request retrieved";
-    case CRS_EVENT_IMPORTED:
-        return "Certificate imported";
-    case CRS_EVENT_CRL_ISSUED:
-        return "CRL published";
-    case CRS_EVENT_STARTUP:
-        return "Certificate Services started";
-    case CRS_EVENT_SHUTDOWN:
-        return "Certificate Services stopped";
-    default:
-        return "Certificate Services event";
-    }
-}
+    const char *title = crs_event_title(kind);
 
-/* Truncates s (valid UTF-8) to at most max bytes without splitting a character. */
-static void utf8_truncate(char *s, size_t max)
-{
-    size_t n = strlen(s);
-
-    if (n <= max)
-        return;
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n--;
-    s[n] = '\0';
+    return title ? title : "Certificate Services event";
 }
 
 /* An untrusted string made safe for display on one line: valid UTF-8, no control characters,
@@ -393,7 +361,7 @@ static char *clean_text(const char *s, size_t max)
     if (!c)
         return NULL;
     crs_sanitize_oneline(c);
-    utf8_truncate(c, max);
+    crs_utf8_truncate(c, max);
     return c;
 }
 
@@ -712,7 +680,7 @@ static int body_slack(const Certrelay__V1__Event *ev, char **out, size_t *outlen
         !(header_text = crs_strdup(title)))
         goto cleanup;
     /* A header block holds at most 150 characters. */
-    utf8_truncate(header_text, 150);
+    crs_utf8_truncate(header_text, 150);
     if (!(doc = json_object()))
         goto cleanup;
     /* The top-level text is the notification fallback; mrkdwn=false keeps it literal. */
