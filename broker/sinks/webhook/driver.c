@@ -93,8 +93,6 @@ struct webhook_attempt {
     char ts_line[48];
     char sig_line[32 + CRS_WEBHOOK_SIGNATURE_LEN];
     int canceled;
-    int has_retry_after;
-    char retry_after[64];
     char excerpt[WEBHOOK_EXCERPT_MAX + 1];
     size_t excerpt_len;
     char errbuf[CURL_ERROR_SIZE];
@@ -380,50 +378,6 @@ static void webhook_cancel_all(struct crs_sink *sink)
 /* One attempt                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
-static int prefix_ci(const char *s, size_t len, const char *prefix)
-{
-    size_t i, n = strlen(prefix);
-
-    if (len < n)
-        return 0;
-    for (i = 0; i < n; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != prefix[i])
-            return 0;
-    }
-    return 1;
-}
-
-/* CURLOPT_HEADERFUNCTION: remembers Retry-After of the final response. */
-static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
-{
-    struct webhook_attempt *a = userdata;
-    size_t len = size * nitems, n;
-    const char *v;
-
-    if (prefix_ci(buf, len, "http/")) {
-        /* A new response starts (after a 100 Continue, say): forget the previous one's. */
-        a->has_retry_after = 0;
-    } else if (prefix_ci(buf, len, "retry-after:")) {
-        v = buf + 12;
-        n = len - 12;
-        while (n > 0 && (*v == ' ' || *v == '\t')) {
-            v++;
-            n--;
-        }
-        while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-            n--;
-        if (n < sizeof(a->retry_after)) {
-            memcpy(a->retry_after, v, n);
-            a->retry_after[n] = '\0';
-            a->has_retry_after = 1;
-        }
-    }
-    return len;
-}
-
 /* CURLOPT_WRITEFUNCTION: the response body is discarded but for its start, kept for errors. */
 static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata)
 {
@@ -459,7 +413,6 @@ static void easy_put(struct webhook_sink *ws, CURL *easy)
         curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
         curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
-        curl_easy_setopt(easy, CURLOPT_HEADERDATA, NULL);
         curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
         ws->idle[ws->nidle++] = easy;
     } else {
@@ -467,7 +420,6 @@ static void easy_put(struct webhook_sink *ws, CURL *easy)
     }
 }
 
-static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata);
 static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata);
 
 /* A pooled handle, or a new one with the sink's fixed options. NULL on failure. */
@@ -492,7 +444,6 @@ static CURL *easy_get(struct webhook_sink *ws)
     } while (0)
     SET(CURLOPT_URL, ws->url);
     SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_WRITEFUNCTION, on_body);
 #undef SET
     if (c != CURLE_OK) {
@@ -533,6 +484,21 @@ static void attempt_finish(struct webhook_attempt *a, const struct crs_delivery_
     d->done(d, r);
 }
 
+/*
+ * The final response's Retry-After, as libcurl parsed it (delay-seconds or an HTTP-date, counted
+ * from now), capped at a year; -1 when there was none (libcurl reports 0 for none and for "now").
+ */
+static int64_t retry_after_ms(CURL *easy)
+{
+    curl_off_t s = 0;
+
+    if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &s) != CURLE_OK || s <= 0)
+        return -1;
+    if (s > (curl_off_t)366 * 86400)
+        s = (curl_off_t)366 * 86400;
+    return (int64_t)s * 1000;
+}
+
 static void webhook_done(struct crs_curl_xfer *x, CURLcode result)
 {
     struct webhook_attempt *a = (struct webhook_attempt *)x;
@@ -555,11 +521,8 @@ static void webhook_done(struct crs_curl_xfer *x, CURLcode result)
             excerpt_clean(a->excerpt, ex, sizeof(ex));
             snprintf(r.error, sizeof(r.error), "HTTP %ld from %s%s%s", code, ws->where,
                      ex[0] ? ": " : "", ex);
-            if (r.outcome == CRS_DELIVERY_RETRY && a->has_retry_after) {
-                int64_t ms;
-                if (crs_http_retry_after_parse(a->retry_after, crs_now_ms(), &ms) == 0)
-                    r.retry_after_ms = ms;
-            }
+            if (r.outcome == CRS_DELIVERY_RETRY)
+                r.retry_after_ms = retry_after_ms(x->easy);
         }
     } else {
         /* Timeouts, refused or reset connections, DNS and TLS failures: all transient. */
@@ -635,7 +598,6 @@ static int attempt_start(struct webhook_attempt *a)
     SET(CURLOPT_POSTFIELDS, a->body);
     SET(CURLOPT_HTTPHEADER, a->headers);
     SET(CURLOPT_ERRORBUFFER, a->errbuf);
-    SET(CURLOPT_HEADERDATA, a);
     SET(CURLOPT_WRITEDATA, a);
 #undef SET
     if (c != CURLE_OK) {

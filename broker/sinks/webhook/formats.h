@@ -64,14 +64,6 @@ int crs_webhook_sign(const uint8_t *key, size_t keylen, const char *msg_id, int6
  */
 int crs_http_header_line_check(const char *line, char *err, size_t errlen);
 
-/*
- * Parses a Retry-After value: delay-seconds or an HTTP-date (IMF-fixdate, RFC 850 or asctime).
- * Sets *delay_ms (0 for a date in the past). 0 or CRS_EINVAL.
- */
-int crs_http_retry_after_parse(const char *value, int64_t now_ms, int64_t *delay_ms);
-/* Parses an HTTP-date into Unix milliseconds. 0 or CRS_EINVAL. */
-int crs_http_date_parse(const char *s, int64_t *unix_ms);
-
 /* The outcome class of an HTTP status: 2xx OK; 408, 429, 5xx (and anything unexpected such as
  * 3xx) RETRY; other 4xx PERMANENT. Values match enum crs_delivery_outcome. */
 int crs_http_status_outcome(long status);
