@@ -69,11 +69,29 @@ const char *crs_revocation_reason_name(int64_t reason)
 
 /* Adds val under a fixed ASCII key. jansson takes the reference even when it fails, and a NULL
  * val (a failed constructor) is reported as the allocation failure it was. */
-static int put(json_t *obj, const char *key, json_t *val)
+
+/* Adds val under a fixed key; jansson takes the reference even on failure, and a NULL val (a
+ * failed constructor) is the allocation failure it stands for. */
+int crs_json_put(json_t *obj, const char *key, json_t *val)
 {
     if (!val)
         return CRS_ENOMEM;
     return json_object_set_new_nocheck(obj, key, val) == 0 ? 0 : CRS_ENOMEM;
+}
+
+int crs_json_append(json_t *arr, json_t *val)
+{
+    if (!val)
+        return CRS_ENOMEM;
+    return json_array_append_new(arr, val) == 0 ? 0 : CRS_ENOMEM;
+}
+
+/* Creates an empty object or array already owned by parent (an object under key, or appended to
+ * an array when key is NULL), so one json_decref of the root frees everything on failure. */
+json_t *crs_json_child(json_t *parent, const char *key, json_t *fresh)
+{
+    int rc = key ? crs_json_put(parent, key, fresh) : crs_json_append(parent, fresh);
+    return rc == 0 ? fresh : NULL;
 }
 
 /* A JSON string from untrusted text: invalid UTF-8 becomes U+FFFD instead of a NULL. */
@@ -111,35 +129,29 @@ static json_t *time_new(int64_t ms)
 
 static int put_text(json_t *obj, const char *key, const char *s)
 {
-    return s ? put(obj, key, text_new(s)) : 0;
+    return s ? crs_json_put(obj, key, text_new(s)) : 0;
 }
 
 static int put_int(json_t *obj, const char *key, int has, int64_t v)
 {
-    return has ? put(obj, key, json_integer((json_int_t)v)) : 0;
+    return has ? crs_json_put(obj, key, json_integer((json_int_t)v)) : 0;
 }
 
 static int put_time(json_t *obj, const char *key, int has, int64_t ms)
 {
-    return has ? put(obj, key, time_new(ms)) : 0;
+    return has ? crs_json_put(obj, key, time_new(ms)) : 0;
 }
 
 static int put_name(json_t *obj, const char *key, int has, const char *name)
 {
-    return has && name ? put(obj, key, json_string_nocheck(name)) : 0;
+    return has && name ? crs_json_put(obj, key, json_string_nocheck(name)) : 0;
 }
 
 /* Binary members are written only when they hold bytes: certsrv reports "no delta CRL" and
  * similar absences as an empty value. */
 static int put_b64(json_t *obj, const char *key, int has, ProtobufCBinaryData bin)
 {
-    return has && bin.len > 0 ? put(obj, key, base64_new(bin.data, bin.len)) : 0;
-}
-
-/* Creates an empty object or array, already owned by parent under key. */
-static json_t *child(json_t *parent, const char *key, json_t *fresh)
-{
-    return put(parent, key, fresh) == 0 ? fresh : NULL;
+    return has && bin.len > 0 ? crs_json_put(obj, key, base64_new(bin.data, bin.len)) : 0;
 }
 
 /* Adds an untrusted key; when two keys repeat (or sanitize to the same text) the last wins. */
@@ -180,7 +192,7 @@ static int add_ca(json_t *doc, const Certrelay__V1__CaInfo *ca)
 
     if (!ca)
         return 0;
-    if (!(o = child(doc, "ca", json_object())))
+    if (!(o = crs_json_child(doc, "ca", json_object())))
         return CRS_ENOMEM;
     if ((rc = put_text(o, "config", ca->config)) ||
         (rc = put_text(o, "name", ca->sanitized_name)) || (rc = put_text(o, "host", ca->host)))
@@ -196,7 +208,7 @@ static int add_attributes(json_t *req, const Certrelay__V1__RequestInfo *r)
 
     if (r->n_attributes == 0)
         return 0;
-    if (!(o = child(req, "attributes", json_object())))
+    if (!(o = crs_json_child(req, "attributes", json_object())))
         return CRS_ENOMEM;
     for (i = 0; i < r->n_attributes; i++) {
         const Certrelay__V1__Attribute *a = r->attributes[i];
@@ -216,7 +228,7 @@ static int add_request(json_t *doc, const Certrelay__V1__RequestInfo *r)
 
     if (!r)
         return 0;
-    if (!(o = child(doc, "request", json_object())))
+    if (!(o = crs_json_child(doc, "request", json_object())))
         return CRS_ENOMEM;
     if ((rc = put_int(o, "id", r->has_request_id, r->request_id)) ||
         (rc = put_int(o, "type", r->has_request_type, r->request_type)) ||
@@ -251,7 +263,7 @@ static int add_extensions(json_t *cert, const Certrelay__V1__CertificateInfo *c)
 
     if (c->n_extensions == 0)
         return 0;
-    if (!(arr = child(cert, "extensions", json_array())))
+    if (!(arr = crs_json_child(cert, "extensions", json_array())))
         return CRS_ENOMEM;
     for (i = 0; i < c->n_extensions; i++) {
         const Certrelay__V1__Extension *x = c->extensions[i];
@@ -265,7 +277,7 @@ static int add_extensions(json_t *cert, const Certrelay__V1__CertificateInfo *c)
             return CRS_ENOMEM;
         if ((rc = put_text(o, "oid", x->oid)))
             return rc;
-        if (x->has_critical && (rc = put(o, "critical", json_boolean(x->critical))))
+        if (x->has_critical && (rc = crs_json_put(o, "critical", json_boolean(x->critical))))
             return rc;
         if ((rc = put_int(o, "flags", x->has_flags, x->flags)) ||
             (rc = put_b64(o, "der_base64", x->has_value, x->value)))
@@ -283,10 +295,10 @@ static int add_certificate(json_t *doc, const Certrelay__V1__Event *ev)
 
     if (!c)
         return 0;
-    if (!(o = child(doc, "certificate", json_object())))
+    if (!(o = crs_json_child(doc, "certificate", json_object())))
         return CRS_ENOMEM;
     crs_event_serial_hex(ev, serial, sizeof serial);
-    if (serial[0] != '\0' && (rc = put(o, "serial", json_string_nocheck(serial))))
+    if (serial[0] != '\0' && (rc = crs_json_put(o, "serial", json_string_nocheck(serial))))
         return rc;
     if ((rc = put_b64(o, "der_base64", c->has_raw_certificate, c->raw_certificate)) ||
         (rc = put_time(o, "not_before", c->has_not_before_ms, c->not_before_ms)) ||
@@ -295,12 +307,13 @@ static int add_certificate(json_t *doc, const Certrelay__V1__Event *ev)
         (rc = put_text(o, "common_name", c->common_name)) || (rc = put_text(o, "upn", c->upn)) ||
         (rc = put_text(o, "email", c->email)))
         return rc;
-    if (c->certificate_hash && (rc = put(o, "thumbprint", thumbprint_new(c->certificate_hash))))
+    if (c->certificate_hash &&
+        (rc = crs_json_put(o, "thumbprint", thumbprint_new(c->certificate_hash))))
         return rc;
     if ((rc = put_text(o, "template", c->certificate_template)))
         return rc;
     if (c->public_key_algorithm || c->has_public_key_length) {
-        if (!(pk = child(o, "public_key", json_object())))
+        if (!(pk = crs_json_child(o, "public_key", json_object())))
             return CRS_ENOMEM;
         if ((rc = put_text(pk, "algorithm", c->public_key_algorithm)) ||
             (rc = put_int(pk, "length", c->has_public_key_length, c->public_key_length)))
@@ -317,7 +330,7 @@ static int add_crls(json_t *doc, const Certrelay__V1__Event *ev)
 
     if (ev->n_crls == 0)
         return 0;
-    if (!(arr = child(doc, "crls", json_array())))
+    if (!(arr = crs_json_child(doc, "crls", json_array())))
         return CRS_ENOMEM;
     for (i = 0; i < ev->n_crls; i++) {
         const Certrelay__V1__CrlInfo *crl = ev->crls[i];
@@ -351,14 +364,15 @@ static json_t *value_new(const Certrelay__V1__Value *v, int *skip)
         return text_new(v->string_value ? v->string_value : "");
     case CERTRELAY__V1__VALUE__V_DATE_UNIX_MS:
         o = json_object();
-        if (o && put(o, "date", time_new(v->date_unix_ms)) != 0) {
+        if (o && crs_json_put(o, "date", time_new(v->date_unix_ms)) != 0) {
             json_decref(o);
             return NULL;
         }
         return o;
     case CERTRELAY__V1__VALUE__V_BINARY_VALUE:
         o = json_object();
-        if (o && put(o, "base64", base64_new(v->binary_value.data, v->binary_value.len)) != 0) {
+        if (o &&
+            crs_json_put(o, "base64", base64_new(v->binary_value.data, v->binary_value.len)) != 0) {
             json_decref(o);
             return NULL;
         }
@@ -413,7 +427,7 @@ static int add_extra(json_t *doc, const Certrelay__V1__Event *ev)
     if (n == 0)
         goto cleanup;
     qsort(refs, n, sizeof *refs, extra_cmp);
-    if (!(o = child(doc, "extra", json_object()))) {
+    if (!(o = crs_json_child(doc, "extra", json_object()))) {
         rc = CRS_ENOMEM;
         goto cleanup;
     }
@@ -442,7 +456,7 @@ json_t *crs_event_to_json(const Certrelay__V1__Event *ev)
     doc = json_object();
     if (!doc)
         return NULL;
-    if ((rc = put(doc, "schema", json_string_nocheck(CRS_JSON_SCHEMA))) ||
+    if ((rc = crs_json_put(doc, "schema", json_string_nocheck(CRS_JSON_SCHEMA))) ||
         (rc = put_name(doc, "event", ev->has_kind, crs_event_name((uint32_t)ev->kind))) ||
         (rc = put_text(doc, "event_id", ev->event_id)) ||
         (rc = put_time(doc, "time", ev->has_capture_time_ms, ev->capture_time_ms)) ||
@@ -458,16 +472,247 @@ cleanup:
 }
 
 /*
- * json_dumpb measures first and then writes into a buffer of the exact size, so the text lands in
- * a crs_malloc allocation (freed with crs_free like everything else) without an extra copy.
- * JSON_PRESERVE_ORDER keeps the insertion order on jansson versions where objects are hashed.
+ * Compact JSON serialization of a jansson tree, written here rather than with json_dumpb: jansson
+ * decodes every string one code point at a time and keeps a loop-detection table keyed by
+ * snprintf'd pointers, which made serialization most of the cost of a webhook delivery (a
+ * certificate's base64 is the bulk of a body). This writer scans strings for the few bytes JSON
+ * must escape and copies the runs between them. Its output is byte for byte what
+ * json_dumpb(JSON_COMPACT) gives for the same tree (tests/unit/test_webhook_format.c checks it):
+ * insertion order, the same escapes (\" \\ \b \f \n \r \t, \u00XX uppercase for other controls),
+ * non-ASCII passed through. Reals never occur in our documents; a tree holding one is handed to
+ * jansson instead.
  */
+struct jbuf {
+    char *p;
+    size_t len, cap;
+    int err; /* CRS_ENOMEM, CRS_ETOOBIG or CRS_EINVAL (a real) */
+};
+
+static void jb_reserve(struct jbuf *b, size_t n)
+{
+    size_t cap;
+    char *p;
+
+    if (b->err)
+        return;
+    if (n > CRS_JSON_TEXT_MAX || b->len > CRS_JSON_TEXT_MAX - n) {
+        b->err = CRS_ETOOBIG;
+        return;
+    }
+    if (b->len + n + 1 <= b->cap)
+        return;
+    cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    p = crs_realloc(b->p, cap);
+    if (!p) {
+        b->err = CRS_ENOMEM;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void jb_put(struct jbuf *b, const char *s, size_t n)
+{
+    jb_reserve(b, n);
+    if (b->err)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/*
+ * True when one of the 8 bytes of x is below 0x20, '"' or '\\' (the classic bit tricks "has a
+ * byte less than n" and "has a zero byte", exact as a yes/no answer). Strings are mostly long
+ * runs of base64 that need no escape, and this skips them 8 bytes at a time.
+ */
+static int word_needs_escape(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+
+    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs ? 1 : 0;
+}
+
+static void jb_string(struct jbuf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, run = 0;
+
+    jb_put(b, "\"", 1);
+    for (i = 0; i < n; i++) {
+        unsigned char c;
+        char esc[7];
+        size_t elen = 2;
+
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (word_needs_escape(w))
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        jb_put(b, s + run, i - run);
+        run = i + 1;
+        esc[0] = '\\';
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+            break;
+        }
+        jb_put(b, esc, elen);
+    }
+    jb_put(b, s + run, n - run);
+    jb_put(b, "\"", 1);
+}
+
+static void jb_value(struct jbuf *b, json_t *v, int depth)
+{
+    char num[32];
+    const char *key;
+    json_t *item;
+    size_t i;
+    int first = 1, n;
+
+    if (b->err)
+        return;
+    if (depth > 64) {
+        b->err = CRS_EINVAL;
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        jb_put(b, "{", 1);
+        json_object_foreach(v, key, item)
+        {
+            if (!first)
+                jb_put(b, ",", 1);
+            first = 0;
+            jb_string(b, key, strlen(key));
+            jb_put(b, ":", 1);
+            jb_value(b, item, depth + 1);
+        }
+        jb_put(b, "}", 1);
+        break;
+    case JSON_ARRAY:
+        jb_put(b, "[", 1);
+        json_array_foreach(v, i, item)
+        {
+            if (i > 0)
+                jb_put(b, ",", 1);
+            jb_value(b, item, depth + 1);
+        }
+        jb_put(b, "]", 1);
+        break;
+    case JSON_STRING:
+        jb_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        n = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+        jb_put(b, num, (size_t)n);
+        break;
+    case JSON_TRUE:
+        jb_put(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        jb_put(b, "false", 5);
+        break;
+    case JSON_NULL:
+        jb_put(b, "null", 4);
+        break;
+    default:
+        b->err = CRS_EINVAL;
+        break;
+    }
+}
+
+/*
+ * jansson's own writer: json_dumpb measures first and then writes into a buffer of the exact
+ * size, so the text lands in a crs_malloc allocation without an extra copy. JSON_PRESERVE_ORDER
+ * keeps the insertion order on jansson versions where objects are hashed.
+ */
+static int dump_jansson(json_t *doc, size_t flags, char **out, size_t *outlen)
+{
+    size_t n = json_dumpb(doc, NULL, 0, flags | JSON_PRESERVE_ORDER);
+    char *buf;
+
+    if (n == 0)
+        return CRS_ENOMEM;
+    if (n > CRS_JSON_TEXT_MAX)
+        return CRS_ETOOBIG;
+    buf = crs_malloc(n + 1);
+    if (!buf)
+        return CRS_ENOMEM;
+    if (json_dumpb(doc, buf, n, flags | JSON_PRESERVE_ORDER) != n) {
+        crs_free(buf);
+        return CRS_ENOMEM;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (outlen)
+        *outlen = n;
+    return 0;
+}
+
+int crs_json_dump_compact(json_t *doc, char **out, size_t *outlen)
+{
+    struct jbuf b = {NULL, 0, 0, 0};
+
+    if (out)
+        *out = NULL;
+    if (outlen)
+        *outlen = 0;
+    if (!doc || !out)
+        return CRS_EINVAL;
+    jb_value(&b, doc, 0);
+    if (b.err == CRS_EINVAL) {
+        crs_free(b.p);
+        return dump_jansson(doc, JSON_COMPACT, out, outlen);
+    }
+    if (b.err) {
+        crs_free(b.p);
+        return b.err;
+    }
+    b.p[b.len] = '\0';
+    *out = b.p;
+    if (outlen)
+        *outlen = b.len;
+    return 0;
+}
+
 int crs_event_to_json_text(const Certrelay__V1__Event *ev, int pretty, char **out, size_t *outlen)
 {
-    size_t flags = JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
     json_t *doc = NULL;
-    char *buf = NULL;
-    size_t n;
     int rc;
 
     if (out)
@@ -482,30 +727,10 @@ int crs_event_to_json_text(const Certrelay__V1__Event *ev, int pretty, char **ou
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    /* A document always serializes to at least "{}", so 0 can only mean jansson failed. */
-    n = json_dumpb(doc, NULL, 0, flags);
-    if (n == 0) {
-        rc = CRS_ENOMEM;
-        goto cleanup;
-    }
-    buf = crs_malloc(n + 1);
-    if (!buf) {
-        rc = CRS_ENOMEM;
-        goto cleanup;
-    }
-    if (json_dumpb(doc, buf, n, flags) != n) {
-        rc = CRS_ENOMEM;
-        goto cleanup;
-    }
-    buf[n] = '\0';
-    json_decref(doc);
-    *out = buf;
-    if (outlen)
-        *outlen = n;
-    return 0;
+    rc = pretty ? dump_jansson(doc, JSON_INDENT(2), out, outlen)
+                : crs_json_dump_compact(doc, out, outlen);
 
 cleanup:
-    crs_free(buf);
     json_decref(doc);
     return rc;
 }

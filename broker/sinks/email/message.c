@@ -6,12 +6,14 @@
 #include <string.h>
 
 #include "certrelay/alloc.h"
+#include "certrelay/base64.h"
 #include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "render/json.h"
 #include "sinks/email/message.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/timefmt.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Addresses                                                                                   */
@@ -173,31 +175,6 @@ char *crs_mail_mailbox_format(const char *display, const char *addr)
  * "=?UTF-8?B?" and "?=" the word stays under RFC 2047's 75. */
 #define EW_RAW_MAX 45u
 
-static void b64_chunk(const unsigned char *in, size_t n, char *out)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i;
-
-    for (i = 0; i + 2 < n; i += 3) {
-        *out++ = tbl[in[i] >> 2];
-        *out++ = tbl[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-        *out++ = tbl[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
-        *out++ = tbl[in[i + 2] & 63];
-    }
-    if (n - i == 1) {
-        *out++ = tbl[in[i] >> 2];
-        *out++ = tbl[(in[i] & 3) << 4];
-        *out++ = '=';
-        *out++ = '=';
-    } else if (n - i == 2) {
-        *out++ = tbl[in[i] >> 2];
-        *out++ = tbl[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-        *out++ = tbl[(in[i + 1] & 15) << 2];
-        *out++ = '=';
-    }
-    *out = '\0';
-}
-
 int crs_mail_header_text(const char *text, size_t max_bytes, char **out)
 {
     char *clean = NULL, *buf = NULL, *p;
@@ -251,8 +228,7 @@ int crs_mail_header_text(const char *text, size_t max_bytes, char **out)
             *p++ = ' ';
         memcpy(p, "=?UTF-8?B?", 10);
         p += 10;
-        b64_chunk((const unsigned char *)clean + i, n, p);
-        p += strlen(p);
+        p += crs_base64_encode_to((const uint8_t *)clean + i, n, p);
         memcpy(p, "?=", 3);
         p += 2;
         i += n;
@@ -263,40 +239,9 @@ int crs_mail_header_text(const char *text, size_t max_bytes, char **out)
     return 0;
 }
 
-#define MS_PER_DAY 86400000LL
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    int64_t era, doe, yoe, doy, mp;
-
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 void crs_mail_date(int64_t unix_ms, char *out, size_t outlen)
 {
-    static const char *const wd[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
-    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    int64_t days, secs, y;
-    unsigned m, d;
-
-    if (!out || outlen == 0)
-        return;
-    days = unix_ms / MS_PER_DAY;
-    if (unix_ms % MS_PER_DAY < 0)
-        days--;
-    secs = (unix_ms - days * MS_PER_DAY) / 1000;
-    civil_from_days(days, &y, &m, &d);
-    snprintf(out, outlen, "%s, %02u %s %04lld %02d:%02d:%02d +0000", wd[((days % 7) + 7) % 7], d,
-             mon[m - 1], (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+    crs_time_rfc5322(unix_ms, out, outlen);
 }
 
 /* Keeps letters, digits, '-', '_' and '.' (the id-left/id-right characters we allow), as a

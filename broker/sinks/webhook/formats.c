@@ -58,271 +58,6 @@ const char *crs_webhook_content_type(enum crs_webhook_format fmt)
 /* jansson helpers                                                                             */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Adds val under a fixed key; jansson takes the reference even on failure, and a NULL val (a
- * failed constructor) is the allocation failure it stands for. */
-static int put(json_t *obj, const char *key, json_t *val)
-{
-    if (!val)
-        return CRS_ENOMEM;
-    return json_object_set_new_nocheck(obj, key, val) == 0 ? 0 : CRS_ENOMEM;
-}
-
-static int append(json_t *arr, json_t *val)
-{
-    if (!val)
-        return CRS_ENOMEM;
-    return json_array_append_new(arr, val) == 0 ? 0 : CRS_ENOMEM;
-}
-
-/* Creates an empty object or array already owned by parent (an object under key, or appended to
- * an array when key is NULL), so one json_decref of the root frees everything on failure. */
-static json_t *child(json_t *parent, const char *key, json_t *fresh)
-{
-    int rc = key ? put(parent, key, fresh) : append(parent, fresh);
-    return rc == 0 ? fresh : NULL;
-}
-
-/*
- * Compact JSON serialization of a jansson tree, written here rather than with json_dumpb: jansson
- * decodes every string one code point at a time and keeps a loop-detection table keyed by
- * snprintf'd pointers, which made serialization most of the cost of a webhook delivery (a
- * certificate's base64 is the bulk of a body). This writer scans strings for the few bytes JSON
- * must escape and copies the runs between them. Its output is byte for byte what
- * json_dumpb(JSON_COMPACT) gives for the same tree (tests/unit/test_webhook_format.c checks it):
- * insertion order, the same escapes (\" \\ \b \f \n \r \t, \u00XX uppercase for other controls),
- * non-ASCII passed through. Reals never occur in our documents; a tree holding one is handed to
- * jansson instead.
- */
-struct jbuf {
-    char *p;
-    size_t len, cap;
-    int err; /* CRS_ENOMEM, CRS_ETOOBIG or CRS_EINVAL (a real) */
-};
-
-static void jb_reserve(struct jbuf *b, size_t n)
-{
-    size_t cap;
-    char *p;
-
-    if (b->err)
-        return;
-    if (n > CRS_WEBHOOK_BODY_MAX || b->len > CRS_WEBHOOK_BODY_MAX - n) {
-        b->err = CRS_ETOOBIG;
-        return;
-    }
-    if (b->len + n + 1 <= b->cap)
-        return;
-    cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1)
-        cap *= 2;
-    p = crs_realloc(b->p, cap);
-    if (!p) {
-        b->err = CRS_ENOMEM;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void jb_put(struct jbuf *b, const char *s, size_t n)
-{
-    jb_reserve(b, n);
-    if (b->err)
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-/*
- * True when one of the 8 bytes of x is below 0x20, '"' or '\\' (the classic bit tricks "has a
- * byte less than n" and "has a zero byte", exact as a yes/no answer). Strings are mostly long
- * runs of base64 that need no escape, and this skips them 8 bytes at a time.
- */
-static int word_needs_escape(uint64_t x)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
-
-    return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs ? 1 : 0;
-}
-
-static void jb_string(struct jbuf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t i, run = 0;
-
-    jb_put(b, "\"", 1);
-    for (i = 0; i < n; i++) {
-        unsigned char c;
-        char esc[7];
-        size_t elen = 2;
-
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (word_needs_escape(w))
-                break;
-            i += 8;
-        }
-        if (i >= n)
-            break;
-        c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        jb_put(b, s + run, i - run);
-        run = i + 1;
-        esc[0] = '\\';
-        switch (c) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-            break;
-        }
-        jb_put(b, esc, elen);
-    }
-    jb_put(b, s + run, n - run);
-    jb_put(b, "\"", 1);
-}
-
-static void jb_value(struct jbuf *b, json_t *v, int depth)
-{
-    char num[32];
-    const char *key;
-    json_t *item;
-    size_t i;
-    int first = 1, n;
-
-    if (b->err)
-        return;
-    if (depth > 64) {
-        b->err = CRS_EINVAL;
-        return;
-    }
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        jb_put(b, "{", 1);
-        json_object_foreach(v, key, item)
-        {
-            if (!first)
-                jb_put(b, ",", 1);
-            first = 0;
-            jb_string(b, key, strlen(key));
-            jb_put(b, ":", 1);
-            jb_value(b, item, depth + 1);
-        }
-        jb_put(b, "}", 1);
-        break;
-    case JSON_ARRAY:
-        jb_put(b, "[", 1);
-        json_array_foreach(v, i, item)
-        {
-            if (i > 0)
-                jb_put(b, ",", 1);
-            jb_value(b, item, depth + 1);
-        }
-        jb_put(b, "]", 1);
-        break;
-    case JSON_STRING:
-        jb_string(b, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        n = snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
-        jb_put(b, num, (size_t)n);
-        break;
-    case JSON_TRUE:
-        jb_put(b, "true", 4);
-        break;
-    case JSON_FALSE:
-        jb_put(b, "false", 5);
-        break;
-    case JSON_NULL:
-        jb_put(b, "null", 4);
-        break;
-    default:
-        b->err = CRS_EINVAL;
-        break;
-    }
-}
-
-/* jansson's own writer, measured first so the text lands in a crs_malloc buffer. */
-static int dump_jansson(json_t *doc, char **out, size_t *outlen)
-{
-    size_t flags = JSON_PRESERVE_ORDER | JSON_COMPACT;
-    size_t n = json_dumpb(doc, NULL, 0, flags);
-    char *buf;
-
-    if (n == 0)
-        return CRS_ENOMEM;
-    if (n > CRS_WEBHOOK_BODY_MAX)
-        return CRS_ETOOBIG;
-    buf = crs_malloc(n + 1);
-    if (!buf)
-        return CRS_ENOMEM;
-    if (json_dumpb(doc, buf, n, flags) != n) {
-        crs_free(buf);
-        return CRS_ENOMEM;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    if (outlen)
-        *outlen = n;
-    return 0;
-}
-
-int crs_json_dump_compact(json_t *doc, char **out, size_t *outlen)
-{
-    struct jbuf b = {NULL, 0, 0, 0};
-
-    if (out)
-        *out = NULL;
-    if (outlen)
-        *outlen = 0;
-    if (!doc || !out)
-        return CRS_EINVAL;
-    jb_value(&b, doc, 0);
-    if (b.err == CRS_EINVAL) {
-        crs_free(b.p);
-        return dump_jansson(doc, out, outlen);
-    }
-    if (b.err) {
-        crs_free(b.p);
-        return b.err;
-    }
-    b.p[b.len] = '\0';
-    *out = b.p;
-    if (outlen)
-        *outlen = b.len;
-    return 0;
-}
-
-static int dump(json_t *doc, char **out, size_t *outlen)
-{
-    return crs_json_dump_compact(doc, out, outlen);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Event summary for the chat formats                                                          */
 /* ------------------------------------------------------------------------------------------ */
@@ -531,12 +266,13 @@ static json_t *literal_block(const char *text, const char *size, int bold)
 
     if (!block)
         return NULL;
-    if (put(block, "type", json_string_nocheck("RichTextBlock")) ||
-        !(inlines = child(block, "inlines", json_array())) ||
-        !(run = child(inlines, NULL, json_object())) ||
-        put(run, "type", json_string_nocheck("TextRun")) || put(run, "text", json_string(text)) ||
-        (size && put(run, "size", json_string_nocheck(size))) ||
-        (bold && put(run, "weight", json_string_nocheck("Bolder")))) {
+    if (crs_json_put(block, "type", json_string_nocheck("RichTextBlock")) ||
+        !(inlines = crs_json_child(block, "inlines", json_array())) ||
+        !(run = crs_json_child(inlines, NULL, json_object())) ||
+        crs_json_put(run, "type", json_string_nocheck("TextRun")) ||
+        crs_json_put(run, "text", json_string(text)) ||
+        (size && crs_json_put(run, "size", json_string_nocheck(size))) ||
+        (bold && crs_json_put(run, "weight", json_string_nocheck("Bolder")))) {
         json_decref(block);
         return NULL;
     }
@@ -550,24 +286,27 @@ static json_t *teams_fact_row(const struct fact *f)
 
     if (!row)
         return NULL;
-    if (put(row, "type", json_string_nocheck("ColumnSet")) ||
-        put(row, "spacing", json_string_nocheck("Small")) ||
-        !(cols = child(row, "columns", json_array())))
+    if (crs_json_put(row, "type", json_string_nocheck("ColumnSet")) ||
+        crs_json_put(row, "spacing", json_string_nocheck("Small")) ||
+        !(cols = crs_json_child(row, "columns", json_array())))
         goto fail;
     /* Title column, weight 1. */
-    if (!(col = child(cols, NULL, json_object())) ||
-        put(col, "type", json_string_nocheck("Column")) || put(col, "width", json_integer(1)) ||
-        !(items = child(col, "items", json_array())) ||
-        !(title = child(items, NULL, json_object())) ||
-        put(title, "type", json_string_nocheck("TextBlock")) ||
-        put(title, "text", json_string(f->title)) ||
-        put(title, "weight", json_string_nocheck("Bolder")) || put(title, "wrap", json_true()))
+    if (!(col = crs_json_child(cols, NULL, json_object())) ||
+        crs_json_put(col, "type", json_string_nocheck("Column")) ||
+        crs_json_put(col, "width", json_integer(1)) ||
+        !(items = crs_json_child(col, "items", json_array())) ||
+        !(title = crs_json_child(items, NULL, json_object())) ||
+        crs_json_put(title, "type", json_string_nocheck("TextBlock")) ||
+        crs_json_put(title, "text", json_string(f->title)) ||
+        crs_json_put(title, "weight", json_string_nocheck("Bolder")) ||
+        crs_json_put(title, "wrap", json_true()))
         goto fail;
     /* Value column, weight 2. */
-    if (!(col = child(cols, NULL, json_object())) ||
-        put(col, "type", json_string_nocheck("Column")) || put(col, "width", json_integer(2)) ||
-        !(items = child(col, "items", json_array())) ||
-        append(items, literal_block(f->value, NULL, 0)))
+    if (!(col = crs_json_child(cols, NULL, json_object())) ||
+        crs_json_put(col, "type", json_string_nocheck("Column")) ||
+        crs_json_put(col, "width", json_integer(2)) ||
+        !(items = crs_json_child(col, "items", json_array())) ||
+        crs_json_append(items, literal_block(f->value, NULL, 0)))
         goto fail;
     return row;
 
@@ -588,31 +327,34 @@ static int body_teams(const Certrelay__V1__Event *ev, char **out, size_t *outlen
     rc = CRS_ENOMEM;
     if (!(doc = json_object()))
         goto cleanup;
-    if (put(doc, "type", json_string_nocheck("message")) ||
-        !(atts = child(doc, "attachments", json_array())) ||
-        !(att = child(atts, NULL, json_object())) ||
-        put(att, "contentType", json_string_nocheck("application/vnd.microsoft.card.adaptive")) ||
-        put(att, "contentUrl", json_null()) || !(card = child(att, "content", json_object())) ||
-        put(card, "$schema",
-            json_string_nocheck("http://adaptivecards.io/schemas/adaptive-card.json")) ||
-        put(card, "type", json_string_nocheck("AdaptiveCard")) ||
-        put(card, "version", json_string_nocheck("1.4")) ||
-        !(msteams = child(card, "msteams", json_object())) ||
-        put(msteams, "width", json_string_nocheck("Full")) ||
-        !(body = child(card, "body", json_array())) ||
-        !(heading = child(body, NULL, json_object())) ||
-        put(heading, "type", json_string_nocheck("TextBlock")) ||
-        put(heading, "text", json_string(sm.heading)) ||
-        put(heading, "weight", json_string_nocheck("Bolder")) ||
-        put(heading, "size", json_string_nocheck("Large")) || put(heading, "wrap", json_true()))
+    if (crs_json_put(doc, "type", json_string_nocheck("message")) ||
+        !(atts = crs_json_child(doc, "attachments", json_array())) ||
+        !(att = crs_json_child(atts, NULL, json_object())) ||
+        crs_json_put(att, "contentType",
+                     json_string_nocheck("application/vnd.microsoft.card.adaptive")) ||
+        crs_json_put(att, "contentUrl", json_null()) ||
+        !(card = crs_json_child(att, "content", json_object())) ||
+        crs_json_put(card, "$schema",
+                     json_string_nocheck("http://adaptivecards.io/schemas/adaptive-card.json")) ||
+        crs_json_put(card, "type", json_string_nocheck("AdaptiveCard")) ||
+        crs_json_put(card, "version", json_string_nocheck("1.4")) ||
+        !(msteams = crs_json_child(card, "msteams", json_object())) ||
+        crs_json_put(msteams, "width", json_string_nocheck("Full")) ||
+        !(body = crs_json_child(card, "body", json_array())) ||
+        !(heading = crs_json_child(body, NULL, json_object())) ||
+        crs_json_put(heading, "type", json_string_nocheck("TextBlock")) ||
+        crs_json_put(heading, "text", json_string(sm.heading)) ||
+        crs_json_put(heading, "weight", json_string_nocheck("Bolder")) ||
+        crs_json_put(heading, "size", json_string_nocheck("Large")) ||
+        crs_json_put(heading, "wrap", json_true()))
         goto cleanup;
-    if (sm.subject && append(body, literal_block(sm.subject, "Medium", 0)))
+    if (sm.subject && crs_json_append(body, literal_block(sm.subject, "Medium", 0)))
         goto cleanup;
     for (i = 0; i < sm.nfacts; i++) {
-        if (append(body, teams_fact_row(&sm.facts[i])))
+        if (crs_json_append(body, teams_fact_row(&sm.facts[i])))
             goto cleanup;
     }
-    rc = dump(doc, out, outlen);
+    rc = crs_json_dump_compact(doc, out, outlen);
 
 cleanup:
     json_decref(doc);
@@ -657,8 +399,9 @@ static json_t *slack_text(const char *type, const char *text)
 
     if (!o)
         return NULL;
-    if (put(o, "type", json_string_nocheck(type)) || put(o, "text", json_string(text)) ||
-        (strcmp(type, "plain_text") == 0 && put(o, "emoji", json_false()))) {
+    if (crs_json_put(o, "type", json_string_nocheck(type)) ||
+        crs_json_put(o, "text", json_string(text)) ||
+        (strcmp(type, "plain_text") == 0 && crs_json_put(o, "emoji", json_false()))) {
         json_decref(o);
         return NULL;
     }
@@ -684,11 +427,12 @@ static int body_slack(const Certrelay__V1__Event *ev, char **out, size_t *outlen
     if (!(doc = json_object()))
         goto cleanup;
     /* The top-level text is the notification fallback; mrkdwn=false keeps it literal. */
-    if (put(doc, "text", json_string(fallback)) || put(doc, "mrkdwn", json_false()) ||
-        !(blocks = child(doc, "blocks", json_array())) ||
-        !(header = child(blocks, NULL, json_object())) ||
-        put(header, "type", json_string_nocheck("header")) ||
-        put(header, "text", slack_text("plain_text", header_text)))
+    if (crs_json_put(doc, "text", json_string(fallback)) ||
+        crs_json_put(doc, "mrkdwn", json_false()) ||
+        !(blocks = crs_json_child(doc, "blocks", json_array())) ||
+        !(header = crs_json_child(blocks, NULL, json_object())) ||
+        crs_json_put(header, "type", json_string_nocheck("header")) ||
+        crs_json_put(header, "text", slack_text("plain_text", header_text)))
         goto cleanup;
     /*
      * A section shows its fields in two columns, so alternating title and value fields make a
@@ -697,18 +441,18 @@ static int body_slack(const Certrelay__V1__Event *ev, char **out, size_t *outlen
      */
     for (i = 0; i < sm.nfacts; i++) {
         if (i % 5 == 0) {
-            if (!(section = child(blocks, NULL, json_object())) ||
-                put(section, "type", json_string_nocheck("section")) ||
-                !(fields = child(section, "fields", json_array())))
+            if (!(section = crs_json_child(blocks, NULL, json_object())) ||
+                crs_json_put(section, "type", json_string_nocheck("section")) ||
+                !(fields = crs_json_child(section, "fields", json_array())))
                 goto cleanup;
         }
         crs_free(label);
         if (!(label = crs_asprintf("*%s*", sm.facts[i].title)) ||
-            append(fields, slack_text("mrkdwn", label)) ||
-            append(fields, slack_text("plain_text", sm.facts[i].value)))
+            crs_json_append(fields, slack_text("mrkdwn", label)) ||
+            crs_json_append(fields, slack_text("plain_text", sm.facts[i].value)))
             goto cleanup;
     }
-    rc = dump(doc, out, outlen);
+    rc = crs_json_dump_compact(doc, out, outlen);
 
 cleanup:
     json_decref(doc);
@@ -823,22 +567,23 @@ static int body_cloudevents(const Certrelay__V1__Event *ev, char **out, size_t *
     if (ev->request && ev->request->has_request_id &&
         !(subject = crs_asprintf("request/%lld", (long long)ev->request->request_id)))
         goto cleanup;
-    if (put(doc, "specversion", json_string_nocheck("1.0")) ||
-        put(doc, "id", json_string(ev->event_id)) || put(doc, "source", json_string(source)) ||
-        put(doc, "type", json_string_nocheck(type)) ||
-        (subject && put(doc, "subject", json_string_nocheck(subject))))
+    if (crs_json_put(doc, "specversion", json_string_nocheck("1.0")) ||
+        crs_json_put(doc, "id", json_string(ev->event_id)) ||
+        crs_json_put(doc, "source", json_string(source)) ||
+        crs_json_put(doc, "type", json_string_nocheck(type)) ||
+        (subject && crs_json_put(doc, "subject", json_string_nocheck(subject))))
         goto cleanup;
     if (ev->has_capture_time_ms) {
         crs_time_rfc3339(ev->capture_time_ms, when, sizeof when);
-        if (put(doc, "time", json_string_nocheck(when)))
+        if (crs_json_put(doc, "time", json_string_nocheck(when)))
             goto cleanup;
     }
-    if (put(doc, "datacontenttype", json_string_nocheck("application/json")))
+    if (crs_json_put(doc, "datacontenttype", json_string_nocheck("application/json")))
         goto cleanup;
     data = crs_event_to_json(ev);
-    if (put(doc, "data", data))
+    if (crs_json_put(doc, "data", data))
         goto cleanup;
-    rc = dump(doc, out, outlen);
+    rc = crs_json_dump_compact(doc, out, outlen);
 
 cleanup:
     json_decref(doc);
@@ -865,7 +610,7 @@ int crs_webhook_body(enum crs_webhook_format fmt, const Certrelay__V1__Event *ev
 
         if (!doc)
             return CRS_ENOMEM;
-        rc = dump(doc, out, outlen);
+        rc = crs_json_dump_compact(doc, out, outlen);
         json_decref(doc);
         return rc;
     }

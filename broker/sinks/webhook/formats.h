@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "certrelay.pb-c.h"
+#include "render/json.h"
 
 enum crs_webhook_format {
     CRS_WEBHOOK_JSON = 0,    /* the JSON event document (docs/json-schema.md) */
@@ -26,18 +27,11 @@ const char *crs_webhook_format_name(enum crs_webhook_format fmt);
 const char *crs_webhook_content_type(enum crs_webhook_format fmt);
 
 /* Upper bound on a request body: a CRL event may carry tens of MB of DER (base64 in JSON). */
-#define CRS_WEBHOOK_BODY_MAX (96u * 1024u * 1024u)
+#define CRS_WEBHOOK_BODY_MAX CRS_JSON_TEXT_MAX
 
 /* Builds the request body for ev in fmt into a fresh NUL-terminated buffer. */
 int crs_webhook_body(enum crs_webhook_format fmt, const Certrelay__V1__Event *ev, char **out,
                      size_t *outlen);
-
-/*
- * Serializes a jansson tree as compact JSON into a fresh crs_malloc buffer, byte for byte as
- * json_dumpb(JSON_COMPACT) would, but several times faster (see lib/webhook_format.c).
- * CRS_ETOOBIG beyond CRS_WEBHOOK_BODY_MAX.
- */
-int crs_json_dump_compact(json_t *doc, char **out, size_t *outlen);
 
 /* The CloudEvents `type` of an event ("org.certrelay.certificate.issued", ...); NULL if unknown. */
 const char *crs_cloudevents_type(uint32_t kind);
