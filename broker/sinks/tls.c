@@ -7,6 +7,7 @@
 #include "certrelay/alloc.h"
 #include "config/config.h"
 #include "certrelay/error.h"
+#include "certrelay/text.h"
 #include "sinks/tls.h"
 
 static int conf_error(char *err, size_t errlen, const char *msg)
@@ -73,15 +74,10 @@ void crs__tls_config_free(struct crs_tls_config *t)
     memset(t, 0, sizeof(*t));
 }
 
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
 int crs__conf_url_check(const char *url, const char *const *schemes, char *err, size_t errlen)
 {
     const char *host, *end, *p;
-    size_t i, j, n;
+    size_t i, n;
 
     if (url == NULL || url[0] == '\0')
         return conf_error(err, errlen, "must not be empty");
@@ -91,9 +87,7 @@ int crs__conf_url_check(const char *url, const char *const *schemes, char *err, 
     }
     for (i = 0; schemes[i] != NULL; i++) {
         n = strlen(schemes[i]);
-        for (j = 0; j < n && url[j] != '\0' && lower((unsigned char)url[j]) == schemes[i][j]; j++)
-            ;
-        if (j == n)
+        if (crs_ascii_ncasecmp(url, schemes[i], n) == 0)
             break;
     }
     if (schemes[i] == NULL) {

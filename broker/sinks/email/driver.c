@@ -33,6 +33,7 @@
 #include "certrelay/clock.h"
 #include "config/config.h"
 #include "certrelay/error.h"
+#include "certrelay/text.h"
 #include "certrelay/event.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
@@ -295,20 +296,6 @@ static int list_add(struct curl_slist **list, const char *line)
     return 0;
 }
 
-/* Case-insensitive comparison of n bytes (addresses are ASCII). */
-static int addr_ieqn(const char *a, const char *b, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        char x = a[i] >= 'A' && a[i] <= 'Z' ? (char)(a[i] - 'A' + 'a') : a[i];
-        char y = b[i] >= 'A' && b[i] <= 'Z' ? (char)(b[i] - 'A' + 'a') : b[i];
-        if (x != y)
-            return 0;
-    }
-    return 1;
-}
-
 /* Adds "<addr>" to the envelope once, however often it is configured. */
 static int rcpt_add(struct email_attempt *a, const char *addr)
 {
@@ -318,7 +305,7 @@ static int rcpt_add(struct email_attempt *a, const char *addr)
     int rc;
 
     for (l = a->rcpt; l != NULL; l = l->next) {
-        if (strlen(l->data) == len + 2 && addr_ieqn(l->data + 1, addr, len))
+        if (strlen(l->data) == len + 2 && crs_ascii_ncasecmp(l->data + 1, addr, len) == 0)
             return 0;
     }
     line = crs_asprintf("<%s>", addr);

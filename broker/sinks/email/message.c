@@ -9,6 +9,7 @@
 #include "certrelay/base64.h"
 #include "config/config.h"
 #include "certrelay/error.h"
+#include "certrelay/text.h"
 #include "certrelay/event.h"
 #include "render/json.h"
 #include "sinks/email/message.h"
@@ -469,16 +470,6 @@ int crs_der_san_emails(const uint8_t *der, size_t len, int is_certificate, char 
     return is_certificate ? san_from_certificate(d, v, n, max) : san_general_names(d, v, n, max);
 }
 
-static int name_ieq(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-        if (x != *b)
-            return 0;
-    }
-    return *a == '\0' && *b == '\0';
-}
-
 #define REQUESTER_MAX 8u
 
 int crs_mail_requester_candidates(const Certrelay__V1__Event *ev, char ***out, size_t *count)
@@ -516,8 +507,9 @@ int crs_mail_requester_candidates(const Certrelay__V1__Event *ev, char ***out, s
         const Certrelay__V1__Attribute *a = ev->request->attributes[i];
         if (!a->name || !a->value)
             continue;
-        if (name_ieq(a->name, "email") || name_ieq(a->name, "mail") ||
-            name_ieq(a->name, "e-mail") || name_ieq(a->name, "emailaddress")) {
+        if (crs_ascii_casecmp(a->name, "email") == 0 || crs_ascii_casecmp(a->name, "mail") == 0 ||
+            crs_ascii_casecmp(a->name, "e-mail") == 0 ||
+            crs_ascii_casecmp(a->name, "emailaddress") == 0) {
             if ((rc = strv_add_unique(&v, &n, REQUESTER_MAX, a->value, strlen(a->value))))
                 goto cleanup;
         }

@@ -708,25 +708,6 @@ static int is_tchar(unsigned char c)
            (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-static int ascii_lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-/* True when s[0..n) equals lower-case word case-insensitively. */
-static int name_is(const char *s, size_t n, const char *word)
-{
-    size_t i;
-
-    if (strlen(word) != n)
-        return 0;
-    for (i = 0; i < n; i++) {
-        if (ascii_lower((unsigned char)s[i]) != word[i])
-            return 0;
-    }
-    return 1;
-}
-
 int crs_http_header_line_check(const char *line, char *err, size_t errlen)
 {
     static const char *const reserved[] = {
@@ -758,13 +739,13 @@ int crs_http_header_line_check(const char *line, char *err, size_t errlen)
         }
     }
     for (i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
-        if (name_is(line, namelen, reserved[i])) {
+        if (strlen(reserved[i]) == namelen && crs_ascii_ncasecmp(line, reserved[i], namelen) == 0) {
             snprintf(err, errlen, "the %s header is set by CertRelay and cannot be configured",
                      reserved[i]);
             return CRS_EINVAL;
         }
     }
-    if (namelen >= 8 && name_is(line, 8, "webhook-")) {
+    if (namelen >= 8 && crs_ascii_ncasecmp(line, "webhook-", 8) == 0) {
         snprintf(err, errlen, "webhook-* headers are reserved for Standard Webhooks signatures");
         return CRS_EINVAL;
     }

@@ -20,6 +20,7 @@
 #include "certrelay/alloc.h"
 #include "config/config.h"
 #include "certrelay/error.h"
+#include "certrelay/text.h"
 #include "sinks/webhook/settings.h"
 #include "sinks/sink.h"
 #include "sinks/webhook/formats.h"
@@ -112,20 +113,6 @@ static int webhook_set(void *typed, const char *key, const char *value, char *er
     return crs__tls_config_set(&wc->tls, key, value, err, errlen);
 }
 
-static int header_is(const char *line, const char *name)
-{
-    size_t n = strlen(name), i;
-
-    for (i = 0; i < n; i++) {
-        char c = line[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != name[i])
-            return 0;
-    }
-    return line[n] == ':';
-}
-
 static int webhook_finish(void *typed, struct crs_sink_config *sc, char *err, size_t errlen)
 {
     struct crs_webhook_sink_config *wc = typed;
@@ -138,7 +125,9 @@ static int webhook_finish(void *typed, struct crs_sink_config *sc, char *err, si
     if (wc->url != NULL && wc->url_file != NULL)
         return webhook_error(err, errlen, "set either 'url' or 'url_file', not both");
     for (i = 0; i < wc->nheaders; i++) {
-        if (wc->bearer_token_file != NULL && header_is(wc->headers[i], "authorization"))
+        if (wc->bearer_token_file != NULL &&
+            (crs_ascii_ncasecmp(wc->headers[i], "authorization", 13) == 0 &&
+             wc->headers[i][13] == ':'))
             return webhook_error(err, errlen,
                                  "an Authorization header and bearer_token_file both set "
                                  "Authorization: keep one");
