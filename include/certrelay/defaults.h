@@ -11,4 +11,8 @@ char *crs_default_pipe(void);
 char *crs_default_base_dir(void);
 char *crs_default_spool_dir(void);
 
+/* The stub's whole-call bound (registry TimeoutMs, crs_stub_options.timeout_ms, simulate's
+ * --timeout-ms) when nothing sets it. */
+#define CRS_DEFAULT_STUB_TIMEOUT_MS 2000u
+
 #endif
