@@ -499,17 +499,71 @@ static int render_value(struct outbuf *b, const char *value, enum crs_escape esc
     }
 }
 
-int crs_template_render(const struct crs_template *t, const Certrelay__V1__Event *ev,
-                        enum crs_escape esc, char **out)
+/* ------------------------------------------------------------------------------------------ */
+/* Field values of one event, computed once                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+struct crs_fields {
+    char *v[F_COUNT]; /* valid UTF-8, "" when absent */
+};
+
+void crs_fields_free(struct crs_fields *f)
+{
+    int i;
+
+    if (!f)
+        return;
+    for (i = 0; i < F_COUNT; i++)
+        crs_free(f->v[i]);
+    crs_free(f);
+}
+
+int crs_fields_new(const Certrelay__V1__Event *ev, struct crs_fields **out)
+{
+    struct crs_fields *f;
+    int i;
+
+    if (out)
+        *out = NULL;
+    if (!ev || !out)
+        return CRS_EINVAL;
+    f = crs_calloc(1, sizeof *f);
+    if (!f)
+        return CRS_ENOMEM;
+    for (i = 0; i < F_COUNT; i++) {
+        char *raw = field_value(i, ev);
+
+        f->v[i] = raw ? crs_utf8_sanitize(raw, strlen(raw)) : NULL;
+        crs_free(raw);
+        if (!f->v[i]) {
+            crs_fields_free(f);
+            return CRS_ENOMEM;
+        }
+    }
+    *out = f;
+    return 0;
+}
+
+const char *crs_fields_get(const struct crs_fields *f, const char *name)
+{
+    int id;
+
+    if (!f || !name)
+        return "";
+    id = field_lookup(name, strlen(name));
+    return id < 0 ? "" : f->v[id];
+}
+
+int crs_template_render_fields(const struct crs_template *t, const struct crs_fields *f,
+                               enum crs_escape esc, char **out)
 {
     struct outbuf b = {NULL, 0, 0};
-    char *raw = NULL, *clean = NULL;
     size_t i;
     int rc;
 
     if (out)
         *out = NULL;
-    if (!t || !ev || !out)
+    if (!t || !f || !out)
         return CRS_EINVAL;
     if ((rc = ob_append(&b, "", 0)))
         goto cleanup;
@@ -523,32 +577,33 @@ int crs_template_render(const struct crs_template *t, const Certrelay__V1__Event
                 rc = ob_append_mapped(&b, t->src + s->off, s->len, repl_separator);
             else
                 rc = ob_append(&b, t->src + s->off, s->len);
-            if (rc)
-                goto cleanup;
-            continue;
+        } else {
+            rc = render_value(&b, f->v[s->field], esc);
         }
-        raw = field_value(s->field, ev);
-        if (!raw) {
-            rc = CRS_ENOMEM;
+        if (rc)
             goto cleanup;
-        }
-        clean = crs_utf8_sanitize(raw, strlen(raw));
-        if (!clean) {
-            rc = CRS_ENOMEM;
-            goto cleanup;
-        }
-        if ((rc = render_value(&b, clean, esc)))
-            goto cleanup;
-        crs_free(raw);
-        crs_free(clean);
-        raw = clean = NULL;
     }
     *out = b.p;
     return 0;
 
 cleanup:
-    crs_free(raw);
-    crs_free(clean);
     crs_free(b.p);
+    return rc;
+}
+
+int crs_template_render(const struct crs_template *t, const Certrelay__V1__Event *ev,
+                        enum crs_escape esc, char **out)
+{
+    struct crs_fields *f = NULL;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!t || !ev || !out)
+        return CRS_EINVAL;
+    if ((rc = crs_fields_new(ev, &f)))
+        return rc;
+    rc = crs_template_render_fields(t, f, esc, out);
+    crs_fields_free(f);
     return rc;
 }

@@ -29,6 +29,19 @@ int crs_template_compile(const char *src, struct crs_template **out, char *err, 
 int crs_template_render(const struct crs_template *t, const Certrelay__V1__Event *ev,
                         enum crs_escape esc, char **out);
 void crs_template_free(struct crs_template *t);
+
+/*
+ * The field values of one event, computed once and shared by every renderer: a sink's templates
+ * and the webhook chat summaries. Values are valid UTF-8, unescaped, "" when absent.
+ */
+struct crs_fields;
+int crs_fields_new(const Certrelay__V1__Event *ev, struct crs_fields **out);
+/* The value of a field by name; "" for an unknown name. */
+const char *crs_fields_get(const struct crs_fields *f, const char *name);
+void crs_fields_free(struct crs_fields *f);
+/* crs_template_render with the fields already computed (several templates, one event). */
+int crs_template_render_fields(const struct crs_template *t, const struct crs_fields *f,
+                               enum crs_escape esc, char **out);
 /* The NULL-terminated list of field names a template may use. */
 const char *const *crs_template_fields(void);
 /* The value of one field for an event, unescaped, as a fresh string ("" when absent).

@@ -398,15 +398,15 @@ static int requester_address(struct email_sink *es, const Certrelay__V1__Event *
  * lines while a value with line breaks stays on its own line and cannot fake a line of facts
  * ("Template: Administrator") below it.
  */
-static int add_text_part(curl_mime *mime, const struct crs_template *t,
-                         const Certrelay__V1__Event *ev, enum crs_escape esc, const char *type)
+static int add_text_part(curl_mime *mime, const struct crs_template *t, const struct crs_fields *f,
+                         enum crs_escape esc, const char *type)
 {
     char *text = NULL, *crlf = NULL;
     size_t len = 0;
     curl_mimepart *part;
     int rc;
 
-    rc = crs_template_render(t, ev, esc, &text);
+    rc = crs_template_render_fields(t, f, esc, &text);
     if (rc != 0)
         return rc;
     rc = crs_mail_crlf(text, &crlf, &len);
@@ -423,7 +423,7 @@ static int add_text_part(curl_mime *mime, const struct crs_template *t,
 }
 
 static int build_mime(struct email_sink *es, struct email_attempt *a, CURL *easy,
-                      const Certrelay__V1__Event *ev)
+                      const Certrelay__V1__Event *ev, const struct crs_fields *f)
 {
     const struct crs_email_sink_config *ec = es->ec;
     unsigned k = kind_index(ev->has_kind ? (uint32_t)ev->kind : 0);
@@ -442,8 +442,8 @@ static int build_mime(struct email_sink *es, struct email_attempt *a, CURL *easy
 
         if (alt == NULL)
             return CRS_ENOMEM;
-        if ((rc = add_text_part(alt, body, ev, CRS_ESCAPE_HEADER, "text/plain; charset=utf-8")) ||
-            (rc = add_text_part(alt, ec->html_body, ev, CRS_ESCAPE_HTML,
+        if ((rc = add_text_part(alt, body, f, CRS_ESCAPE_HEADER, "text/plain; charset=utf-8")) ||
+            (rc = add_text_part(alt, ec->html_body, f, CRS_ESCAPE_HTML,
                                 "text/html; charset=utf-8"))) {
             curl_mime_free(alt);
             return rc;
@@ -456,7 +456,7 @@ static int build_mime(struct email_sink *es, struct email_attempt *a, CURL *easy
         /* The part owns alt from here on. */
         if (curl_mime_type(part, "multipart/alternative") != CURLE_OK)
             return CRS_ENOMEM;
-    } else if ((rc = add_text_part(a->mime, body, ev, CRS_ESCAPE_HEADER,
+    } else if ((rc = add_text_part(a->mime, body, f, CRS_ESCAPE_HEADER,
                                    "text/plain; charset=utf-8"))) {
         return rc;
     }
@@ -480,7 +480,8 @@ static int build_mime(struct email_sink *es, struct email_attempt *a, CURL *easy
 }
 
 static int build_headers(struct email_sink *es, struct email_attempt *a,
-                         const Certrelay__V1__Event *ev, const char *requester)
+                         const Certrelay__V1__Event *ev, const struct crs_fields *f,
+                         const char *requester)
 {
     const struct crs_email_sink_config *ec = es->ec;
     unsigned k = kind_index(ev->has_kind ? (uint32_t)ev->kind : 0);
@@ -514,7 +515,7 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
         if (rc)
             return rc;
     }
-    rc = crs_template_render(st, ev, CRS_ESCAPE_HEADER, &subject);
+    rc = crs_template_render_fields(st, f, CRS_ESCAPE_HEADER, &subject);
     if (rc)
         return rc;
     rc = crs_mail_header_text(subject, EMAIL_SUBJECT_MAX, &enc);
@@ -623,6 +624,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     const Certrelay__V1__Event *ev;
     struct email_attempt *a;
     char *requester = NULL;
+    struct crs_fields *fields = NULL;
     CURL *easy = NULL;
     CURLcode c = CURLE_OK;
     size_t i;
@@ -673,7 +675,9 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    if ((rc = build_headers(es, a, ev, requester)) || (rc = build_mime(es, a, easy, ev)))
+    /* The template fields are computed once for the subject and every body part. */
+    if ((rc = crs_fields_new(ev, &fields)) || (rc = build_headers(es, a, ev, fields, requester)) ||
+        (rc = build_mime(es, a, easy, ev, fields)))
         goto cleanup;
     rc = crs_curl_setup(easy, sink->cfg->timeout_ms, "smtp,smtps", &ec->tls);
     if (rc != 0)
@@ -726,6 +730,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     }
 
 started:
+    crs_fields_free(fields);
     crs_free(requester);
     a->next = es->attempts;
     if (es->attempts)
@@ -734,6 +739,7 @@ started:
     return 0;
 
 cleanup:
+    crs_fields_free(fields);
     crs_free(requester);
     curl_mime_free(a->mime);
     a->mime = NULL;

@@ -16,6 +16,7 @@
 #include "certrelay/event.h"
 #include "hmac.h"
 #include "render/json.h"
+#include "render/template.h"
 #include "certrelay/sanitize.h"
 #include "certrelay/text.h"
 #include "sinks/webhook/formats.h"
@@ -126,16 +127,6 @@ static int fact_time(struct summary *sm, const char *title, int has, int64_t ms)
     return fact_text(sm, title, buf);
 }
 
-static int fact_int(struct summary *sm, const char *title, int has, int64_t v)
-{
-    char buf[32];
-
-    if (!has)
-        return 0;
-    snprintf(buf, sizeof buf, "%lld", (long long)v);
-    return fact_text(sm, title, buf);
-}
-
 static void summary_free(struct summary *sm)
 {
     size_t i;
@@ -169,50 +160,40 @@ static int summary_build(const Certrelay__V1__Event *ev, struct summary *sm)
 {
     const Certrelay__V1__CertificateInfo *c = ev->certificate;
     const Certrelay__V1__RequestInfo *r = ev->request;
-    const Certrelay__V1__CaInfo *ca = ev->ca;
     uint32_t kind = ev->has_kind ? (uint32_t)ev->kind : 0;
-    const char *ca_name = ca ? (ca->sanitized_name ? ca->sanitized_name : ca->config) : NULL;
-    const char *tmpl = NULL, *main_name = NULL;
-    char serial[129];
+    struct crs_fields *f = NULL;
+    const char *main_name = NULL;
     int rc;
 
     memset(sm, 0, sizeof *sm);
+    /* The values are the template fields (render/template.c), computed once for the event. */
+    if ((rc = crs_fields_new(ev, &f)))
+        return rc;
+#define FIELD(name) crs_fields_get(f, name)
     sm->heading = event_heading(kind);
-    if (c && c->certificate_template)
-        tmpl = c->certificate_template;
-    else if (r && r->certificate_template)
-        tmpl = r->certificate_template;
-    if (c && c->common_name && c->common_name[0])
-        main_name = c->common_name;
-    else if (r && r->requester_name && r->requester_name[0])
-        main_name = r->requester_name;
-    else if (!c && !r && ca_name)
-        main_name = ca_name;
-    if (main_name) {
-        sm->subject = clean_text(main_name, 140);
-        if (!sm->subject)
-            return CRS_ENOMEM;
+    if (FIELD("common_name")[0])
+        main_name = FIELD("common_name");
+    else if (FIELD("requester")[0])
+        main_name = FIELD("requester");
+    else if (!c && !r && FIELD("ca")[0])
+        main_name = FIELD("ca");
+    if (main_name && !(sm->subject = clean_text(main_name, 140))) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
     }
-    crs_event_serial_hex(ev, serial, sizeof serial);
 
-    if (c && ((rc = fact_text(sm, "Common name", c->common_name)) ||
-              (rc = fact_text(sm, "Subject", c->distinguished_name)) ||
-              (rc = fact_text(sm, "UPN", c->upn))))
-        goto cleanup;
-    if ((rc = fact_text(sm, "Template", tmpl)))
-        goto cleanup;
-    if (r && ((rc = fact_text(sm, "Requester", r->requester_name)) ||
-              (rc = fact_int(sm, "Request ID", r->has_request_id, r->request_id))))
-        goto cleanup;
-    if ((rc = fact_text(sm, "Serial number", serial)))
-        goto cleanup;
-    if (c && ((rc = fact_time(sm, "Valid from", c->has_not_before_ms, c->not_before_ms)) ||
-              (rc = fact_time(sm, "Valid until", c->has_not_after_ms, c->not_after_ms))))
+    if ((rc = fact_text(sm, "Common name", FIELD("common_name"))) ||
+        (rc = fact_text(sm, "Subject", FIELD("subject"))) ||
+        (rc = fact_text(sm, "UPN", FIELD("upn"))) ||
+        (rc = fact_text(sm, "Template", FIELD("template"))) ||
+        (rc = fact_text(sm, "Requester", FIELD("requester"))) ||
+        (rc = fact_text(sm, "Request ID", FIELD("request_id"))) ||
+        (rc = fact_text(sm, "Serial number", FIELD("serial"))) ||
+        (rc = fact_text(sm, "Valid from", FIELD("not_before"))) ||
+        (rc = fact_text(sm, "Valid until", FIELD("not_after"))))
         goto cleanup;
     if (r && (kind == CRS_EVENT_REVOKED || kind == CRS_EVENT_UNREVOKED)) {
-        const char *reason =
-            r->has_revoked_reason ? crs_revocation_reason_name(r->revoked_reason) : NULL;
-        if ((rc = fact_text(sm, "Revocation reason", reason)))
+        if ((rc = fact_text(sm, "Revocation reason", FIELD("revocation_reason"))))
             goto cleanup;
         if (r->has_revoked_effective_when_ms)
             rc = fact_time(sm, "Revoked as of", 1, r->revoked_effective_when_ms);
@@ -223,26 +204,25 @@ static int summary_build(const Certrelay__V1__Event *ev, struct summary *sm)
     }
     if (r && (kind == CRS_EVENT_DENIED || kind == CRS_EVENT_PENDING ||
               kind == CRS_EVENT_RETRIEVE_PENDING)) {
-        char status[16];
-        if ((rc = fact_text(sm, "Message", r->disposition_message)))
+        if ((rc = fact_text(sm, "Message", FIELD("disposition_message"))))
             goto cleanup;
-        if (r->has_status_code && r->status_code != 0) {
-            snprintf(status, sizeof status, "0x%08llx",
-                     (unsigned long long)(uint32_t)r->status_code);
-            if ((rc = fact_text(sm, "Status", status)))
-                goto cleanup;
-        }
+        if (r->has_status_code && r->status_code != 0 &&
+            (rc = fact_text(sm, "Status", FIELD("status_code"))))
+            goto cleanup;
     }
     if (kind == CRS_EVENT_CRL_ISSUED && (rc = summary_crls(sm, ev)))
         goto cleanup;
-    if ((rc = fact_text(sm, "CA", ca_name)) || (ca && (rc = fact_text(sm, "CA host", ca->host))))
+    if ((rc = fact_text(sm, "CA", FIELD("ca"))) ||
+        (rc = fact_text(sm, "CA host", FIELD("ca_host"))) ||
+        (rc = fact_text(sm, "Time", FIELD("time"))) ||
+        (rc = fact_text(sm, "Event ID", FIELD("event_id"))))
         goto cleanup;
-    if ((rc = fact_time(sm, "Time", ev->has_capture_time_ms, ev->capture_time_ms)) ||
-        (rc = fact_text(sm, "Event ID", ev->event_id)))
-        goto cleanup;
+#undef FIELD
+    crs_fields_free(f);
     return 0;
 
 cleanup:
+    crs_fields_free(f);
     summary_free(sm);
     return rc;
 }
