@@ -1,5 +1,5 @@
 /*
- * Webhook bodies, signatures and HTTP rules (include/certrelay/webhook_format.h).
+ * Webhook bodies and HTTP rules (formats.h); the signatures are in signature.c.
  *
  * The chat formats (Teams, Slack) show a summary of the event: a heading chosen by CertRelay and a
  * list of facts whose values come from the certificate or the request, that is from whoever asked
@@ -14,7 +14,6 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "hmac.h"
 #include "render/json.h"
 #include "render/template.h"
 #include "certrelay/sanitize.h"
@@ -54,10 +53,6 @@ const char *crs_webhook_content_type(enum crs_webhook_format fmt)
     return fmt == CRS_WEBHOOK_CLOUDEVENTS ? "application/cloudevents+json; charset=utf-8"
                                           : "application/json";
 }
-
-/* ------------------------------------------------------------------------------------------ */
-/* jansson helpers                                                                             */
-/* ------------------------------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Event summary for the chat formats                                                          */
@@ -603,79 +598,6 @@ int crs_webhook_body(enum crs_webhook_format fmt, const Certrelay__V1__Event *ev
     default:
         return CRS_EINVAL;
     }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Standard Webhooks signatures                                                                */
-/* ------------------------------------------------------------------------------------------ */
-
-static int is_space(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
-
-int crs_webhook_secret_parse(const char *text, size_t len, uint8_t **key, size_t *keylen)
-{
-    char *copy = NULL;
-    size_t start = 0, end = len;
-    int rc;
-
-    if (key)
-        *key = NULL;
-    if (keylen)
-        *keylen = 0;
-    if (!text || !key || !keylen)
-        return CRS_EINVAL;
-    while (start < end && is_space((unsigned char)text[start]))
-        start++;
-    while (end > start && is_space((unsigned char)text[end - 1]))
-        end--;
-    if (end - start >= 6 && memcmp(text + start, "whsec_", 6) == 0)
-        start += 6;
-    if (end == start || end - start > 4 * CRS_WEBHOOK_SECRET_MAX)
-        return CRS_EINVAL;
-    copy = crs_strndup(text + start, end - start);
-    if (!copy)
-        return CRS_ENOMEM;
-    rc = crs_base64_decode(copy, key, keylen);
-    /* The copy held the secret: wipe it before it goes back to the allocator. */
-    memset(copy, 0, end - start);
-    crs_free(copy);
-    if (rc == 0 && (*keylen == 0 || *keylen > CRS_WEBHOOK_SECRET_MAX)) {
-        memset(*key, 0, *keylen);
-        crs_free(*key);
-        *key = NULL;
-        *keylen = 0;
-        rc = CRS_EINVAL;
-    }
-    return rc;
-}
-
-int crs_webhook_sign(const uint8_t *key, size_t keylen, const char *msg_id, int64_t timestamp_s,
-                     const void *body, size_t bodylen, char out[CRS_WEBHOOK_SIGNATURE_LEN])
-{
-    uint8_t mac[CRS_SHA256_LEN];
-    char prefix[160];
-    char *b64;
-    int n, rc;
-
-    if (!out)
-        return CRS_EINVAL;
-    out[0] = '\0';
-    if (!key || keylen == 0 || !msg_id || (!body && bodylen > 0) || strlen(msg_id) > 100)
-        return CRS_EINVAL;
-    n = snprintf(prefix, sizeof prefix, "%s.%lld.", msg_id, (long long)timestamp_s);
-    if (n < 0 || (size_t)n >= sizeof prefix)
-        return CRS_EINVAL;
-    rc = crs_hmac_sha256(key, keylen, prefix, (size_t)n, body, bodylen, NULL, 0, mac);
-    if (rc)
-        return rc;
-    b64 = crs_base64_encode(mac, sizeof mac);
-    if (!b64)
-        return CRS_ENOMEM;
-    snprintf(out, CRS_WEBHOOK_SIGNATURE_LEN, "v1,%s", b64);
-    crs_free(b64);
-    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */

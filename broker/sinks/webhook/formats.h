@@ -1,11 +1,11 @@
 /*
- * What a webhook sends, independent of how it is sent: the request body in each format, the
- * Standard Webhooks signature, and the small HTTP rules (header lines, Retry-After, status
- * classes) that the delivery driver (broker/sinks/webhook.c) applies. Portable and free of
+ * What a webhook sends, independent of how it is sent: the request body in each format
+ * (formats.c), the Standard Webhooks signature (signature.c), and the small HTTP rules (header
+ * lines, status classes) that the delivery driver (driver.c) applies. Portable and free of
  * network code, so all of it is unit-tested (tests/unit/test_webhook_format.c).
  */
-#ifndef CERTRELAY_WEBHOOK_FORMAT_H
-#define CERTRELAY_WEBHOOK_FORMAT_H
+#ifndef CERTRELAY_SINKS_WEBHOOK_FORMATS_H
+#define CERTRELAY_SINKS_WEBHOOK_FORMATS_H
 
 #include <stddef.h>
 #include <stdint.h>
