@@ -115,11 +115,6 @@ static int fail_nomem(struct parser *p, int line)
  * Value parsers (exported for the sink types and the tools)
  * ------------------------------------------------------------------------------------------- */
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
 static int is_digit(char c)
 {
     return c >= '0' && c <= '9';
@@ -204,18 +199,6 @@ int crs_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
     return 0;
 }
 
-/* Trims blanks around s[0..*n) and returns the new start. */
-static const char *trim(const char *s, size_t *n)
-{
-    while (*n > 0 && is_space(*s)) {
-        s++;
-        (*n)--;
-    }
-    while (*n > 0 && is_space(s[*n - 1]))
-        (*n)--;
-    return s;
-}
-
 /*
  * Empty items ("a,,b", a trailing comma) are skipped rather than refused, because a list that
  * spans lines is easiest to edit with a comma at the end of every line.
@@ -243,7 +226,7 @@ int crs_split_list(const char *s, char ***out, size_t *count)
             if (q == NULL)
                 q = p + strlen(p);
             len = (size_t)(q - p);
-            item = trim(p, &len);
+            item = crs_ascii_trim(p, &len);
             if (len > 0) {
                 if (pass == 0) {
                     n++;

@@ -10,11 +10,6 @@
 #include "certrelay/text.h"
 #include "config/ini.h"
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
-}
-
 static int ini_error(char *msg, size_t msglen, const char *text)
 {
     if (msg != NULL && msglen > 0)
@@ -30,25 +25,13 @@ static int too_long(char *msg, size_t msglen)
     return CRS_ECONFIG;
 }
 
-/* Trims blanks around s[0..*n) and returns the new start. */
-static const char *trim(const char *s, size_t *n)
-{
-    while (*n > 0 && is_space(*s)) {
-        s++;
-        (*n)--;
-    }
-    while (*n > 0 && is_space(s[*n - 1]))
-        (*n)--;
-    return s;
-}
-
 /* The index of an inline comment in s[0..n) (a ';' right after a blank), or n. */
 static size_t inline_comment(const char *s, size_t n)
 {
     size_t i;
 
     for (i = 1; i < n; i++)
-        if (s[i] == ';' && is_space(s[i - 1]))
+        if (s[i] == ';' && crs_ascii_isspace((unsigned char)s[i - 1]))
             return i;
     return n;
 }
@@ -94,13 +77,13 @@ static int section_header(struct crs_ini *ini, const char *s, size_t n, struct c
     close = find_before_comment(s + 1, n - 1, "]") + 1;
     if (close >= n)
         return ini_error(msg, msglen, "syntax error: missing ']' in section header");
-    for (i = close + 1; i < n && is_space(s[i]); i++)
+    for (i = close + 1; i < n && crs_ascii_isspace((unsigned char)s[i]); i++)
         ;
     if (i < n && s[i] != ';' && s[i] != '#')
         return ini_error(msg, msglen, "syntax error: unexpected text after ']'");
     len = close - 1;
     item->kind = CRS_INI_SECTION;
-    item->name = trim(s + 1, &len);
+    item->name = crs_ascii_trim(s + 1, &len);
     item->namelen = len;
     ini->has_key = 0;
     return 1;
@@ -118,13 +101,13 @@ static int key_line(struct crs_ini *ini, const char *s, size_t n, struct crs_ini
         return ini_error(msg, msglen,
                          "syntax error: expected 'key = value', a [section] header or a comment");
     item->kind = CRS_INI_KEY;
-    item->name = trim(s, &namelen);
+    item->name = crs_ascii_trim(s, &namelen);
     item->namelen = namelen;
     if (namelen == 0)
         return ini_error(msg, msglen, "syntax error: missing key name before '='");
     value = s + eq + 1;
     valuelen = inline_comment(value, n - eq - 1);
-    item->value = trim(value, &valuelen);
+    item->value = crs_ascii_trim(value, &valuelen);
     item->valuelen = valuelen;
     ini->has_key = 1;
     return 1;
@@ -153,14 +136,14 @@ int crs_ini_next(struct crs_ini *ini, struct crs_ini_item *item, char *msg, size
             return ini_error(msg, msglen, "NUL byte in line (is this a text file?)");
         if (!crs_utf8_valid(line, len))
             return ini_error(msg, msglen, "invalid UTF-8 (save the file as UTF-8)");
-        while (i < len && is_space(line[i]))
+        while (i < len && crs_ascii_isspace((unsigned char)line[i]))
             i++;
         if (i == len || line[i] == ';' || line[i] == '#')
             continue;
         if (i > 0 && ini->has_key) {
             /* An indented line after a key continues its value, as in Python's configparser. */
             len = inline_comment(line, len);
-            while (len > 0 && is_space(line[len - 1]))
+            while (len > 0 && crs_ascii_isspace((unsigned char)line[len - 1]))
                 len--;
             if (len > CRS_INI_LINE_MAX)
                 return too_long(msg, msglen);

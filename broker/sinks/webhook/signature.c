@@ -8,13 +8,9 @@
 #include "certrelay/alloc.h"
 #include "certrelay/base64.h"
 #include "certrelay/error.h"
+#include "certrelay/text.h"
 #include "hmac.h"
 #include "sinks/webhook/formats.h"
-
-static int is_space(int c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
-}
 
 int crs_webhook_secret_parse(const char *text, size_t len, uint8_t **key, size_t *keylen)
 {
@@ -28,9 +24,9 @@ int crs_webhook_secret_parse(const char *text, size_t len, uint8_t **key, size_t
         *keylen = 0;
     if (!text || !key || !keylen)
         return CRS_EINVAL;
-    while (start < end && is_space((unsigned char)text[start]))
+    while (start < end && crs_ascii_isspace((unsigned char)text[start]))
         start++;
-    while (end > start && is_space((unsigned char)text[end - 1]))
+    while (end > start && crs_ascii_isspace((unsigned char)text[end - 1]))
         end--;
     if (end - start >= 6 && memcmp(text + start, "whsec_", 6) == 0)
         start += 6;
