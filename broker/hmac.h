@@ -1,7 +1,7 @@
 /*
- * HMAC-SHA256 from the platform's crypto library: OpenSSL's libcrypto on Unix (lib/unix/hmac.c),
- * CNG's BCrypt on Windows (lib/win/hmac.c). CertRelay never implements a cryptographic primitive
- * itself.
+ * HMAC-SHA256 from the platform's crypto library: OpenSSL's libcrypto on Unix
+ * (broker/unix/hmac.c), CNG's BCrypt on Windows (broker/win/hmac.c). CertRelay never implements a
+ * cryptographic primitive itself.
  */
 #ifndef CERTRELAY_HMAC_H
 #define CERTRELAY_HMAC_H

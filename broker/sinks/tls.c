@@ -1,5 +1,5 @@
 /*
- * Shared key parsing for the webhook and email sink configurations (lib/sinkconf/net.h).
+ * Shared key parsing for the webhook and email sink configurations (tls.h).
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * Mail formatting for the email sink (include/certrelay/mail_format.h): addresses, header
+ * Mail formatting for the email sink (message.h): addresses, header
  * encodings, the requester's address, and the default templates.
  */
 #include <stdio.h>
@@ -530,7 +530,7 @@ cleanup:
 
 /*
  * One subject and one plain text body per event kind, written for the person who reads the
- * mailbox rather than for a parser. Field names are those of lib/template.c; an absent value
+ * mailbox rather than for a parser. Field names are those of render/template.c; an absent value
  * renders empty, so each body lists only what its kind normally carries.
  */
 #define FOOTER                                                                                     \

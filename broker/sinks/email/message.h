@@ -1,7 +1,7 @@
 /*
  * What the email sink writes, independent of SMTP: address checks, header encodings (RFC 2047,
  * RFC 5322 dates, Message-ID), line endings, the requester's address found in an event, and the
- * built-in default templates. Portable and unit-tested; broker/sinks/email.c sends the result
+ * built-in default templates. Portable and unit-tested; driver.c sends the result
  * with libcurl.
  *
  * The rule behind every function here: a value taken from a certificate or request may hold
@@ -70,7 +70,7 @@ int crs_mail_requester_candidates(const Certrelay__V1__Event *ev, char ***out, s
 int crs_der_san_emails(const uint8_t *der, size_t len, int is_certificate, char ***v, size_t *n,
                        size_t max);
 
-/* Built-in default templates for an event kind (`{{field}}` text, see lib/template.c). */
+/* Built-in default templates for an event kind (`{{field}}` text, see render/template.c). */
 const char *crs_mail_default_subject(uint32_t kind);
 const char *crs_mail_default_body(uint32_t kind);
 

@@ -1,6 +1,6 @@
 /*
  * Configuration of the email sink ([sink.NAME] type = email). Delivery lives apart, in
- * broker/sinks/email.c; this file only turns keys into struct crs_email_sink_config.
+ * driver.c; this file only turns keys into struct crs_email_sink_config.
  *
  *   [sink.pki-team]
  *   type               = email

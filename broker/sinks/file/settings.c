@@ -1,6 +1,6 @@
 /*
  * Configuration of the file drop sink ([sink.NAME] type = file). Delivery lives apart, in
- * broker/sinks/file.c; this file only turns keys into struct crs_file_sink_config.
+ * driver.c; this file only turns keys into struct crs_file_sink_config.
  *
  *   [sink.archive]
  *   type      = file

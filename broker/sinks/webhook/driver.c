@@ -13,7 +13,7 @@
  *   Authorization: Bearer <token>                       (when bearer_token_file is set)
  *   <configured header lines>
  *
- *   <body built by lib/webhook_format.c>
+ *   <body built by formats.c>
  *
  * No header ever holds a value from a certificate or request: the only per-event header values
  * are the event id (a UUID, checked again here) and numbers. Secrets (the signing key, the bearer

@@ -1,6 +1,6 @@
 /*
  * Configuration of the webhook sink ([sink.NAME] type = webhook). Delivery lives apart, in
- * broker/sinks/webhook.c; this file only turns keys into struct crs_webhook_sink_config.
+ * driver.c; this file only turns keys into struct crs_webhook_sink_config.
  *
  *   [sink.siem]
  *   type              = webhook
