@@ -30,24 +30,29 @@ static const struct {
 
 #define NKINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
-const char *crs_event_name(uint32_t kind)
+/* The table's row for exactly one known bit, or -1. */
+static int kind_index(uint32_t kind)
 {
     size_t i;
 
     for (i = 0; i < NKINDS; i++)
         if (kind_names[i].kind == kind)
-            return kind_names[i].name;
-    return NULL;
+            return (int)i;
+    return -1;
+}
+
+const char *crs_event_name(uint32_t kind)
+{
+    int i = kind_index(kind);
+
+    return i < 0 ? NULL : kind_names[i].name;
 }
 
 const char *crs_event_title(uint32_t kind)
 {
-    size_t i;
+    int i = kind_index(kind);
 
-    for (i = 0; i < NKINDS; i++)
-        if (kind_names[i].kind == kind)
-            return kind_names[i].title;
-    return NULL;
+    return i < 0 ? NULL : kind_names[i].title;
 }
 
 int crs_event_from_name(const char *name, uint32_t *kind)

@@ -190,13 +190,8 @@ int crs_mail_header_text(const char *text, size_t max_bytes, char **out)
     if (!clean)
         return CRS_ENOMEM;
     crs_sanitize_oneline(clean);
+    crs_utf8_truncate(clean, max_bytes);
     len = strlen(clean);
-    if (len > max_bytes) {
-        len = max_bytes;
-        while (len > 0 && ((unsigned char)clean[len] & 0xc0) == 0x80)
-            len--;
-        clean[len] = '\0';
-    }
     for (i = 0; i < len; i++) {
         if ((unsigned char)clean[i] >= 0x80)
             plain = 0;
