@@ -22,10 +22,12 @@ int crs_platform_init(unsigned threads);
 int crs_listen_bind(uv_pipe_t *pipe, const char *address);
 
 /*
- * Checks who is at the other end of an accepted connection, as a second line of defence behind
- * the permissions set at bind time: on Unix the peer's uid must be the broker's own or root
- * (SO_PEERCRED); on Windows the client must run as LocalSystem, an elevated Administrator or the
- * broker's own account (broker/win/pipe_auth.c). Returns 1 to admit, 0 to refuse (logged).
+ * Checks who is at the other end of a connection, as a second line of defence behind the
+ * permissions set at bind time. The server asks once the connection's first bytes have been read
+ * and before it parses any. On Unix the peer's uid must be the broker's own or root
+ * (SO_PEERCRED); on Windows the client's token must be LocalSystem, an elevated Administrator,
+ * the broker's service SID or own account (broker/win/pipe_auth.c). Returns 1 to admit, 0 to
+ * refuse (logged).
  */
 int crs_listen_client_authorized(uv_pipe_t *conn);
 

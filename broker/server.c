@@ -29,6 +29,7 @@ struct conn {
     struct crs_frame_reader reader;
     unsigned refs; /* the open handle, plus one per event waiting for its commit */
     int hello;     /* Hello received */
+    int admitted;  /* the client passed crs_listen_client_authorized */
     int closing;   /* uv_close called: no more reads, writes or answers */
     int paused;    /* reading stopped for backpressure */
     int draining;  /* the broker is stopping: answer what is queued, then close */
@@ -456,6 +457,15 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         }
         return;
     }
+    /* Who the client is is asked once its first bytes are here, before any is parsed: a named
+     * pipe tells the client's token (ImpersonateNamedPipeClient) only after a read. */
+    if (!c->admitted) {
+        if (!crs_listen_client_authorized(&c->pipe)) {
+            conn_fail(c, "client not authorized");
+            return;
+        }
+        c->admitted = 1;
+    }
     rc = crs_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
     if (rc != 0) {
         conn_frame_error(c, rc);
@@ -516,10 +526,6 @@ static void server_on_connection(uv_stream_t *listener, int status)
     }
     if (s->nconns > CRS_SERVER_MAX_CONNECTIONS) {
         conn_fail(c, "too many connections (%u)", CRS_SERVER_MAX_CONNECTIONS);
-        return;
-    }
-    if (!crs_listen_client_authorized(&c->pipe)) {
-        conn_fail(c, "client not authorized");
         return;
     }
     rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);

@@ -8,6 +8,7 @@
  */
 #include <windows.h>
 #include <bcrypt.h>
+#include <sddl.h>
 #include <string.h>
 #include <wchar.h>
 
@@ -18,10 +19,9 @@
 #define NT_SUCCESS(status) (((NTSTATUS)(status)) >= 0)
 #endif
 
-#define SERVICE_NAME_MAX 256 /* the SCM's limit for a service name */
-#define SHA1_LEN         20
-/* Enough for a TOKEN_USER with the largest SID. */
-#define TOKEN_USER_BUFSIZE (sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE)
+#define SERVICE_NAME_MAX   256 /* the SCM's limit for a service name */
+#define SHA1_LEN           20
+#define TOKEN_USER_BUFSIZE CRS_TOKEN_USER_BUFSIZE
 
 int crs_win_service_sid(const WCHAR *service, PSID sid, DWORD size)
 {
@@ -118,20 +118,43 @@ static int token_user(HANDLE token, BYTE *buf, DWORD size, PSID *sid)
     return 1;
 }
 
+PSID crs_win_own_account(BYTE buf[CRS_TOKEN_USER_BUFSIZE])
+{
+    HANDLE self = NULL;
+    PSID own = NULL;
+
+    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &self))
+        return NULL;
+    if (!token_user(self, buf, CRS_TOKEN_USER_BUFSIZE, &own))
+        own = NULL;
+    CloseHandle(self);
+    return own;
+}
+
+int crs_win_sid_string(PSID sid, WCHAR *buf, size_t cap)
+{
+    WCHAR *s = NULL;
+    int rc = 0;
+
+    if (sid == NULL || buf == NULL || cap == 0)
+        return CRS_EINVAL;
+    if (!ConvertSidToStringSidW(sid, &s))
+        return crs_translate_sys_error((int)GetLastError());
+    if (wcslen(s) >= cap)
+        rc = CRS_ETOOBIG;
+    else
+        memcpy(buf, s, (wcslen(s) + 1) * sizeof(WCHAR));
+    LocalFree(s);
+    return rc;
+}
+
 /* Whether sid is the user of the calling process's own token. */
 static int is_own_account(PSID sid)
 {
     BYTE buf[TOKEN_USER_BUFSIZE];
-    HANDLE self = NULL;
-    PSID own;
-    int same = 0;
+    PSID own = crs_win_own_account(buf);
 
-    if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &self))
-        return 0;
-    if (token_user(self, buf, sizeof(buf), &own))
-        same = EqualSid(own, sid) != 0;
-    CloseHandle(self);
-    return same;
+    return own != NULL && EqualSid(own, sid);
 }
 
 /* CheckTokenMembership wants an impersonation token; a process token is a primary one. */

@@ -40,4 +40,13 @@ int crs_win_token_trusted(HANDLE token, const WCHAR *service, int admins);
 /* crs_win_token_trusted for the primary token of process pid. 0 also when it cannot be read. */
 int crs_win_process_trusted(DWORD pid, const WCHAR *service, int admins);
 
+/* Room for a TOKEN_USER with the largest SID: the buffer crs_win_own_account fills. */
+#define CRS_TOKEN_USER_BUFSIZE (sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE)
+
+/* The account of the calling process (its token's user), pointing into buf; NULL on failure. */
+PSID crs_win_own_account(BYTE buf[CRS_TOKEN_USER_BUFSIZE]);
+
+/* sid as a string ("S-1-5-18") into buf of cap characters. 0 or a negative CRS_E* code. */
+int crs_win_sid_string(PSID sid, WCHAR *buf, size_t cap);
+
 #endif
