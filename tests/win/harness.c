@@ -36,9 +36,11 @@
  *           [--registry-key NAME] [--broker-service NAME] [--threads 8] [--rounds 2]
  *           [--first-request 1000] [--timeout-ms 2000] [--guard-ms 10000] [--skip-identity]
  *   harness --paramchange SERVICE
+ *   harness --set-binpath SERVICE COMMANDLINE
  *
  * The second form sends SERVICE_CONTROL_PARAMCHANGE through the Service Control Manager (Wine's
- * sc.exe has no "control" command) and exits 0 when the service took it.
+ * sc.exe has no "control" command) and exits 0 when the service took it; the third changes a
+ * service's binPath with ChangeServiceConfigW (Wine's "sc config" does nothing).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -974,6 +976,30 @@ static int send_paramchange(const char *name)
     return ok ? 0 : 1;
 }
 
+/* Changes a service's command line, as "sc config SERVICE binPath= ..." would. */
+static int set_binpath(const char *name, const char *cmdline)
+{
+    SC_HANDLE scm, svc = NULL;
+    WCHAR *wname = wdup(name), *wcmd = wdup(cmdline);
+    BOOL ok = FALSE;
+
+    scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    if (scm != NULL)
+        svc = OpenServiceW(scm, wname, SERVICE_CHANGE_CONFIG);
+    if (svc != NULL)
+        ok = ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
+                                  wcmd, NULL, NULL, NULL, NULL, NULL, NULL);
+    printf("harness: binPath of %s: %s (error %lu)\n", name, ok ? "changed" : "unchanged",
+           ok ? 0ul : (unsigned long)GetLastError());
+    if (svc != NULL)
+        CloseServiceHandle(svc);
+    if (scm != NULL)
+        CloseServiceHandle(scm);
+    free(wname);
+    free(wcmd);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* main                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -1031,6 +1057,8 @@ int main(int argc, char **argv)
 
     if (arg_value(argc, argv, "--paramchange", NULL) != NULL)
         return send_paramchange(arg_value(argc, argv, "--paramchange", NULL));
+    if (argc == 4 && strcmp(argv[1], "--set-binpath") == 0)
+        return set_binpath(argv[2], argv[3]);
     first_request = atol(arg_value(argc, argv, "--first-request", "1000"));
     if (fixtures == NULL || pipe == NULL || spool == NULL || expect == NULL || nthreads < 1 ||
         nthreads > 64 || rounds < 1 || rounds > 100 || first_request < 1)

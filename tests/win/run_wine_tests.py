@@ -8,7 +8,11 @@ The wineserver is started persistent for the many short wine processes and kille
 
   1. wineboot; copy certrelay_exit.dll, certrelayd.exe and the harness to C:\\CertRelay
   2. regsvr32 /s certrelay_exit.dll: CLSID, ProgIDs and InprocServer32 are in the registry
-  3. certrelay.ini with a file sink; sc create CertRelay ... start= auto; sc start: RUNNING
+  3. certrelay.ini with a file sink, in a %ProgramData%\CertRelay someone else pre-created
+     writable for everyone: sc start refuses while certrelay.ini is writable for everyone; once
+     it is not, RUNNING, and the directory is repaired (Wine models file security from the Unix
+     mode bits: "everyone may write" is o+w, and every file is owned by the one Wine account, so
+     a foreign owner cannot be modelled)
   4. harness (8 threads, every event kind as real certsrv sends it: revoke and release from hold
      both as 0x8, startup raised by Initialize, settings at ModuleRegistryLocation): every event
      lands in the drop directory, the certificates and CRLs byte-identical to the fixtures
@@ -20,7 +24,8 @@ The wineserver is started persistent for the many short wine processes and kille
   8. hung broker: a service that accepts and never answers; 54 Notify calls cost one timeout
      (the circuit breaker), every event is spooled
   9. sc start: the spooled events are all delivered, the spool is empty
- 10. sc stop, regsvr32 /u: registration gone; sc delete: service gone
+ 10. binPath "certrelayd.exe --config FILE": RUNNING, and events land where FILE says
+ 11. sc stop, regsvr32 /u: registration gone; sc delete: service gone
 
 Service state is asserted through `sc query`'s STATE, never through exit codes (Wine reports
 1077 after a clean stop). Ends with "N passed, N failed"; exit status 0 only when none failed.
@@ -165,6 +170,16 @@ class Run:
 
         ini = self.prefix / "drive_c" / "ProgramData" / "CertRelay" / "certrelay.ini"
         ini.parent.mkdir(parents=True, exist_ok=True)
+        # Pre-created by "someone else", writable for everyone (see step 3 above).
+        os.chmod(ini.parent, 0o777)
+        self.write_ini(ini, "drop")
+        os.chmod(ini, 0o666)
+        (testdir / "drop2").mkdir()
+        self.write_ini(self.host(f"{WIN_TEST}\\alt.ini"), "drop2")
+        return True
+
+    @staticmethod
+    def write_ini(ini, drop):
         ini.write_text(
             "[broker]\n"
             f"listen = {PIPE}\n"
@@ -175,9 +190,8 @@ class Run:
             "\n"
             "[sink.drop]\n"
             "type = file\n"
-            f"directory = {WIN_TEST}\\drop\n"
+            f"directory = {WIN_TEST}\\{drop}\n"
             "name = {{event_id}}\n")
-        return True
 
     def teardown(self):
         if self.server_started:
@@ -370,10 +384,24 @@ class Run:
         rc, out = self.wine("sc", "create", SERVICE, "binPath=", exe, "start=", "auto",
                             check=True)
         self.check(rc == 0, "sc create CertRelay")
+        # certrelay.ini is writable for everyone: the service refuses to start (CRS_EACCES).
+        ini = self.prefix / "drive_c" / "ProgramData" / "CertRelay" / "certrelay.ini"
+        self.wine("sc", "start", SERVICE)
+        time.sleep(1)
+        self.wait_state(STATE_STOPPED, 60)
+        rc, out = self.wine("sc", "query", SERVICE, timeout=60)
+        m = re.search(r"SERVICE_EXIT_CODE\s*:\s*(\d+)", out)
+        self.check(m is not None and int(m.group(1)) == 993 and "RUNNING" not in out,
+                   "certrelay.ini writable for everyone: the service refuses to start "
+                   f"(SERVICE_EXIT_CODE {m and m.group(1)}, 993 = CRS_EACCES)")
+        os.chmod(ini, 0o644)
         self.wine("sc", "start", SERVICE)
         if not self.check(self.wait_state(STATE_RUNNING), "sc start: STATE RUNNING"):
             self.dump_log()
             return
+        mode = ini.parent.stat().st_mode & 0o777
+        self.check(mode & 0o002 == 0, f"the pre-created %ProgramData%\\CertRelay was repaired: "
+                                      f"no longer writable for everyone (mode {mode:o})")
 
         # Online: everything goes through the pipe to the file drop.
         exp1 = self.harness("expect-online.tsv", 1000)
@@ -481,6 +509,24 @@ class Run:
         self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
         log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
         self.check(log.exists() and log.stat().st_size > 0, "the service wrote its log file")
+
+        # --config in the binPath: the service runs with that file (its drop directory is drop2).
+        rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--set-binpath",
+                            SERVICE, f"{exe} --config {WIN_TEST}\\alt.ini")
+        self.check(rc == 0, "binPath changed to certrelayd.exe --config alt.ini")
+        self.wine("sc", "start", SERVICE)
+        if self.check(self.wait_state(STATE_RUNNING), "--config in binPath: STATE RUNNING"):
+            exp3 = self.harness("expect-config.tsv", 400000, skip_identity=True, threads=1,
+                                rounds=1)
+            drop2 = self.host(f"{WIN_TEST}\\drop2")
+            deadline = time.monotonic() + 120
+            while len(list(drop2.glob("*.json"))) < len(exp3) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            n = len(list(drop2.glob("*.json")))
+            self.check(n == len(exp3), f"--config in binPath: {n} of {len(exp3)} events in the "
+                                       "drop directory alt.ini names")
+        self.wine("sc", "stop", SERVICE)
+        self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
 
         rc, out = self.wine("regsvr32", "/u", "/s", dll, check=True)
         self.check(rc == 0, "regsvr32 /u /s certrelay_exit.dll")

@@ -1,0 +1,184 @@
+/*
+ * Tests of CertRelay's Windows security descriptors, run under Wine in the Windows build:
+ * the service SID computation (lib/win/svcacct.c), the pipe's descriptor (broker/win/pipe_auth.c)
+ * and the private directories and their checks (lib/win/secdir.c).
+ *
+ * Wine keeps the descriptors given to pipes, and models file security from the Unix mode bits
+ * (every file is owned by the one Wine account); the descriptor logic itself is tested on
+ * descriptors built from SDDL, where Wine is not involved beyond parsing.
+ */
+#include <windows.h>
+#include <aclapi.h>
+#include <sddl.h>
+#include <stdio.h>
+#include <string.h>
+#include <wchar.h>
+
+#include "certrelay/error.h"
+#include "certrelay/win/secdir.h"
+#include "certrelay/win/svcacct.h"
+#include "check.h"
+#include "win/pipe_auth.h"
+
+/* The SID of NT SERVICE\CertRelay, computed independently (Python: SHA-1 of the upper-cased
+ * UTF-16LE name, five little-endian words). */
+#define CERTRELAY_SID L"S-1-5-80-3240183533-1807394619-1967779862-2703597511-2939717414"
+
+static void sid_of(const WCHAR *service, WCHAR *out, size_t cap)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+
+    out[0] = L'\0';
+    CHECK_EQ_INT(crs_win_service_sid(service, (PSID)sid, sizeof(sid)), 0);
+    CHECK_EQ_INT(crs_win_sid_string((PSID)sid, out, cap), 0);
+}
+
+static void test_service_sid(void)
+{
+    WCHAR s[192];
+
+    /* TrustedInstaller's SID is a published constant: the algorithm's independent check. */
+    sid_of(L"TrustedInstaller", s, 192);
+    CHECK(wcscmp(s, L"S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464") == 0);
+    sid_of(L"CertRelay", s, 192);
+    CHECK(wcscmp(s, CERTRELAY_SID) == 0);
+    sid_of(L"certrelay", s, 192); /* the SCM upper-cases the name */
+    CHECK(wcscmp(s, CERTRELAY_SID) == 0);
+    CHECK_EQ_INT(crs_win_service_sid(L"", (PSID)s, sizeof(s)), CRS_EINVAL);
+    CHECK_EQ_INT(crs_win_service_sid(NULL, (PSID)s, sizeof(s)), CRS_EINVAL);
+}
+
+static void test_pipe_sddl(void)
+{
+    WCHAR sddl[512];
+
+    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", sddl, 512), 0);
+    CHECK(wcsncmp(sddl, L"D:P", 3) == 0);         /* protected: nothing inherited */
+    CHECK(wcsstr(sddl, L"(D;;GA;;;NU)") != NULL); /* no remote client */
+    CHECK(wcsstr(sddl, L"(A;;GA;;;SY)") != NULL);
+    CHECK(wcsstr(sddl, L"(A;;GA;;;BA)") != NULL);
+    CHECK(wcsstr(sddl, L"(A;;GA;;;" CERTRELAY_SID L")") != NULL);
+    CHECK(wcsstr(sddl, L";WD)") == NULL && wcsstr(sddl, L";AN)") == NULL);
+    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", sddl, 10), CRS_ETOOBIG);
+}
+
+/* The descriptor set on a real pipe reads back without Everyone or Anonymous. */
+static void test_pipe_lock_down(void)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    WCHAR *text = NULL;
+    HANDLE pipe;
+
+    pipe = CreateNamedPipeW(L"\\\\.\\pipe\\CertRelaySecurityTest", PIPE_ACCESS_DUPLEX | WRITE_DAC,
+                            PIPE_TYPE_BYTE, 1, 4096, 4096, 0, NULL);
+    CHECK(pipe != INVALID_HANDLE_VALUE);
+    if (pipe == INVALID_HANDLE_VALUE)
+        return;
+    CHECK_EQ_INT(crs_pipe_lock_down(pipe, L"CertRelay"), 0);
+    CHECK_EQ_INT(GetSecurityInfo(pipe, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
+                                 NULL, NULL, &sd),
+                 ERROR_SUCCESS);
+    if (sd != NULL && ConvertSecurityDescriptorToStringSecurityDescriptorW(
+                          sd, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, &text, NULL)) {
+        CHECK(wcsstr(text, CERTRELAY_SID) != NULL);
+        CHECK(wcsstr(text, L";WD)") == NULL && wcsstr(text, L";AN)") == NULL);
+        LocalFree(text);
+    }
+    if (sd != NULL)
+        LocalFree(sd);
+    CloseHandle(pipe);
+}
+
+static void test_private_sddl(void)
+{
+    WCHAR sddl[512];
+
+    CHECK_EQ_INT(crs_win_private_sddl(NULL, sddl, 512), 0);
+    CHECK(wcsncmp(sddl, L"D:P", 3) == 0);
+    CHECK(wcsstr(sddl, L"(A;OICI;FA;;;SY)") != NULL);
+    CHECK(wcsstr(sddl, L"(A;OICI;FA;;;BA)") != NULL);
+    CHECK(wcsstr(sddl, L"(A;OICI;0x1301bf;;;" CERTRELAY_SID L")") != NULL); /* modify */
+    CHECK(wcsstr(sddl, L";WD)") == NULL && wcsstr(sddl, L";BU)") == NULL &&
+          wcsstr(sddl, L";AU)") == NULL);
+}
+
+/* crs_win_sd_check on descriptors given as SDDL. */
+static void check_sddl(const WCHAR *sddl, int want, const char *why_part)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    const char *why = NULL;
+    int rc;
+
+    CHECK(ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL));
+    if (sd == NULL)
+        return;
+    rc = crs_win_sd_check(sd, L"CertRelay", &why);
+    if (rc != want)
+        fprintf(stderr, "  for %ls\n", sddl);
+    CHECK_EQ_INT(rc, want);
+    if (why_part != NULL)
+        CHECK(why != NULL && strstr(why, why_part) != NULL);
+    LocalFree(sd);
+}
+
+static void test_sd_check(void)
+{
+    check_sddl(L"O:SYD:P(A;;FA;;;SY)(A;;FA;;;BA)", 0, NULL);
+    check_sddl(L"O:BAD:(A;;FA;;;SY)(A;;0x1200a9;;;WD)", 0, NULL); /* everyone may only read */
+    check_sddl(L"O:" CERTRELAY_SID L"D:(A;;0x1301bf;;;" CERTRELAY_SID L")", 0, NULL);
+    check_sddl(L"O:SYD:(A;OICIIO;GA;;;CO)(A;;FA;;;SY)", 0, NULL); /* inherit-only: not here */
+    check_sddl(L"O:BUD:(A;;FA;;;SY)", CRS_EACCES, "owned");
+    check_sddl(L"O:S-1-5-21-1-2-3-1001D:(A;;FA;;;SY)", CRS_EACCES, "owned");
+    check_sddl(L"O:SYD:(A;;FA;;;SY)(A;CI;0x2;;;BU)", CRS_EACCES, "write");   /* add file */
+    check_sddl(L"O:SYD:(A;;FA;;;SY)(A;;0x40000;;;AU)", CRS_EACCES, "write"); /* WRITE_DAC */
+    check_sddl(L"O:SYD:(A;;GW;;;WD)", CRS_EACCES, "write");
+    check_sddl(L"O:SYD:(D;;GA;;;WD)(A;;FA;;;SY)", 0, NULL); /* a deny grants nothing */
+}
+
+/* A NULL DACL lets everyone do anything. Built by hand: Wine's SDDL parser does not make one from
+ * "D:NO_ACCESS_CONTROL". */
+static void test_sd_check_null_dacl(void)
+{
+    SECURITY_DESCRIPTOR sd;
+    BYTE system[SECURITY_MAX_SID_SIZE];
+    DWORD len = sizeof(system);
+    const char *why = NULL;
+
+    CHECK(InitializeSecurityDescriptor(&sd, SECURITY_DESCRIPTOR_REVISION));
+    CHECK(CreateWellKnownSid(WinLocalSystemSid, NULL, system, &len));
+    CHECK(SetSecurityDescriptorOwner(&sd, (PSID)system, FALSE));
+    CHECK(SetSecurityDescriptorDacl(&sd, TRUE, NULL, FALSE));
+    CHECK_EQ_INT(crs_win_sd_check(&sd, L"CertRelay", &why), CRS_EACCES);
+    CHECK(why != NULL && strstr(why, "no access control list") != NULL);
+}
+
+/* A directory made the service's own passes the check; a pre-created loose one is repaired. */
+static void test_dir_own(void)
+{
+    char dir[MAX_PATH + 32], sub[MAX_PATH + 64];
+    WCHAR wtmp[MAX_PATH + 1];
+    const char *why = NULL;
+    DWORD n = GetTempPathW(MAX_PATH + 1, wtmp);
+
+    CHECK(n > 0 && n <= MAX_PATH);
+    snprintf(dir, sizeof(dir), "%lscrs-secdir-%lu", wtmp, (unsigned long)GetCurrentProcessId());
+    snprintf(sub, sizeof(sub), "%s\\state", dir);
+    CHECK_EQ_INT(crs_win_dir_own(sub, &why), 0);
+    CHECK_EQ_INT(crs_win_path_check(sub, NULL, &why), 0);
+    CHECK_EQ_INT(crs_win_dir_own(sub, &why), 0); /* again: already ours */
+    CHECK_EQ_INT(crs_win_path_check("C:\\no\\such\\dir", NULL, &why), CRS_ENOENT);
+    RemoveDirectoryA(sub);
+    RemoveDirectoryA(dir);
+}
+
+int main(void)
+{
+    test_service_sid();
+    test_pipe_sddl();
+    test_pipe_lock_down();
+    test_private_sddl();
+    test_sd_check();
+    test_sd_check_null_dacl();
+    test_dir_own();
+    return CHECK_DONE();
+}
