@@ -9,7 +9,8 @@
 #define CERTRELAY_TOOLS_COMMANDS_H
 
 #define CRS_TOOL_COMMANDS(XX)                                                                      \
-    XX(simulate, "drive the stub core with synthetic or scripted certsrv events")
+    XX(simulate, "drive the stub core with synthetic or scripted certsrv events")                  \
+    XX(secret, "seal a secret file to this machine with DPAPI (secret set FILE, Windows)")
 
 #define CRS_TOOL_DECLARE_(name, summary) int tool_##name##_main(int argc, char **argv);
 CRS_TOOL_COMMANDS(CRS_TOOL_DECLARE_)

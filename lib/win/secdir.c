@@ -294,7 +294,7 @@ cleanup:
     return rc;
 }
 
-static int protect(const char *path)
+int crs_win_make_private(const char *path)
 {
     WCHAR *w = NULL;
     int rc = 0;
@@ -323,7 +323,7 @@ int crs_win_mkdirs_private(const char *dir)
         return rc;
     rc = crs_fs_mkdirs(dir);
     if (rc == 0 && top != NULL)
-        rc = protect(top);
+        rc = crs_win_make_private(top);
     crs_free(top);
     return rc;
 }

@@ -1105,9 +1105,11 @@ static void test_notify_breaker_hung(void)
         CHECK_EQ_INT(res.send_error, CRS_ETIMEDOUT);
     }
     CHECK_EQ_INT(count_spooled(spool), 50);
+    /* The broker saw at most the first event (its threads may not have counted it yet: the
+     * bound, not the count, is the point). */
     uv_mutex_lock(&fb.lock);
-    CHECK_EQ_INT(fb.events, 1);
-    CHECK_EQ_INT(fb.nconns, 1);
+    CHECK(fb.events <= 1);
+    CHECK(fb.nconns <= 1);
     uv_mutex_unlock(&fb.lock);
     fb_stop(&fb);
     clear_spool(spool);

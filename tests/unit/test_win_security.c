@@ -14,7 +14,10 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "certrelay/alloc.h"
 #include "certrelay/error.h"
+#include "certrelay/fs.h"
+#include "certrelay/secret.h"
 #include "certrelay/win/secdir.h"
 #include "certrelay/win/svcacct.h"
 #include "check.h"
@@ -171,6 +174,61 @@ static void test_dir_own(void)
     RemoveDirectoryA(dir);
 }
 
+static int contains(const uint8_t *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+
+    for (size_t i = 0; i + m <= n; i++) {
+        if (memcmp(hay + i, needle, m) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A secret sealed with DPAPI by crs_secret_write_file reads back; the file holds a DPAPI blob,
+ * not the secret; a plain file reads as it is. */
+static void test_secret_round_trip(void)
+{
+    static const char secret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    char path[MAX_PATH + 64], plainpath[MAX_PATH + 64];
+    WCHAR wtmp[MAX_PATH + 1];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    DWORD n = GetTempPathW(MAX_PATH + 1, wtmp);
+
+    CHECK(n > 0 && n <= MAX_PATH);
+    snprintf(path, sizeof(path), "%lscrs-secret-%lu.bin", wtmp,
+             (unsigned long)GetCurrentProcessId());
+    snprintf(plainpath, sizeof(plainpath), "%lscrs-secret-%lu.txt", wtmp,
+             (unsigned long)GetCurrentProcessId());
+    CHECK_EQ_INT(crs_secret_write_file(path, (const uint8_t *)secret, strlen(secret)), 0);
+    CHECK_EQ_INT(crs_fs_read_all(path, 65536, &data, &len), 0);
+    CHECK(len > 24 && data != NULL && memcmp(data, "\1\0\0\0", 4) == 0 &&
+          memcmp(data + 20, "\1\0\0\0", 4) == 0);
+    CHECK(data == NULL || !contains(data, len, secret));
+    crs_free(data);
+    data = NULL;
+    CHECK_EQ_INT(crs_secret_read_file(path, 65536, &data, &len), 0);
+    CHECK(len == strlen(secret) && data != NULL && memcmp(data, secret, len) == 0);
+    crs_secret_free(data, len);
+    data = NULL;
+
+    CHECK_EQ_INT(crs_secret_write_file("C:\\no\\such\\dir\\x", (const uint8_t *)"x", 1) < 0, 1);
+    {
+        FILE *f = fopen(plainpath, "wb");
+        CHECK(f != NULL);
+        if (f != NULL) {
+            fputs("plain-token\n", f);
+            fclose(f);
+        }
+    }
+    CHECK_EQ_INT(crs_secret_read_file(plainpath, 65536, &data, &len), 0);
+    CHECK(len == 12 && data != NULL && memcmp(data, "plain-token\n", 12) == 0);
+    crs_secret_free(data, len);
+    DeleteFileA(path);
+    DeleteFileA(plainpath);
+}
+
 int main(void)
 {
     test_service_sid();
@@ -180,5 +238,6 @@ int main(void)
     test_sd_check();
     test_sd_check_null_dacl();
     test_dir_own();
+    test_secret_round_trip();
     return CHECK_DONE();
 }

@@ -24,7 +24,9 @@ The wineserver is started persistent for the many short wine processes and kille
   8. hung broker: a service that accepts and never answers; 54 Notify calls cost one timeout
      (the circuit breaker), every event is spooled
   9. sc start: the spooled events are all delivered, the spool is empty
- 10. binPath "certrelayd.exe --config FILE": RUNNING, and events land where FILE says
+ 10. binPath "certrelayd.exe --config FILE": RUNNING, and events land where FILE says; FILE
+     also has a webhook sink whose secret_file `certrelay secret set` sealed with DPAPI: the
+     file holds no clear secret, and every POST's Standard Webhooks signature verifies
  11. sc stop, regsvr32 /u: registration gone; sc delete: service gone
 
 Service state is asserted through `sc query`'s STATE, never through exit codes (Wine reports
@@ -33,6 +35,8 @@ Service state is asserted through `sc query`'s STATE, never through exit codes (
 
 import argparse
 import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -43,6 +47,10 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+from crstest import free_port  # noqa: E402
+from http_server import RecordingServer  # noqa: E402
 
 CLSID_EXIT = "{32091528-FF3F-49CB-B654-3E20ADC7464B}"
 CLSID_MANAGE = "{4AFD9B02-66FC-48E5-93EF-BA6A471C3E44}"
@@ -101,15 +109,19 @@ class Run:
 
     # --- running wine --------------------------------------------------------------------------
 
-    def wine(self, *argv, timeout=120, check=False, env=None):
+    def wine(self, *argv, timeout=120, check=False, env=None, stdin_data=None):
         """Runs a Windows program; returns its exit status and output. The output goes through a
         file, not a pipe: processes wine starts on the side (services.exe, conhost.exe) inherit
         the handles and would hold a pipe open long after the program itself exited."""
         cmd = [self.args.wine, *argv]
         with open(self.work / "wine-output.txt", "w+b") as f:
             try:
-                p = subprocess.run(cmd, env=env or self.env, stdin=subprocess.DEVNULL, stdout=f,
-                                   stderr=subprocess.STDOUT, timeout=timeout)
+                if stdin_data is None:
+                    p = subprocess.run(cmd, env=env or self.env, stdin=subprocess.DEVNULL,
+                                       stdout=f, stderr=subprocess.STDOUT, timeout=timeout)
+                else:
+                    p = subprocess.run(cmd, env=env or self.env, input=stdin_data, stdout=f,
+                                       stderr=subprocess.STDOUT, timeout=timeout)
                 rc = p.returncode
             except subprocess.TimeoutExpired:
                 self.log(f"timed out after {timeout}s: {' '.join(argv)}")
@@ -161,7 +173,8 @@ class Run:
 
         bindir = self.host(WIN_BIN)
         bindir.mkdir(parents=True)
-        for src in (self.args.dll, self.args.broker, self.args.harness, self.args.fake_broker):
+        for src in (self.args.dll, self.args.broker, self.args.harness, self.args.fake_broker,
+                    self.args.tool):
             shutil.copy2(src, bindir)
         shutil.copytree(self.args.fixtures, bindir / "fixtures")
         testdir = self.host(WIN_TEST)
@@ -175,11 +188,17 @@ class Run:
         self.write_ini(ini, "drop")
         os.chmod(ini, 0o666)
         (testdir / "drop2").mkdir()
-        self.write_ini(self.host(f"{WIN_TEST}\\alt.ini"), "drop2")
+        self.webhook_port = free_port()
+        self.webhook_secret = base64.b64encode(os.urandom(32)).decode()
+        self.write_ini(self.host(f"{WIN_TEST}\\alt.ini"), "drop2",
+                       "\n[sink.hook]\n"
+                       "type = webhook\n"
+                       f"url = http://127.0.0.1:{self.webhook_port}/hook\n"
+                       f"secret_file = {WIN_TEST}\\whsec.dpapi\n")
         return True
 
     @staticmethod
-    def write_ini(ini, drop):
+    def write_ini(ini, drop, extra=""):
         ini.write_text(
             "[broker]\n"
             f"listen = {PIPE}\n"
@@ -191,7 +210,7 @@ class Run:
             "[sink.drop]\n"
             "type = file\n"
             f"directory = {WIN_TEST}\\{drop}\n"
-            "name = {{event_id}}\n")
+            "name = {{event_id}}\n" + extra)
 
     def teardown(self):
         if self.server_started:
@@ -510,6 +529,18 @@ class Run:
         log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
         self.check(log.exists() and log.stat().st_size > 0, "the service wrote its log file")
 
+        # The webhook secret of alt.ini, sealed with DPAPI by `certrelay secret set`.
+        secret = "whsec_" + self.webhook_secret
+        tool = f"{WIN_BIN}\\{Path(self.args.tool).name}"
+        rc, out = self.wine(tool, "secret", "set", f"{WIN_TEST}\\whsec.dpapi",
+                            stdin_data=(secret + "\r\n").encode())
+        blob = self.host(f"{WIN_TEST}\\whsec.dpapi")
+        data = blob.read_bytes() if blob.exists() else b""
+        self.check(rc == 0 and data[:4] == b"\1\0\0\0" and secret.encode() not in data
+                   and self.webhook_secret.encode() not in data,
+                   f"certrelay secret set: a DPAPI blob without the clear secret (exit {rc})")
+        hooks = RecordingServer(port=self.webhook_port).start()
+
         # --config in the binPath: the service runs with that file (its drop directory is drop2).
         rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--set-binpath",
                             SERVICE, f"{exe} --config {WIN_TEST}\\alt.ini")
@@ -525,6 +556,20 @@ class Run:
             n = len(list(drop2.glob("*.json")))
             self.check(n == len(exp3), f"--config in binPath: {n} of {len(exp3)} events in the "
                                        "drop directory alt.ini names")
+            while len(hooks.requests("/hook")) < len(exp3) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            reqs = hooks.requests("/hook")
+            key = base64.b64decode(self.webhook_secret)
+            good = 0
+            for req in reqs:
+                wid, ts = req.headers.get("webhook-id"), req.headers.get("webhook-timestamp")
+                mac = hmac.new(key, f"{wid}.{ts}.".encode() + req.body, hashlib.sha256).digest()
+                want = "v1," + base64.b64encode(mac).decode()
+                good += want in (req.headers.get("webhook-signature") or "").split(" ")
+            self.check(len(reqs) >= len(exp3) and good == len(reqs),
+                       f"webhook with the DPAPI secret: {good} of {len(reqs)} POSTs verify "
+                       f"({len(exp3)} events)")
+        hooks.stop()
         self.wine("sc", "stop", SERVICE)
         self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
 
@@ -550,6 +595,7 @@ def main():
     ap.add_argument("--broker", required=True)
     ap.add_argument("--harness", required=True)
     ap.add_argument("--fake-broker", required=True)
+    ap.add_argument("--tool", required=True)
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--threads", type=int, default=8)

@@ -35,10 +35,10 @@
 #include "certrelay/error.h"
 #include "certrelay/text.h"
 #include "certrelay/event.h"
-#include "certrelay/fs.h"
 #include "certrelay/log.h"
 #include "sinks/email/message.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/secret.h"
 #include "sinks/email/settings.h"
 #include "sinks/sink.h"
 #include "render/template.h"
@@ -130,7 +130,7 @@ static int read_password(const char *sink, const char *path, char **out)
     int rc;
 
     *out = NULL;
-    rc = crs_fs_read_all(path, EMAIL_PASSWORD_FILE_MAX, &data, &len);
+    rc = crs_secret_read_file(path, EMAIL_PASSWORD_FILE_MAX, &data, &len);
     if (rc != 0) {
         crs_error("sink %s: cannot read password_file '%s': %s", sink, path, crs_strerror(rc));
         return rc;
@@ -145,8 +145,7 @@ static int read_password(const char *sink, const char *path, char **out)
         *out = crs_strndup((const char *)data, len);
         rc = *out ? 0 : CRS_ENOMEM;
     }
-    memset(data, 0, len);
-    crs_free(data);
+    crs_secret_free(data, len);
     return rc;
 }
 

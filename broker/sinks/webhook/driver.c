@@ -32,9 +32,9 @@
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
-#include "certrelay/fs.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/secret.h"
 #include "sinks/webhook/settings.h"
 #include "sinks/sink.h"
 #include "certrelay/uuid.h"
@@ -102,19 +102,8 @@ struct webhook_attempt {
 /* Secrets                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static void wipe_free(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-
-    if (p == NULL)
-        return;
-    while (n--)
-        *v++ = 0;
-    crs_free(p);
-}
-
-/* Reads a small secret file with surrounding whitespace trimmed. Logs its own failure (naming
- * the file, never its content). */
+/* Reads a small secret file (plain, or on Windows a DPAPI blob: certrelay/secret.h) with
+ * surrounding whitespace trimmed. Logs its own failure (naming the file, never its content). */
 static int read_secret_file(const char *sink, const char *key, const char *path, char **out)
 {
     uint8_t *data = NULL;
@@ -122,7 +111,7 @@ static int read_secret_file(const char *sink, const char *key, const char *path,
     int rc;
 
     *out = NULL;
-    rc = crs_fs_read_all(path, WEBHOOK_SECRET_FILE_MAX, &data, &len);
+    rc = crs_secret_read_file(path, WEBHOOK_SECRET_FILE_MAX, &data, &len);
     if (rc != 0) {
         crs_error("sink %s: cannot read %s '%s': %s", sink, key, path, crs_strerror(rc));
         return rc;
@@ -135,11 +124,11 @@ static int read_secret_file(const char *sink, const char *key, const char *path,
         len--;
     if (len == start || memchr(data + start, '\0', len - start) != NULL) {
         crs_error("sink %s: %s '%s' is empty or not text", sink, key, path);
-        wipe_free(data, len);
+        crs_secret_free(data, len);
         return CRS_ECONFIG;
     }
     *out = crs_strndup((const char *)data + start, len - start);
-    wipe_free(data, len);
+    crs_secret_free(data, len);
     return *out ? 0 : CRS_ENOMEM;
 }
 
@@ -238,12 +227,12 @@ static void webhook_sink_free(struct webhook_sink *ws)
     for (i = 0; i < ws->nidle; i++)
         curl_easy_cleanup(ws->idle[i]);
     if (ws->url)
-        wipe_free(ws->url, strlen(ws->url));
+        crs_secret_free(ws->url, strlen(ws->url));
     crs_free(ws->where);
     crs_free(ws->ua);
-    wipe_free(ws->secret, ws->secret_len);
+    crs_secret_free(ws->secret, ws->secret_len);
     if (ws->auth_header)
-        wipe_free(ws->auth_header, strlen(ws->auth_header));
+        crs_secret_free(ws->auth_header, strlen(ws->auth_header));
     for (l = ws->fixed_headers; l != NULL; l = l->next)
         memset(l->data, 0, strlen(l->data)); /* one of them carries the bearer token */
     curl_slist_free_all(ws->fixed_headers);
@@ -288,7 +277,7 @@ static int webhook_open(struct crs_sink *sink)
         if (rc != 0)
             goto cleanup;
         rc = crs_webhook_secret_parse(text, strlen(text), &ws->secret, &ws->secret_len);
-        wipe_free(text, strlen(text));
+        crs_secret_free(text, strlen(text));
         text = NULL;
         if (rc != 0) {
             crs_error("sink %s: secret_file '%s' does not hold a base64 secret (whsec_... or "
@@ -306,13 +295,13 @@ static int webhook_open(struct crs_sink *sink)
             crs_error("sink %s: bearer_token_file '%s' must hold one token (letters, digits and "
                       "-._~+/ only)",
                       name, wc->bearer_token_file);
-            wipe_free(text, strlen(text));
+            crs_secret_free(text, strlen(text));
             text = NULL;
             rc = CRS_ECONFIG;
             goto cleanup;
         }
         ws->auth_header = crs_asprintf("Authorization: Bearer %s", text);
-        wipe_free(text, strlen(text));
+        crs_secret_free(text, strlen(text));
         text = NULL;
         if (ws->auth_header == NULL) {
             rc = CRS_ENOMEM;

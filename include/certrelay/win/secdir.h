@@ -28,6 +28,10 @@ int crs_win_sd_check(PSECURITY_DESCRIPTOR sd, const WCHAR *service, const char *
 /* crs_win_sd_check for a file or directory, which must not be a reparse point either. */
 int crs_win_path_check(const char *path, const WCHAR *service, const char **why);
 
+/* Gives an existing file or directory the private DACL (crs_win_private_sddl); a failure is
+ * logged and returns CRS_EACCES. */
+int crs_win_make_private(const char *path);
+
 /*
  * Makes dir the service's own: creates it (and missing parents) when absent, refuses it
  * (CRS_EACCES, *why set) when it is a reparse point or owned by an untrusted account, leaves it
