@@ -15,11 +15,12 @@
 int crs_platform_init(unsigned threads);
 
 /*
- * Binds pipe to address so that only the broker's own account can connect. If something already
+ * Binds pipe to address so that only the broker's own account can connect (on Windows also
+ * SYSTEM, Administrators, the service SID and ca_account when set; NULL: none). If something already
  * answers there, returns CRS_EADDRINUSE without touching it; a stale Unix socket left by a crash
  * (nobody answers) is removed first. Other failures return a CRS_E* code; every failure is logged.
  */
-int crs_listen_bind(uv_pipe_t *pipe, const char *address);
+int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account);
 
 /*
  * Checks who is at the other end of a connection, as a second line of defence behind the
@@ -29,6 +30,6 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address);
  * the broker's service SID or own account (broker/win/pipe_auth.c). Returns 1 to admit, 0 to
  * refuse (logged).
  */
-int crs_listen_client_authorized(uv_pipe_t *conn);
+int crs_listen_client_authorized(uv_pipe_t *conn, const char *ca_account);
 
 #endif

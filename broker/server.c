@@ -460,7 +460,7 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     /* Who the client is is asked once its first bytes are here, before any is parsed: a named
      * pipe tells the client's token (ImpersonateNamedPipeClient) only after a read. */
     if (!c->admitted) {
-        if (!crs_listen_client_authorized(&c->pipe)) {
+        if (!crs_listen_client_authorized(&c->pipe, c->srv->cfg->ca_account)) {
             conn_fail(c, "client not authorized");
             return;
         }
@@ -579,7 +579,7 @@ int crs_server_bind(struct crs_server *s)
 {
     if (s == NULL || s->stopping)
         return CRS_EINVAL;
-    return crs_listen_bind(&s->listener, s->cfg->listen);
+    return crs_listen_bind(&s->listener, s->cfg->listen, s->cfg->ca_account);
 }
 
 int crs_server_start(struct crs_server *s, struct crs_queue *q)

@@ -373,6 +373,8 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
         return apply_u32(p, e, 1024, CRS_FRAME_MAX, "a number of bytes", &cfg->max_frame);
     if (strcmp(e->key, "commit_batch_max") == 0)
         return apply_u32(p, e, 1, 65536, "a number of events", &cfg->commit_batch_max);
+    if (strcmp(e->key, "ca_account") == 0)
+        return apply_string(p, e, &cfg->ca_account);
     return fail(p, e->line, CRS_ECONFIG, "unknown key '%.*s' in [broker]", QUOTE_MAX, e->key);
 }
 
@@ -884,5 +886,6 @@ void crs_config_free(struct crs_config *cfg)
     crs_free(cfg->state_dir);
     crs_free(cfg->spool_dir);
     crs_free(cfg->log_file);
+    crs_free(cfg->ca_account);
     crs_free(cfg);
 }

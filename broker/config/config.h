@@ -3,7 +3,7 @@
  * this file knows sections and keys, the broker knows what to do with them.
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
- *                            commit_batch_max
+ *                            commit_batch_max, ca_account
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -46,6 +46,8 @@ struct crs_config {
     int log_level;             /* enum crs_log_level; default info */
     uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
+    char *ca_account;          /* Windows: one more account whose clients are admitted (the CA's,
+                                  when certsrv does not run as SYSTEM): a SID or DOMAIN\user */
     struct crs_sink_config *sinks;
     size_t nsinks;
 };

@@ -18,10 +18,11 @@
 
 #define SID_STRING_MAX 192
 
-int crs_pipe_sddl(const WCHAR *service, WCHAR *buf, size_t cap)
+int crs_pipe_sddl(const WCHAR *service, const char *ca_account, WCHAR *buf, size_t cap)
 {
     BYTE svcsid[SECURITY_MAX_SID_SIZE], userbuf[CRS_TOKEN_USER_BUFSIZE];
-    WCHAR svc[SID_STRING_MAX], own[SID_STRING_MAX];
+    BYTE casid[SECURITY_MAX_SID_SIZE];
+    WCHAR svc[SID_STRING_MAX], own[SID_STRING_MAX], ca[SID_STRING_MAX + 16];
     PSID user;
     int rc, n;
 
@@ -39,8 +40,21 @@ int crs_pipe_sddl(const WCHAR *service, WCHAR *buf, size_t cap)
     rc = crs_win_sid_string(user, own, SID_STRING_MAX);
     if (rc != 0)
         return rc;
-    n = _snwprintf(buf, cap, L"D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)(A;;GA;;;%ls)",
-                   svc, own);
+    ca[0] = L'\0';
+    if (ca_account != NULL) {
+        WCHAR s[SID_STRING_MAX];
+
+        rc = crs_win_account_sid(ca_account, (PSID)casid, sizeof(casid));
+        if (rc == 0)
+            rc = crs_win_sid_string((PSID)casid, s, SID_STRING_MAX);
+        if (rc != 0)
+            return rc;
+        _snwprintf(ca, SID_STRING_MAX + 16, L"(A;;GA;;;%ls)", s);
+        ca[SID_STRING_MAX + 15] = L'\0';
+    }
+    n = _snwprintf(buf, cap,
+                   L"D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)(A;;GA;;;%ls)%ls", svc,
+                   own, ca);
     if (n < 0 || (size_t)n >= cap) {
         buf[0] = L'\0';
         return CRS_ETOOBIG;
@@ -48,7 +62,7 @@ int crs_pipe_sddl(const WCHAR *service, WCHAR *buf, size_t cap)
     return 0;
 }
 
-int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service)
+int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service, const char *ca_account)
 {
     WCHAR sddl[512];
     PSECURITY_DESCRIPTOR sd = NULL;
@@ -57,7 +71,7 @@ int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service)
     DWORD err;
     int rc;
 
-    rc = crs_pipe_sddl(service, sddl, sizeof(sddl) / sizeof(sddl[0]));
+    rc = crs_pipe_sddl(service, ca_account, sddl, sizeof(sddl) / sizeof(sddl[0]));
     if (rc != 0)
         return rc;
     if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL) ||
@@ -77,7 +91,20 @@ cleanup:
     return rc;
 }
 
-int crs_pipe_client_authorized(uv_pipe_t *conn)
+/* Whether token's user is the configured CA account. */
+static int token_is_account(HANDLE token, const char *account)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE], userbuf[CRS_TOKEN_USER_BUFSIZE];
+    DWORD len = 0;
+
+    if (account == NULL || crs_win_account_sid(account, (PSID)sid, sizeof(sid)) != 0)
+        return 0;
+    if (!GetTokenInformation(token, TokenUser, userbuf, sizeof(userbuf), &len))
+        return 0;
+    return EqualSid(((TOKEN_USER *)userbuf)->User.Sid, (PSID)sid) != 0;
+}
+
+int crs_pipe_client_authorized(uv_pipe_t *conn, const char *ca_account)
 {
     uv_os_fd_t fd;
     ULONG pid = 0;
@@ -105,11 +132,11 @@ int crs_pipe_client_authorized(uv_pipe_t *conn)
         why = "its access token cannot be read";
         goto cleanup;
     }
-    if (crs_win_token_trusted(token, CRS_SERVICE_NAMEW, 1))
+    if (crs_win_token_trusted(token, CRS_SERVICE_NAMEW, 1) || token_is_account(token, ca_account))
         ok = 1;
     else
         why = "it runs neither as LocalSystem, nor as an elevated administrator, nor as the "
-              "broker's own account";
+              "broker's own account or the configured ca_account";
 
 cleanup:
     if (!ok)

@@ -10,24 +10,24 @@
 
 /*
  * The pipe's descriptor in SDDL, into buf (cap characters): protected, full control for SYSTEM,
- * BUILTIN\Administrators, the service SID of `service` and the broker's own account, nothing for
- * Everyone or Anonymous, and NETWORK denied outright, so that no remote client gets in (libuv
- * creates the pipe instances itself and cannot pass PIPE_REJECT_REMOTE_CLIENTS). 0 or a negative
- * CRS_E* code.
+ * BUILTIN\Administrators, the service SID of `service`, the broker's own account and ca_account
+ * (the configured CA account, a SID or name; NULL: none), nothing for Everyone or Anonymous, and
+ * NETWORK denied outright, so that no remote client gets in (libuv creates the pipe instances
+ * itself and cannot pass PIPE_REJECT_REMOTE_CLIENTS). 0 or a negative CRS_E* code.
  */
-int crs_pipe_sddl(const WCHAR *service, WCHAR *buf, size_t cap);
+int crs_pipe_sddl(const WCHAR *service, const char *ca_account, WCHAR *buf, size_t cap);
 
 /* Gives the pipe (any instance's handle: instances share one descriptor) the descriptor of
  * crs_pipe_sddl. 0 or a negative CRS_E* code. */
-int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service);
+int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service, const char *ca_account);
 
 /*
  * Returns 1 when the client at the other end of the pipe, judged by its token (the server
  * impersonates it for a moment after its first bytes were read), runs as LocalSystem, as an
- * enabled member of BUILTIN\Administrators, under the broker's service SID or the broker's own
- * account; 0 otherwise, after logging the client's process id and the reason. Its process id is
+ * enabled member of BUILTIN\Administrators, under the broker's service SID, the broker's own
+ * account or ca_account (when set); 0 otherwise, after logging the client's process id and the reason. Its process id is
  * only logged, never trusted: a process id can be reused, a token cannot be borrowed.
  */
-int crs_pipe_client_authorized(uv_pipe_t *conn);
+int crs_pipe_client_authorized(uv_pipe_t *conn, const char *ca_account);
 
 #endif

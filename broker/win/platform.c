@@ -63,7 +63,7 @@ static int pipe_in_use(const char *address)
     return GetLastError() == ERROR_SEM_TIMEOUT || GetLastError() == ERROR_PIPE_BUSY;
 }
 
-int crs_listen_bind(uv_pipe_t *pipe, const char *address)
+int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account)
 {
     uv_os_fd_t fd;
     int rc;
@@ -87,7 +87,7 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
     }
     /* The handle libuv keeps after the bind is the first instance's. */
     if (uv_fileno((uv_handle_t *)pipe, &fd) != 0 ||
-        (rc = crs_pipe_lock_down((HANDLE)fd, CRS_SERVICE_NAMEW)) != 0) {
+        (rc = crs_pipe_lock_down((HANDLE)fd, CRS_SERVICE_NAMEW, ca_account)) != 0) {
         crs_error("cannot give the pipe %s its security descriptor: %s; not starting", address,
                   crs_strerror(rc != 0 ? rc : CRS_EIO));
         return rc != 0 ? rc : CRS_EIO;
@@ -95,7 +95,7 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
     return 0;
 }
 
-int crs_listen_client_authorized(uv_pipe_t *conn)
+int crs_listen_client_authorized(uv_pipe_t *conn, const char *ca_account)
 {
-    return crs_pipe_client_authorized(conn);
+    return crs_pipe_client_authorized(conn, ca_account);
 }

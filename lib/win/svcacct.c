@@ -12,8 +12,10 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/win/svcacct.h"
+#include "certrelay/win/wstr.h"
 
 #ifndef NT_SUCCESS
 #define NT_SUCCESS(status) (((NTSTATUS)(status)) >= 0)
@@ -129,6 +131,34 @@ PSID crs_win_own_account(BYTE buf[CRS_TOKEN_USER_BUFSIZE])
         own = NULL;
     CloseHandle(self);
     return own;
+}
+
+int crs_win_account_sid(const char *account, PSID sid, DWORD size)
+{
+    WCHAR *w = NULL, domain[256];
+    DWORD sidlen = size, domlen = 256;
+    SID_NAME_USE use;
+    PSID parsed = NULL;
+    int rc = 0;
+
+    if (account == NULL || account[0] == '\0' || sid == NULL)
+        return CRS_EINVAL;
+    rc = crs_win_wide(account, CRS_WSTR_STRICT, &w);
+    if (rc != 0)
+        return rc;
+    if (_wcsnicmp(w, L"S-1-", 4) == 0) {
+        if (!ConvertStringSidToSidW(w, &parsed) || !IsValidSid(parsed))
+            rc = CRS_EINVAL;
+        else if (!CopySid(size, sid, parsed))
+            rc = CRS_ETOOBIG;
+        if (parsed != NULL)
+            LocalFree(parsed);
+    } else if (!LookupAccountNameW(NULL, w, sid, &sidlen, domain, &domlen, &use)) {
+        DWORD err = GetLastError();
+        rc = err == ERROR_NONE_MAPPED ? CRS_ENOENT : crs_translate_sys_error((int)err);
+    }
+    crs_free(w);
+    return rc;
 }
 
 int crs_win_sid_string(PSID sid, WCHAR *buf, size_t cap)

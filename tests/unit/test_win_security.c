@@ -55,14 +55,18 @@ static void test_pipe_sddl(void)
 {
     WCHAR sddl[512];
 
-    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", sddl, 512), 0);
+    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", NULL, sddl, 512), 0);
     CHECK(wcsncmp(sddl, L"D:P", 3) == 0);         /* protected: nothing inherited */
     CHECK(wcsstr(sddl, L"(D;;GA;;;NU)") != NULL); /* no remote client */
     CHECK(wcsstr(sddl, L"(A;;GA;;;SY)") != NULL);
     CHECK(wcsstr(sddl, L"(A;;GA;;;BA)") != NULL);
     CHECK(wcsstr(sddl, L"(A;;GA;;;" CERTRELAY_SID L")") != NULL);
     CHECK(wcsstr(sddl, L";WD)") == NULL && wcsstr(sddl, L";AN)") == NULL);
-    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", sddl, 10), CRS_ETOOBIG);
+    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", NULL, sddl, 10), CRS_ETOOBIG);
+    /* The configured CA account, given as a SID, is admitted too. */
+    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", "S-1-5-21-1-2-3-1105", sddl, 512), 0);
+    CHECK(wcsstr(sddl, L"(A;;GA;;;S-1-5-21-1-2-3-1105)") != NULL);
+    CHECK_EQ_INT(crs_pipe_sddl(L"CertRelay", "S-1-bogus", sddl, 512), CRS_EINVAL);
 }
 
 /* The descriptor set on a real pipe reads back without Everyone or Anonymous. */
@@ -77,7 +81,7 @@ static void test_pipe_lock_down(void)
     CHECK(pipe != INVALID_HANDLE_VALUE);
     if (pipe == INVALID_HANDLE_VALUE)
         return;
-    CHECK_EQ_INT(crs_pipe_lock_down(pipe, L"CertRelay"), 0);
+    CHECK_EQ_INT(crs_pipe_lock_down(pipe, L"CertRelay", NULL), 0);
     CHECK_EQ_INT(GetSecurityInfo(pipe, SE_KERNEL_OBJECT, DACL_SECURITY_INFORMATION, NULL, NULL,
                                  NULL, NULL, &sd),
                  ERROR_SUCCESS);

@@ -46,6 +46,13 @@ int crs_win_process_trusted(DWORD pid, const WCHAR *service, int admins);
 /* The account of the calling process (its token's user), pointing into buf; NULL on failure. */
 PSID crs_win_own_account(BYTE buf[CRS_TOKEN_USER_BUFSIZE]);
 
+/*
+ * The SID of account, given as a SID string ("S-1-5-21-...") or an account name
+ * ("CONTOSO\svc-ca", looked up with LookupAccountName), into sid (SECURITY_MAX_SID_SIZE bytes).
+ * 0, CRS_ENOENT (no such account), or another negative CRS_E* code.
+ */
+int crs_win_account_sid(const char *account, PSID sid, DWORD size);
+
 /* sid as a string ("S-1-5-18") into buf of cap characters. 0 or a negative CRS_E* code. */
 int crs_win_sid_string(PSID sid, WCHAR *buf, size_t cap);
 
