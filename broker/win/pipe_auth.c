@@ -14,43 +14,32 @@
 #include "pipe_auth.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
+#include "certrelay/win/secdir.h"
 #include "certrelay/win/svcacct.h"
-
-#define SID_STRING_MAX 192
 
 int crs_pipe_sddl(const WCHAR *service, const char *ca_account, WCHAR *buf, size_t cap)
 {
-    BYTE svcsid[SECURITY_MAX_SID_SIZE], userbuf[CRS_TOKEN_USER_BUFSIZE];
     BYTE casid[SECURITY_MAX_SID_SIZE];
-    WCHAR svc[SID_STRING_MAX], own[SID_STRING_MAX], ca[SID_STRING_MAX + 16];
-    PSID user;
+    WCHAR svc[CRS_SID_STRING_MAX], own[CRS_SID_STRING_MAX], ca[CRS_SID_STRING_MAX + 16];
     int rc, n;
 
     if (service == NULL || buf == NULL || cap == 0)
         return CRS_EINVAL;
     buf[0] = L'\0';
-    rc = crs_win_service_sid(service, (PSID)svcsid, sizeof(svcsid));
-    if (rc == 0)
-        rc = crs_win_sid_string((PSID)svcsid, svc, SID_STRING_MAX);
-    if (rc != 0)
-        return rc;
-    user = crs_win_own_account(userbuf);
-    if (user == NULL)
-        return crs_translate_sys_error((int)GetLastError());
-    rc = crs_win_sid_string(user, own, SID_STRING_MAX);
+    rc = crs_win_trusted_sid_strings(service, svc, own);
     if (rc != 0)
         return rc;
     ca[0] = L'\0';
     if (ca_account != NULL) {
-        WCHAR s[SID_STRING_MAX];
+        WCHAR s[CRS_SID_STRING_MAX];
 
         rc = crs_win_account_sid(ca_account, (PSID)casid, sizeof(casid));
         if (rc == 0)
-            rc = crs_win_sid_string((PSID)casid, s, SID_STRING_MAX);
+            rc = crs_win_sid_string((PSID)casid, s, CRS_SID_STRING_MAX);
         if (rc != 0)
             return rc;
-        _snwprintf(ca, SID_STRING_MAX + 16, L"(A;;GA;;;%ls)", s);
-        ca[SID_STRING_MAX + 15] = L'\0';
+        _snwprintf(ca, CRS_SID_STRING_MAX + 16, L"(A;;GA;;;%ls)", s);
+        ca[CRS_SID_STRING_MAX + 15] = L'\0';
     }
     n = _snwprintf(buf, cap,
                    L"D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;%ls)(A;;GA;;;%ls)%ls", svc,
@@ -65,30 +54,10 @@ int crs_pipe_sddl(const WCHAR *service, const char *ca_account, WCHAR *buf, size
 int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service, const char *ca_account)
 {
     WCHAR sddl[512];
-    PSECURITY_DESCRIPTOR sd = NULL;
-    PACL dacl = NULL;
-    BOOL present = FALSE, defaulted = FALSE;
-    DWORD err;
     int rc;
 
     rc = crs_pipe_sddl(service, ca_account, sddl, sizeof(sddl) / sizeof(sddl[0]));
-    if (rc != 0)
-        return rc;
-    if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL) ||
-        !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted) || !present) {
-        rc = crs_translate_sys_error((int)GetLastError());
-        goto cleanup;
-    }
-    err = SetSecurityInfo(pipe, SE_KERNEL_OBJECT,
-                          DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION, NULL,
-                          NULL, dacl, NULL);
-    if (err != ERROR_SUCCESS)
-        rc = crs_translate_sys_error((int)err);
-
-cleanup:
-    if (sd != NULL)
-        LocalFree(sd);
-    return rc;
+    return rc != 0 ? rc : crs_win_set_dacl(pipe, NULL, sddl);
 }
 
 /* Whether token's user is the configured CA account. */

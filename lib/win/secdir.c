@@ -18,7 +18,6 @@
 
 /* Modify (read, write, execute, delete; no WRITE_DAC or WRITE_OWNER) for the service SID. */
 #define MODIFY_ACCESS      L"0x1301bf"
-#define SID_STRING_MAX     192
 #define TOKEN_USER_BUFSIZE CRS_TOKEN_USER_BUFSIZE
 /* The rights that let an account change a file or directory, or what it holds. */
 #define WRITE_RIGHTS                                                                               \
@@ -95,24 +94,13 @@ static int first_missing(const char *dir, char **out)
 
 int crs_win_private_sddl(const WCHAR *service, WCHAR *buf, size_t cap)
 {
-    BYTE svcsid[SECURITY_MAX_SID_SIZE], userbuf[TOKEN_USER_BUFSIZE];
-    WCHAR svc[SID_STRING_MAX], own[SID_STRING_MAX];
-    PSID user;
+    WCHAR svc[CRS_SID_STRING_MAX], own[CRS_SID_STRING_MAX];
     int rc, n;
 
     if (buf == NULL || cap == 0)
         return CRS_EINVAL;
     buf[0] = L'\0';
-    rc = crs_win_service_sid(service != NULL ? service : CRS_SERVICE_NAMEW, (PSID)svcsid,
-                             sizeof(svcsid));
-    if (rc == 0)
-        rc = crs_win_sid_string((PSID)svcsid, svc, SID_STRING_MAX);
-    if (rc != 0)
-        return rc;
-    user = crs_win_own_account(userbuf);
-    if (user == NULL)
-        return crs_translate_sys_error((int)GetLastError());
-    rc = crs_win_sid_string(user, own, SID_STRING_MAX);
+    rc = crs_win_trusted_sid_strings(service, svc, own);
     if (rc != 0)
         return rc;
     n = _snwprintf(
@@ -220,26 +208,27 @@ cleanup:
 }
 
 /* Gives path the private descriptor (crs_win_private_sddl), protected from inheritance. */
-static int set_private(const WCHAR *w)
+int crs_win_set_dacl(HANDLE handle, const WCHAR *path, const WCHAR *sddl)
 {
-    WCHAR sddl[512];
     PSECURITY_DESCRIPTOR sd = NULL;
     PACL dacl = NULL;
     BOOL present = FALSE, defaulted = FALSE;
+    const SECURITY_INFORMATION what =
+        DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION;
     DWORD err;
-    int rc;
+    int rc = 0;
 
-    rc = crs_win_private_sddl(NULL, sddl, sizeof(sddl) / sizeof(sddl[0]));
-    if (rc != 0)
-        return rc;
+    if ((handle == NULL && path == NULL) || sddl == NULL)
+        return CRS_EINVAL;
     if (!ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, NULL) ||
-        !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted)) {
+        !GetSecurityDescriptorDacl(sd, &present, &dacl, &defaulted) || !present) {
         rc = crs_translate_sys_error((int)GetLastError());
         goto cleanup;
     }
-    err = SetNamedSecurityInfoW((WCHAR *)w, SE_FILE_OBJECT,
-                                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-                                NULL, NULL, dacl, NULL);
+    if (handle != NULL)
+        err = SetSecurityInfo(handle, SE_KERNEL_OBJECT, what, NULL, NULL, dacl, NULL);
+    else
+        err = SetNamedSecurityInfoW((WCHAR *)path, SE_FILE_OBJECT, what, NULL, NULL, dacl, NULL);
     if (err != ERROR_SUCCESS)
         rc = crs_translate_sys_error((int)err);
 
@@ -247,6 +236,16 @@ cleanup:
     if (sd != NULL)
         LocalFree(sd);
     return rc;
+}
+
+/* Gives path the private descriptor (crs_win_private_sddl), protected from inheritance. */
+static int set_private(const WCHAR *w)
+{
+    WCHAR sddl[512];
+    int rc;
+
+    rc = crs_win_private_sddl(NULL, sddl, sizeof(sddl) / sizeof(sddl[0]));
+    return rc != 0 ? rc : crs_win_set_dacl(NULL, w, sddl);
 }
 
 int crs_win_dir_own(const char *dir, const char **why)

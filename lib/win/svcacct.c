@@ -178,6 +178,25 @@ int crs_win_sid_string(PSID sid, WCHAR *buf, size_t cap)
     return rc;
 }
 
+int crs_win_trusted_sid_strings(const WCHAR *service, WCHAR svc[CRS_SID_STRING_MAX],
+                                WCHAR own[CRS_SID_STRING_MAX])
+{
+    BYTE svcsid[SECURITY_MAX_SID_SIZE], userbuf[TOKEN_USER_BUFSIZE];
+    PSID user;
+    int rc;
+
+    rc = crs_win_service_sid(service != NULL ? service : CRS_SERVICE_NAMEW, (PSID)svcsid,
+                             sizeof(svcsid));
+    if (rc == 0)
+        rc = crs_win_sid_string((PSID)svcsid, svc, CRS_SID_STRING_MAX);
+    if (rc != 0)
+        return rc;
+    user = crs_win_own_account(userbuf);
+    if (user == NULL)
+        return crs_translate_sys_error((int)GetLastError());
+    return crs_win_sid_string(user, own, CRS_SID_STRING_MAX);
+}
+
 /* Whether sid is the user of the calling process's own token. */
 static int is_own_account(PSID sid)
 {

@@ -357,10 +357,10 @@ static void note_outcome(struct exit_module *This, int rc, const struct crs_stub
         lost = InterlockedIncrement64(&This->lost);
         if (InterlockedExchange(&This->spool_failing, 1) == 0)
             crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
-                                "CertRelay: EVENT LOST: the %s event of request %lld was neither "
-                                "acknowledged by the broker nor written to the spool %s: %s. "
-                                "Further losses are counted and reported when the spool works "
-                                "again; %lld event(s) lost so far.",
+                                "CertRelay: EVENT LOST: the %s event (request id %lld, 0 when it "
+                                "has none) was neither acknowledged by the broker nor written to "
+                                "the spool %s: %s. Further losses are counted and reported when "
+                                "the spool works again; %lld event(s) lost so far.",
                                 event_name != NULL ? event_name : "unknown",
                                 (long long)res->request_id, This->settings.spool_dir,
                                 crs_strerror(rc), (long long)lost);

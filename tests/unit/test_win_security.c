@@ -233,6 +233,43 @@ static void test_secret_round_trip(void)
     DeleteFileA(plainpath);
 }
 
+/*
+ * Writes never follow a reparse point: through a directory symbolic link the atomic write (the
+ * spool's and the file drop's) is refused and nothing lands in the link's target. Wine creates
+ * such links where its version supports them; otherwise this says so and checks nothing.
+ */
+static void test_no_reparse_writes(void)
+{
+    char target[MAX_PATH + 64], link[MAX_PATH + 64], landed[MAX_PATH + 96];
+    WCHAR wtmp[MAX_PATH + 1], wtarget[MAX_PATH + 64], wlink[MAX_PATH + 64];
+    DWORD n = GetTempPathW(MAX_PATH + 1, wtmp), attr;
+
+    CHECK(n > 0 && n <= MAX_PATH);
+    snprintf(target, sizeof(target), "%lscrs-target-%lu", wtmp,
+             (unsigned long)GetCurrentProcessId());
+    snprintf(link, sizeof(link), "%lscrs-link-%lu", wtmp, (unsigned long)GetCurrentProcessId());
+    snprintf(landed, sizeof(landed), "%s\\x.crev", target);
+    MultiByteToWideChar(CP_UTF8, 0, target, -1, wtarget, MAX_PATH + 64);
+    MultiByteToWideChar(CP_UTF8, 0, link, -1, wlink, MAX_PATH + 64);
+    CHECK(CreateDirectoryW(wtarget, NULL));
+    if (!CreateSymbolicLinkW(wlink, wtarget, SYMBOLIC_LINK_FLAG_DIRECTORY) ||
+        (attr = GetFileAttributesW(wlink)) == INVALID_FILE_ATTRIBUTES ||
+        !(attr & FILE_ATTRIBUTE_REPARSE_POINT)) {
+        printf("test_no_reparse_writes: this Wine cannot make a directory link (error %lu); "
+               "not checked\n",
+               (unsigned long)GetLastError());
+        RemoveDirectoryW(wlink);
+        RemoveDirectoryW(wtarget);
+        return;
+    }
+    CHECK_EQ_INT(crs_fs_write_atomic(link, "x.crev", "event", 5), CRS_EACCES);
+    CHECK(GetFileAttributesA(landed) == INVALID_FILE_ATTRIBUTES);
+    CHECK_EQ_INT(crs_fs_write_atomic(target, "x.crev", "event", 5), 0);
+    DeleteFileA(landed);
+    RemoveDirectoryW(wlink);
+    RemoveDirectoryW(wtarget);
+}
+
 int main(void)
 {
     test_service_sid();
@@ -243,5 +280,6 @@ int main(void)
     test_sd_check_null_dacl();
     test_dir_own();
     test_secret_round_trip();
+    test_no_reparse_writes();
     return CHECK_DONE();
 }

@@ -953,49 +953,52 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Sends PARAMCHANGE to a running service, as an administrator's tool would. */
-static int send_paramchange(const char *name)
+/* Opens service name with the given access; *scm must be closed too (both NULL on failure). */
+static SC_HANDLE open_service(const char *name, DWORD access, SC_HANDLE *scm)
 {
-    SC_HANDLE scm, svc = NULL;
-    SERVICE_STATUS st;
     WCHAR *wname = wdup(name);
-    BOOL ok = FALSE;
+    SC_HANDLE svc = NULL;
 
-    scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
-    if (scm != NULL)
-        svc = OpenServiceW(scm, wname, SERVICE_PAUSE_CONTINUE | SERVICE_QUERY_STATUS);
-    if (svc != NULL)
-        ok = ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st);
-    printf("harness: PARAMCHANGE to %s: %s (error %lu)\n", name, ok ? "accepted" : "refused",
-           ok ? 0ul : (unsigned long)GetLastError());
+    *scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    if (*scm != NULL)
+        svc = OpenServiceW(*scm, wname, access);
+    free(wname);
+    return svc;
+}
+
+static void close_service(SC_HANDLE svc, SC_HANDLE scm)
+{
     if (svc != NULL)
         CloseServiceHandle(svc);
     if (scm != NULL)
         CloseServiceHandle(scm);
-    free(wname);
+}
+
+/* Sends PARAMCHANGE to a running service, as an administrator's tool would. */
+static int send_paramchange(const char *name)
+{
+    SC_HANDLE scm, svc = open_service(name, SERVICE_PAUSE_CONTINUE | SERVICE_QUERY_STATUS, &scm);
+    SERVICE_STATUS st;
+    BOOL ok = svc != NULL && ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st);
+
+    printf("harness: PARAMCHANGE to %s: %s (error %lu)\n", name, ok ? "accepted" : "refused",
+           ok ? 0ul : (unsigned long)GetLastError());
+    close_service(svc, scm);
     return ok ? 0 : 1;
 }
 
 /* Changes a service's command line, as "sc config SERVICE binPath= ..." would. */
 static int set_binpath(const char *name, const char *cmdline)
 {
-    SC_HANDLE scm, svc = NULL;
-    WCHAR *wname = wdup(name), *wcmd = wdup(cmdline);
-    BOOL ok = FALSE;
+    SC_HANDLE scm, svc = open_service(name, SERVICE_CHANGE_CONFIG, &scm);
+    WCHAR *wcmd = wdup(cmdline);
+    BOOL ok = svc != NULL &&
+              ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
+                                   wcmd, NULL, NULL, NULL, NULL, NULL, NULL);
 
-    scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
-    if (scm != NULL)
-        svc = OpenServiceW(scm, wname, SERVICE_CHANGE_CONFIG);
-    if (svc != NULL)
-        ok = ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
-                                  wcmd, NULL, NULL, NULL, NULL, NULL, NULL);
     printf("harness: binPath of %s: %s (error %lu)\n", name, ok ? "changed" : "unchanged",
            ok ? 0ul : (unsigned long)GetLastError());
-    if (svc != NULL)
-        CloseServiceHandle(svc);
-    if (scm != NULL)
-        CloseServiceHandle(scm);
-    free(wname);
+    close_service(svc, scm);
     free(wcmd);
     return ok ? 0 : 1;
 }

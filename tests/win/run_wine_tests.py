@@ -23,6 +23,9 @@ The wineserver is started persistent for the many short wine processes and kille
      it receives nothing, every event is spooled, the Event Log has one entry naming its pid
   8. hung broker: a service that accepts and never answers; 54 Notify calls cost one timeout
      (the circuit breaker), every event is spooled
+     a spool directory that is a symbolic link (Wine shows a Unix symlink as a reparse point):
+     nothing is written through it; the events are lost, and the Event Log says so once, with
+     the request id and the count
   9. sc start: the spooled events are all delivered, the spool is empty
  10. binPath "certrelayd.exe --config FILE": RUNNING, and events land where FILE says; FILE
      also has a webhook sink whose secret_file `certrelay secret set` sealed with DPAPI: the
@@ -220,14 +223,15 @@ class Run:
     # --- the harness ---------------------------------------------------------------------------
 
     def harness(self, expect_name, first_request, skip_identity=False, pipe=PIPE,
-                service=SERVICE, threads=None, rounds=None, timeout_ms=2000, eventlog=None):
+                service=SERVICE, threads=None, rounds=None, timeout_ms=2000, eventlog=None,
+                spool=f"{WIN_TEST}\\spool"):
         """Runs the harness; returns the events it sent. With eventlog, the Event Log entries
         (Wine prints ReportEvent's strings on its eventlog debug channel) are appended to that
         list."""
         argv = [f"{WIN_BIN}\\{Path(self.args.harness).name}",
                 "--fixtures", f"{WIN_BIN}\\fixtures", "--ca", CA_NAME, "--registry-key", CA_KEY,
                 "--pipe", pipe, "--broker-service", service,
-                "--spool", f"{WIN_TEST}\\spool", "--expect", f"{WIN_TEST}\\{expect_name}",
+                "--spool", spool, "--expect", f"{WIN_TEST}\\{expect_name}",
                 "--threads", str(threads or self.args.threads),
                 "--rounds", str(rounds or self.args.rounds),
                 "--first-request", str(first_request), "--timeout-ms", str(timeout_ms)]
@@ -511,6 +515,20 @@ class Run:
         self.check(spooled == len(exp_hung), f"hung broker: {spooled} of {len(exp_hung)} spooled")
         self.wine("sc", "delete", HUNG_SERVICE)
         exp2 = exp2 + exp_imp + exp_hung
+
+        # The spool directory is a link to somewhere else: nothing is written through it.
+        outside = self.work / "outside"
+        outside.mkdir()
+        os.symlink(outside, self.host(f"{WIN_TEST}\\spool-link"))
+        entries = []
+        self.harness("expect-link.tsv", 500000, skip_identity=True, threads=1, rounds=1,
+                     eventlog=entries, spool=f"{WIN_TEST}\\spool-link")
+        self.check(not any(outside.iterdir()),
+                   "spool through a symbolic link: nothing written through it")
+        lost = [e for e in entries if "EVENT LOST" in e]
+        self.check(len(lost) == 1 and "request" in lost[0],
+                   f"spool through a symbolic link: one Event Log error for the lost events "
+                   f"({lost})")
 
         # Restart: the spool drains into the queue and on to the drop directory.
         self.wine("sc", "start", SERVICE)

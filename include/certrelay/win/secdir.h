@@ -28,6 +28,10 @@ int crs_win_sd_check(PSECURITY_DESCRIPTOR sd, const WCHAR *service, const char *
 /* crs_win_sd_check for a file or directory, which must not be a reparse point either. */
 int crs_win_path_check(const char *path, const WCHAR *service, const char **why);
 
+/* Replaces the DACL of a kernel object (handle, when not NULL) or of a file or directory (path)
+ * by the DACL of sddl, protected from inheritance. 0 or a negative CRS_E* code. */
+int crs_win_set_dacl(HANDLE handle, const WCHAR *path, const WCHAR *sddl);
+
 /* Gives an existing file or directory the private DACL (crs_win_private_sddl); a failure is
  * logged and returns CRS_EACCES. */
 int crs_win_make_private(const char *path);

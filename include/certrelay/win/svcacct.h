@@ -53,6 +53,13 @@ PSID crs_win_own_account(BYTE buf[CRS_TOKEN_USER_BUFSIZE]);
  */
 int crs_win_account_sid(const char *account, PSID sid, DWORD size);
 
+/* Room for any SID as a string. */
+#define CRS_SID_STRING_MAX 192
+
+/* The service SID of service (NULL: CertRelay) and our own account as strings, for SDDL. */
+int crs_win_trusted_sid_strings(const WCHAR *service, WCHAR svc[CRS_SID_STRING_MAX],
+                                WCHAR own[CRS_SID_STRING_MAX]);
+
 /* sid as a string ("S-1-5-18") into buf of cap characters. 0 or a negative CRS_E* code. */
 int crs_win_sid_string(PSID sid, WCHAR *buf, size_t cap);
 
