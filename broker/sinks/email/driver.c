@@ -44,6 +44,7 @@
 #include "render/template.h"
 #include "certrelay/uuid.h"
 #include "curl_uv.h"
+#include "sinks/curl_attempt.h"
 
 #define EMAIL_PASSWORD_FILE_MAX (64u * 1024u)
 /* A subject is cut here (bytes of UTF-8) before encoding: a header line stays under 998. */
@@ -51,9 +52,8 @@
 /* Event kinds are bits 0..9. */
 #define EMAIL_KINDS 10u
 
-struct email_attempt;
-
 struct email_sink {
+    struct crs_curl_attempts attempts;
     struct crs_sink *sink;
     const struct crs_email_sink_config *ec;
     char *password;
@@ -63,21 +63,16 @@ struct email_sink {
     char *mail_from;   /* "<addr>" */
     struct crs_template *def_subject[EMAIL_KINDS];
     struct crs_template *def_body[EMAIL_KINDS];
-    struct email_attempt *attempts;
 };
 
 struct email_attempt {
-    struct crs_curl_xfer xfer; /* first: the done callback recovers the attempt from it */
+    struct crs_curl_attempt base; /* first: the shared code's callbacks recover the attempt */
     struct email_sink *es;
-    struct crs_delivery *d;
-    struct email_attempt *prev, *next;
     struct curl_slist *headers;
     struct curl_slist *rcpt;
     curl_mime *mime;
     size_t nrcpt;
-    int canceled;
     int skipped; /* nothing to send (no recipient) */
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -106,8 +101,9 @@ static unsigned kind_index(uint32_t kind)
     return EMAIL_KINDS;
 }
 
-static void email_sink_free(struct email_sink *es)
+static void email_sink_free(void *impl)
 {
+    struct email_sink *es = impl;
     unsigned i;
 
     if (es == NULL)
@@ -258,25 +254,15 @@ cleanup:
 
 static void email_close(struct crs_sink *sink)
 {
-    if (sink == NULL)
-        return;
-    email_sink_free(sink->impl);
-    sink->impl = NULL;
-    crs_curl_multi_release(sink->curl);
-    sink->curl = NULL;
+    crs_curl_sink_close(sink, email_sink_free);
 }
 
 static void email_cancel_all(struct crs_sink *sink)
 {
     struct email_sink *es = sink ? sink->impl : NULL;
-    struct email_attempt *a;
 
-    if (es == NULL)
-        return;
-    for (a = es->attempts; a != NULL; a = a->next) {
-        a->canceled = 1;
-        crs_curl_multi_cancel(&a->xfer);
-    }
+    if (es != NULL)
+        crs_curl_attempts_cancel_all(&es->attempts);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -550,9 +536,14 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
 /* Outcome                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static void attempt_free(struct email_attempt *a)
+/* The MIME tree belongs to the easy handle's lifetime: it is freed before the handle. */
+static void attempt_release(struct crs_curl_attempt *base)
 {
+    struct email_attempt *a = (struct email_attempt *)base;
+
     curl_mime_free(a->mime);
+    if (base->xfer.easy != NULL)
+        curl_easy_cleanup(base->xfer.easy);
     curl_slist_free_all(a->headers);
     curl_slist_free_all(a->rcpt);
     crs_free(a);
@@ -564,54 +555,35 @@ static void attempt_free(struct email_attempt *a)
  * administrator fixes in the configuration and which are therefore retried. Failures without a
  * reply (connection, TLS, timeout, STARTTLS refused) are transient.
  */
-static void email_done(struct crs_curl_xfer *x, CURLcode result)
+static void attempt_outcome(struct crs_curl_attempt *base, CURLcode result, long code,
+                            struct crs_delivery_result *r)
 {
-    struct email_attempt *a = (struct email_attempt *)x;
+    struct email_attempt *a = (struct email_attempt *)base;
     struct email_sink *es = a->es;
-    struct crs_delivery *d = a->d;
-    struct crs_delivery_result r;
-    long code = 0;
 
-    memset(&r, 0, sizeof(r));
-    r.retry_after_ms = -1;
-    if (x->easy != NULL)
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-    r.status = (int)code;
-    if (a->canceled || result == CURLE_ABORTED_BY_CALLBACK) {
-        r.outcome = CRS_DELIVERY_CANCELED;
-        snprintf(r.error, sizeof(r.error), "canceled");
-    } else if (a->skipped) {
-        r.outcome = CRS_DELIVERY_OK;
+    if (a->skipped) {
+        r->outcome = CRS_DELIVERY_OK;
         crs_info("sink %s: event %s: no recipient (no usable requester address): nothing sent",
-                 es->sink->cfg->name, d->event->event_id);
+                 es->sink->cfg->name, base->d->event->event_id);
     } else if (result == CURLE_OK) {
-        r.outcome = CRS_DELIVERY_OK;
+        r->outcome = CRS_DELIVERY_OK;
     } else {
         int auth = code == 530 || code == 534 || code == 535 || code == 538 ||
                    result == CURLE_LOGIN_DENIED;
 
-        r.outcome =
+        r->outcome =
             code >= 500 && code <= 599 && !auth ? CRS_DELIVERY_PERMANENT : CRS_DELIVERY_RETRY;
-        snprintf(r.error, sizeof(r.error), "SMTP %ld, curl %d from %.60s: %s%.120s", code,
+        snprintf(r->error, sizeof(r->error), "SMTP %ld, curl %d from %.60s: %s%.120s", code,
                  (int)result, es->where, auth ? "authentication failed: " : "",
-                 a->errbuf[0] ? a->errbuf : curl_easy_strerror(result));
-        crs_sanitize_oneline(r.error);
+                 crs_curl_attempt_error(base, result));
+        crs_sanitize_oneline(r->error);
     }
-    if (a->prev)
-        a->prev->next = a->next;
-    else
-        es->attempts = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
-    /* The MIME tree belongs to the easy handle's lifetime: free it before the handle. */
-    curl_mime_free(a->mime);
-    a->mime = NULL;
-    if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
-    x->easy = NULL;
-    attempt_free(a);
-    d->done(d, &r);
 }
+
+static const struct crs_curl_attempt_ops email_attempt_ops = {
+    .outcome = attempt_outcome,
+    .release = attempt_release,
+};
 
 /* ------------------------------------------------------------------------------------------ */
 /* One attempt                                                                                 */
@@ -625,7 +597,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     struct email_attempt *a;
     char *requester = NULL;
     struct crs_fields *fields = NULL;
-    CURL *easy = NULL;
+    CURL *easy;
     CURLcode c = CURLE_OK;
     size_t i;
     int rc;
@@ -641,9 +613,8 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     a = crs_calloc(1, sizeof(*a));
     if (a == NULL)
         return CRS_ENOMEM;
+    crs_curl_attempt_init(&a->base, &es->attempts, d, &email_attempt_ops);
     a->es = es;
-    a->d = d;
-    a->xfer.done = email_done;
 
     for (i = 0; i < ec->nto; i++)
         if ((rc = rcpt_add(a, ec->to[i].addr)))
@@ -664,13 +635,14 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     if (a->nrcpt == 0) {
         /* Only to_requester was configured and this event has no usable address. */
         a->skipped = 1;
-        rc = crs_curl_multi_defer(sink->curl, &a->xfer, CURLE_OK);
+        rc = crs_curl_multi_defer(sink->curl, &a->base.xfer, CURLE_OK);
         if (rc != 0)
             goto cleanup;
         goto started;
     }
 
-    easy = curl_easy_init();
+    /* The attempt owns the handle from here on: attempt_release() cleans it up. */
+    easy = a->base.xfer.easy = curl_easy_init();
     if (easy == NULL) {
         rc = CRS_ENOMEM;
         goto cleanup;
@@ -682,11 +654,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     rc = crs_curl_setup(easy, sink->cfg->timeout_ms, "smtp,smtps", &ec->tls);
     if (rc != 0)
         goto cleanup;
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (c == CURLE_OK)                                                                         \
-            c = curl_easy_setopt(easy, opt, val);                                                  \
-    } while (0)
+#define SET(opt, val) CRS_CURL_SET(c, easy, opt, val)
     SET(CURLOPT_URL, ec->url);
     /*
      * A fresh connection per message, closed afterwards. libcurl matches a cached smtp://
@@ -696,7 +664,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
      */
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_FORBID_REUSE, 1L);
-    SET(CURLOPT_ERRORBUFFER, a->errbuf);
+    SET(CURLOPT_ERRORBUFFER, a->base.errbuf);
     SET(CURLOPT_MAIL_FROM, es->mail_from);
     SET(CURLOPT_MAIL_RCPT, a->rcpt);
     /* One refused recipient (a stale requester address) must not cost the others the message. */
@@ -719,33 +687,23 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     }
 #undef SET
     if (c != CURLE_OK) {
-        rc = c == CURLE_OUT_OF_MEMORY ? CRS_ENOMEM : CRS_EINTERNAL;
+        rc = crs_curl_code_error(c);
         goto cleanup;
     }
-    a->xfer.easy = easy;
-    rc = crs_curl_multi_add(sink->curl, &a->xfer);
-    if (rc != 0) {
-        a->xfer.easy = NULL;
+    rc = crs_curl_multi_add(sink->curl, &a->base.xfer);
+    if (rc != 0)
         goto cleanup;
-    }
 
 started:
     crs_fields_free(fields);
     crs_free(requester);
-    a->next = es->attempts;
-    if (es->attempts)
-        es->attempts->prev = a;
-    es->attempts = a;
+    crs_curl_attempt_link(&a->base);
     return 0;
 
 cleanup:
     crs_fields_free(fields);
     crs_free(requester);
-    curl_mime_free(a->mime);
-    a->mime = NULL;
-    if (easy != NULL)
-        curl_easy_cleanup(easy);
-    attempt_free(a);
+    attempt_release(&a->base);
     return rc;
 }
 

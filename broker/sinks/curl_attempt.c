@@ -1,0 +1,112 @@
+/*
+ * The attempt bookkeeping shared by the curl-based drivers (see curl_attempt.h). Each attempt is
+ * on its sink's list from the moment its transfer (or the work before it) has started until its
+ * completion reports to the dispatcher, so that cancel-all reaches every one of them.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "certrelay/error.h"
+#include "sinks/curl_attempt.h"
+
+/* The transfer ended: canceled, or whatever the driver makes of result and the reply code. */
+static void attempt_done(struct crs_curl_xfer *x, CURLcode result)
+{
+    struct crs_curl_attempt *a = (struct crs_curl_attempt *)x;
+    struct crs_delivery_result r;
+    long code = 0;
+
+    memset(&r, 0, sizeof(r));
+    r.retry_after_ms = -1;
+    if (x->easy != NULL)
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    r.status = (int)code;
+    if (a->canceled || result == CURLE_ABORTED_BY_CALLBACK) {
+        r.outcome = CRS_DELIVERY_CANCELED;
+        snprintf(r.error, sizeof(r.error), "canceled");
+    } else {
+        a->ops->outcome(a, result, code, &r);
+    }
+    crs_curl_attempt_finish(a, &r);
+}
+
+void crs_curl_attempt_init(struct crs_curl_attempt *a, struct crs_curl_attempts *list,
+                           struct crs_delivery *d, const struct crs_curl_attempt_ops *ops)
+{
+    a->xfer.done = attempt_done;
+    a->ops = ops;
+    a->list = list;
+    a->d = d;
+}
+
+void crs_curl_attempt_link(struct crs_curl_attempt *a)
+{
+    a->prev = NULL;
+    a->next = a->list->head;
+    if (a->list->head)
+        a->list->head->prev = a;
+    a->list->head = a;
+}
+
+void crs_curl_attempt_finish(struct crs_curl_attempt *a, const struct crs_delivery_result *r)
+{
+    struct crs_delivery *d = a->d;
+
+    if (a->prev)
+        a->prev->next = a->next;
+    else
+        a->list->head = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    a->ops->release(a);
+    d->done(d, r);
+}
+
+void crs_curl_attempt_abandon(struct crs_curl_attempt *a, int rc)
+{
+    struct crs_delivery_result r;
+
+    memset(&r, 0, sizeof(r));
+    r.retry_after_ms = -1;
+    if (a->canceled) {
+        r.outcome = CRS_DELIVERY_CANCELED;
+        snprintf(r.error, sizeof(r.error), "canceled");
+    } else {
+        r.outcome = CRS_DELIVERY_RETRY;
+        snprintf(r.error, sizeof(r.error), "cannot start delivery: %s", crs_strerror(rc));
+    }
+    crs_curl_attempt_finish(a, &r);
+}
+
+const char *crs_curl_attempt_error(const struct crs_curl_attempt *a, CURLcode result)
+{
+    return a->errbuf[0] ? a->errbuf : curl_easy_strerror(result);
+}
+
+void crs_curl_attempts_cancel_all(struct crs_curl_attempts *list)
+{
+    struct crs_curl_attempt *a;
+
+    for (a = list->head; a != NULL; a = a->next) {
+        a->canceled = 1;
+        if (a->pending != NULL)
+            uv_cancel(a->pending); /* else its completion sees `canceled` */
+        else
+            crs_curl_multi_cancel(&a->xfer);
+    }
+}
+
+void crs_curl_sink_close(struct crs_sink *sink, void (*impl_free)(void *impl))
+{
+    if (sink == NULL)
+        return;
+    impl_free(sink->impl);
+    sink->impl = NULL;
+    crs_curl_multi_release(sink->curl);
+    sink->curl = NULL;
+}
+
+int crs_curl_code_error(CURLcode c)
+{
+    return c == CURLE_OUT_OF_MEMORY ? CRS_ENOMEM : CRS_EINTERNAL;
+}
