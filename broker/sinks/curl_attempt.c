@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "sinks/curl_attempt.h"
 
@@ -83,10 +84,13 @@ const char *crs_curl_attempt_error(const struct crs_curl_attempt *a, CURLcode re
     return a->errbuf[0] ? a->errbuf : curl_easy_strerror(result);
 }
 
-void crs_curl_attempts_cancel_all(struct crs_curl_attempts *list)
+void crs_curl_sink_cancel_all(struct crs_sink *sink)
 {
+    struct crs_curl_attempts *list = sink ? sink->impl : NULL;
     struct crs_curl_attempt *a;
 
+    if (list == NULL)
+        return;
     for (a = list->head; a != NULL; a = a->next) {
         a->canceled = 1;
         if (a->pending != NULL)
@@ -104,6 +108,34 @@ void crs_curl_sink_close(struct crs_sink *sink, void (*impl_free)(void *impl))
     sink->impl = NULL;
     crs_curl_multi_release(sink->curl);
     sink->curl = NULL;
+}
+
+int crs_curl_url_where(const char *url, char **where)
+{
+    CURLU *u;
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    int rc = CRS_ECONFIG;
+
+    *where = NULL;
+    if (url == NULL)
+        return CRS_EINVAL;
+    u = curl_url();
+    if (u == NULL)
+        return CRS_ENOMEM;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+        goto cleanup;
+    *where = crs_asprintf("%s://%s:%s", scheme, host, port);
+    rc = *where ? 0 : CRS_ENOMEM;
+
+cleanup:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
 }
 
 int crs_curl_code_error(CURLcode c)

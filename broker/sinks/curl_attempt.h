@@ -62,14 +62,18 @@ void crs_curl_attempt_abandon(struct crs_curl_attempt *a, int rc);
 /* curl's text for a failed transfer: the error buffer when curl filled it, else the code's. */
 const char *crs_curl_attempt_error(const struct crs_curl_attempt *a, CURLcode result);
 
-/* The heart of a driver's cancel_all: marks every attempt on list canceled and aborts its
- * transfer (or its pending threadpool request); each one still completes, reporting
- * CRS_DELIVERY_CANCELED. */
-void crs_curl_attempts_cancel_all(struct crs_curl_attempts *list);
+/* A driver's cancel_all, for a sink whose impl begins with its struct crs_curl_attempts: marks
+ * every attempt canceled and aborts its transfer (or its pending threadpool request); each one
+ * still completes, reporting CRS_DELIVERY_CANCELED. */
+void crs_curl_sink_cancel_all(struct crs_sink *sink);
 /* The sink driver's close: frees the driver state with impl_free and drops the sink's reference
  * to the loop's curl multi handle. NULL sink is a no-op. */
 void crs_curl_sink_close(struct crs_sink *sink, void (*impl_free)(void *impl));
 
+/* Checks url with curl's parser and returns "scheme://host:port" (the default port filled in),
+ * the only form of a receiver's address that logs and the delivery table show: a path or query
+ * may embed a token. 0, CRS_ECONFIG (not a URL) or CRS_ENOMEM; *where is NULL on error. */
+int crs_curl_url_where(const char *url, char **where);
 /* A curl_easy_setopt() failure as a CertRelay code. */
 int crs_curl_code_error(CURLcode c);
 /* Sets one option unless an earlier one failed: a run of options is checked once, at its end. */

@@ -53,7 +53,7 @@
 #define EMAIL_KINDS 10u
 
 struct email_sink {
-    struct crs_curl_attempts attempts;
+    struct crs_curl_attempts attempts; /* first: crs_curl_sink_cancel_all finds it there */
     struct crs_sink *sink;
     const struct crs_email_sink_config *ec;
     char *password;
@@ -146,31 +146,6 @@ static int read_password(const char *sink, const char *path, char **out)
     return rc;
 }
 
-static int where_parse(struct email_sink *es, const char *name)
-{
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    int rc = CRS_ECONFIG;
-
-    if (u == NULL)
-        return CRS_ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, es->ec->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        crs_error("sink %s: the SMTP URL cannot be parsed", name);
-        goto cleanup;
-    }
-    es->where = crs_asprintf("%s://%s:%s", scheme, host, port);
-    rc = es->where ? 0 : CRS_ENOMEM;
-
-cleanup:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
-    return rc;
-}
 
 static int email_open(struct crs_sink *sink)
 {
@@ -191,9 +166,12 @@ static int email_open(struct crs_sink *sink)
         return CRS_ENOMEM;
     es->sink = sink;
     es->ec = ec;
-    rc = where_parse(es, name);
-    if (rc != 0)
+    rc = crs_curl_url_where(ec->url, &es->where);
+    if (rc != 0) {
+        if (rc == CRS_ECONFIG)
+            crs_error("sink %s: the SMTP URL cannot be parsed", name);
         goto cleanup;
+    }
     if (ec->password_file != NULL) {
         rc = read_password(name, ec->password_file, &es->password);
         if (rc != 0)
@@ -257,13 +235,6 @@ static void email_close(struct crs_sink *sink)
     crs_curl_sink_close(sink, email_sink_free);
 }
 
-static void email_cancel_all(struct crs_sink *sink)
-{
-    struct email_sink *es = sink ? sink->impl : NULL;
-
-    if (es != NULL)
-        crs_curl_attempts_cancel_all(&es->attempts);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Building one message                                                                        */
@@ -710,6 +681,6 @@ cleanup:
 const struct crs_sink_driver crs_email_driver = {
     .open = email_open,
     .deliver = email_deliver,
-    .cancel_all = email_cancel_all,
+    .cancel_all = crs_curl_sink_cancel_all,
     .close = email_close,
 };

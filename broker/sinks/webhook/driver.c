@@ -60,7 +60,7 @@ _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_P
 #define WEBHOOK_BUILD_OFFLOOP (256u * 1024u)
 
 struct webhook_sink {
-    struct crs_curl_attempts attempts;
+    struct crs_curl_attempts attempts; /* first: crs_curl_sink_cancel_all finds it there */
     struct crs_sink *sink;
     const struct crs_webhook_sink_config *wc;
     char *url;   /* from url or url_file */
@@ -158,31 +158,15 @@ static int bearer_token_valid(const char *t)
 /* Checks the URL with curl's own parser and keeps scheme://host:port for log lines. */
 static int url_parse(struct webhook_sink *ws, const char *name)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    int rc = CRS_ECONFIG;
+    int rc = crs_curl_url_where(ws->url, &ws->where);
 
-    if (u == NULL)
-        return CRS_ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, ws->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+    if (rc == CRS_ECONFIG) {
         crs_error("sink %s: the webhook URL cannot be parsed", name);
-        goto cleanup;
-    }
-    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+    } else if (rc == 0 && strncmp(ws->where, "http://", 7) != 0 &&
+               strncmp(ws->where, "https://", 8) != 0) {
         crs_error("sink %s: the webhook URL must be http:// or https://", name);
-        goto cleanup;
+        rc = CRS_ECONFIG;
     }
-    ws->where = crs_asprintf("%s://%s:%s", scheme, host, port);
-    rc = ws->where ? 0 : CRS_ENOMEM;
-
-cleanup:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
     return rc;
 }
 
@@ -346,14 +330,6 @@ cleanup:
 static void webhook_close(struct crs_sink *sink)
 {
     crs_curl_sink_close(sink, webhook_sink_free);
-}
-
-static void webhook_cancel_all(struct crs_sink *sink)
-{
-    struct webhook_sink *ws = sink ? sink->impl : NULL;
-
-    if (ws != NULL)
-        crs_curl_attempts_cancel_all(&ws->attempts);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -628,6 +604,6 @@ cleanup:
 const struct crs_sink_driver crs_webhook_driver = {
     .open = webhook_open,
     .deliver = webhook_deliver,
-    .cancel_all = webhook_cancel_all,
+    .cancel_all = crs_curl_sink_cancel_all,
     .close = webhook_close,
 };
