@@ -147,14 +147,31 @@ static int read_password(const char *sink, const char *path, char **out)
 }
 
 
+/*
+ * Compiles the built-in template text(kind) of every event kind into v. They are compiled once
+ * per sink; a failure here is a bug, not a configuration error, and unit tests compile every one
+ * of them.
+ */
+static int defaults_compile(const char *(*text)(uint32_t kind), struct crs_template **v)
+{
+    char err[200];
+    unsigned i;
+    int rc;
+
+    for (i = 0; i < EMAIL_KINDS; i++) {
+        rc = crs_template_compile(text(1u << i), &v[i], err, sizeof(err));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int email_open(struct crs_sink *sink)
 {
     const struct crs_email_sink_config *ec;
     struct email_sink *es;
     const char *name;
     size_t hostlen;
-    unsigned i;
-    char err[200];
     int rc;
 
     if (sink == NULL || sink->cfg == NULL || sink->cfg->typed == NULL || sink->loop == NULL)
@@ -190,22 +207,10 @@ static int email_open(struct crs_sink *sink)
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    /* The built-in templates are compiled once per sink; a failure here is a bug, not a
-     * configuration error, and unit tests compile every one of them. */
-    for (i = 0; i < EMAIL_KINDS; i++) {
-        if (ec->subject == NULL) {
-            rc = crs_template_compile(crs_mail_default_subject(1u << i), &es->def_subject[i], err,
-                                      sizeof(err));
-            if (rc != 0)
-                goto cleanup;
-        }
-        if (ec->body == NULL) {
-            rc = crs_template_compile(crs_mail_default_body(1u << i), &es->def_body[i], err,
-                                      sizeof(err));
-            if (rc != 0)
-                goto cleanup;
-        }
-    }
+    if ((ec->subject == NULL &&
+         (rc = defaults_compile(crs_mail_default_subject, es->def_subject)) != 0) ||
+        (ec->body == NULL && (rc = defaults_compile(crs_mail_default_body, es->def_body)) != 0))
+        goto cleanup;
     rc = crs_curl_multi_acquire(sink->loop, &sink->curl);
     if (rc != 0) {
         crs_error("sink %s: cannot set up libcurl: %s", name, crs_strerror(rc));
@@ -251,6 +256,15 @@ static int list_add(struct curl_slist **list, const char *line)
         return CRS_ENOMEM;
     *list = l;
     return 0;
+}
+
+/* Appends a line made for the purpose and frees it; NULL (its allocation failed) is CRS_ENOMEM. */
+static int header_take(struct email_attempt *a, char *line)
+{
+    int rc = list_add(&a->headers, line);
+
+    crs_free(line);
+    return rc;
 }
 
 /* Adds "<addr>" to the envelope once, however often it is configured. */
@@ -448,10 +462,8 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
     int rc;
 
     crs_mail_date(crs_now_ms(), date, sizeof(date));
-    line = crs_asprintf("Date: %s", date);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc || (rc = list_add(&a->headers, es->from_header)))
+    if ((rc = header_take(a, crs_asprintf("Date: %s", date))) ||
+        (rc = list_add(&a->headers, es->from_header)))
         return rc;
     rc = header_mailboxes("To", ec->to, ec->nto, requester, &line);
     if (rc)
@@ -459,19 +471,11 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
     /* A message with only Bcc recipients still says who it is for, without naming them. */
     if (line == NULL && ec->ncc == 0)
         line = crs_strdup("To: undisclosed-recipients:;");
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc)
+    if ((rc = header_take(a, line)))
         return rc;
     rc = header_mailboxes("Cc", ec->cc, ec->ncc, NULL, &line);
-    if (rc)
+    if (rc || (line != NULL && (rc = header_take(a, line))))
         return rc;
-    if (line != NULL) {
-        rc = list_add(&a->headers, line);
-        crs_free(line);
-        if (rc)
-            return rc;
-    }
     rc = crs_template_render_fields(st, f, CRS_ESCAPE_HEADER, &subject);
     if (rc)
         return rc;
@@ -481,26 +485,16 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
         return rc;
     line = crs_asprintf("Subject: %s", enc);
     crs_free(enc);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc)
+    if ((rc = header_take(a, line)))
         return rc;
     msgid = crs_mail_message_id(ev->event_id, es->sink->cfg->name, es->host);
     line = msgid ? crs_asprintf("Message-ID: %s", msgid) : NULL;
     crs_free(msgid);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc || (rc = list_add(&a->headers, "Auto-Submitted: auto-generated")))
+    if ((rc = header_take(a, line)) ||
+        (rc = list_add(&a->headers, "Auto-Submitted: auto-generated")) ||
+        (rc = header_take(a, crs_asprintf("X-CertRelay-Event: %s", kname ? kname : "unknown"))))
         return rc;
-    line = crs_asprintf("X-CertRelay-Event: %s", kname ? kname : "unknown");
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc)
-        return rc;
-    line = crs_asprintf("X-CertRelay-Event-Id: %s", ev->event_id);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    return rc;
+    return header_take(a, crs_asprintf("X-CertRelay-Event-Id: %s", ev->event_id));
 }
 
 /* ------------------------------------------------------------------------------------------ */
