@@ -280,10 +280,21 @@ static json_t *literal_block(const char *text, const char *size, int bold)
     return block;
 }
 
+/* Appends a Column of the given width to cols; returns its (empty) items array, NULL on failure. */
+static json_t *teams_column(json_t *cols, int width)
+{
+    json_t *col = crs_json_child(cols, NULL, json_object());
+
+    if (!col || crs_json_put(col, "type", json_string_nocheck("Column")) ||
+        crs_json_put(col, "width", json_integer(width)))
+        return NULL;
+    return crs_json_child(col, "items", json_array());
+}
+
 /* One row of the fact table: the title (CertRelay's, in bold) and the literal value. */
 static json_t *teams_fact_row(const struct fact *f)
 {
-    json_t *row = json_object(), *cols, *col, *items, *title;
+    json_t *row = json_object(), *cols, *items, *title;
 
     if (!row)
         return NULL;
@@ -292,10 +303,7 @@ static json_t *teams_fact_row(const struct fact *f)
         !(cols = crs_json_child(row, "columns", json_array())))
         goto fail;
     /* Title column, weight 1. */
-    if (!(col = crs_json_child(cols, NULL, json_object())) ||
-        crs_json_put(col, "type", json_string_nocheck("Column")) ||
-        crs_json_put(col, "width", json_integer(1)) ||
-        !(items = crs_json_child(col, "items", json_array())) ||
+    if (!(items = teams_column(cols, 1)) ||
         !(title = crs_json_child(items, NULL, json_object())) ||
         crs_json_put(title, "type", json_string_nocheck("TextBlock")) ||
         crs_json_put(title, "text", json_string(f->title)) ||
@@ -303,11 +311,7 @@ static json_t *teams_fact_row(const struct fact *f)
         crs_json_put(title, "wrap", json_true()))
         goto fail;
     /* Value column, weight 2. */
-    if (!(col = crs_json_child(cols, NULL, json_object())) ||
-        crs_json_put(col, "type", json_string_nocheck("Column")) ||
-        crs_json_put(col, "width", json_integer(2)) ||
-        !(items = crs_json_child(col, "items", json_array())) ||
-        crs_json_append(items, literal_block(f->value, NULL, 0)))
+    if (!(items = teams_column(cols, 2)) || crs_json_append(items, literal_block(f->value, NULL, 0)))
         goto fail;
     return row;
 
