@@ -8,6 +8,7 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
+#include "certrelay/log.h"
 #include "sinks/curl_attempt.h"
 
 /* The transfer ended: canceled, or whatever the driver makes of result and the reply code. */
@@ -98,6 +99,15 @@ void crs_curl_sink_cancel_all(struct crs_sink *sink)
         else
             crs_curl_multi_cancel(&a->xfer);
     }
+}
+
+int crs_curl_sink_acquire(struct crs_sink *sink)
+{
+    int rc = crs_curl_multi_acquire(sink->loop, &sink->curl);
+
+    if (rc != 0)
+        crs_error("sink %s: cannot set up libcurl: %s", sink->cfg->name, crs_strerror(rc));
+    return rc;
 }
 
 void crs_curl_sink_close(struct crs_sink *sink, void (*impl_free)(void *impl))

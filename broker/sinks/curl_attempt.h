@@ -66,6 +66,9 @@ const char *crs_curl_attempt_error(const struct crs_curl_attempt *a, CURLcode re
  * every attempt canceled and aborts its transfer (or its pending threadpool request); each one
  * still completes, reporting CRS_DELIVERY_CANCELED. */
 void crs_curl_sink_cancel_all(struct crs_sink *sink);
+/* Takes the sink's reference to the loop's curl multi handle (sink->curl), the last step of a
+ * driver's open; logs a failure. 0, CRS_ENOMEM or CRS_EINTERNAL. */
+int crs_curl_sink_acquire(struct crs_sink *sink);
 /* The sink driver's close: frees the driver state with impl_free and drops the sink's reference
  * to the loop's curl multi handle. NULL sink is a no-op. */
 void crs_curl_sink_close(struct crs_sink *sink, void (*impl_free)(void *impl));

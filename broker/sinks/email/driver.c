@@ -45,6 +45,7 @@
 #include "certrelay/uuid.h"
 #include "curl_uv.h"
 #include "sinks/curl_attempt.h"
+#include "sinks/secret.h"
 
 #define EMAIL_PASSWORD_FILE_MAX (64u * 1024u)
 /* A subject is cut here (bytes of UTF-8) before encoding: a header line stays under 998. */
@@ -79,17 +80,6 @@ struct email_attempt {
 /* Open and close                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static void wipe_free(char *s)
-{
-    volatile char *v = s;
-
-    if (s == NULL)
-        return;
-    while (*v)
-        *v++ = 0;
-    crs_free(s);
-}
-
 static unsigned kind_index(uint32_t kind)
 {
     unsigned i;
@@ -108,7 +98,7 @@ static void email_sink_free(void *impl)
 
     if (es == NULL)
         return;
-    wipe_free(es->password);
+    crs_secret_free_str(es->password);
     crs_free(es->where);
     crs_free(es->from_header);
     crs_free(es->mail_from);
@@ -141,8 +131,7 @@ static int read_password(const char *sink, const char *path, char **out)
         *out = crs_strndup((const char *)data, len);
         rc = *out ? 0 : CRS_ENOMEM;
     }
-    memset(data, 0, len);
-    crs_free(data);
+    crs_secret_free(data, len);
     return rc;
 }
 
@@ -211,11 +200,9 @@ static int email_open(struct crs_sink *sink)
          (rc = defaults_compile(crs_mail_default_subject, es->def_subject)) != 0) ||
         (ec->body == NULL && (rc = defaults_compile(crs_mail_default_body, es->def_body)) != 0))
         goto cleanup;
-    rc = crs_curl_multi_acquire(sink->loop, &sink->curl);
-    if (rc != 0) {
-        crs_error("sink %s: cannot set up libcurl: %s", name, crs_strerror(rc));
+    rc = crs_curl_sink_acquire(sink);
+    if (rc != 0)
         goto cleanup;
-    }
     if (ec->tls.insecure)
         crs_warn("sink %s: insecure = true: the TLS certificate of %s is NOT verified", name,
                  es->where);

@@ -41,6 +41,7 @@
 #include "sinks/webhook/formats.h"
 #include "curl_uv.h"
 #include "sinks/curl_attempt.h"
+#include "sinks/secret.h"
 
 _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_PERMANENT == 2,
                "crs_http_status_outcome() returns enum crs_delivery_outcome values");
@@ -96,17 +97,6 @@ struct webhook_attempt {
 /* Secrets                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static void wipe_free(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-
-    if (p == NULL)
-        return;
-    while (n--)
-        *v++ = 0;
-    crs_free(p);
-}
-
 /* Reads a small secret file with surrounding whitespace trimmed. Logs its own failure (naming
  * the file, never its content). */
 static int read_secret_file(const char *sink, const char *key, const char *path, char **out)
@@ -129,11 +119,11 @@ static int read_secret_file(const char *sink, const char *key, const char *path,
         len--;
     if (len == start || memchr(data + start, '\0', len - start) != NULL) {
         crs_error("sink %s: %s '%s' is empty or not text", sink, key, path);
-        wipe_free(data, len);
+        crs_secret_free(data, len);
         return CRS_ECONFIG;
     }
     *out = crs_strndup((const char *)data + start, len - start);
-    wipe_free(data, len);
+    crs_secret_free(data, len);
     return *out ? 0 : CRS_ENOMEM;
 }
 
@@ -216,13 +206,11 @@ static void webhook_sink_free(void *impl)
         return;
     for (i = 0; i < ws->nidle; i++)
         curl_easy_cleanup(ws->idle[i]);
-    if (ws->url)
-        wipe_free(ws->url, strlen(ws->url));
+    crs_secret_free_str(ws->url);
     crs_free(ws->where);
     crs_free(ws->ua);
-    wipe_free(ws->secret, ws->secret_len);
-    if (ws->auth_header)
-        wipe_free(ws->auth_header, strlen(ws->auth_header));
+    crs_secret_free(ws->secret, ws->secret_len);
+    crs_secret_free_str(ws->auth_header);
     for (l = ws->fixed_headers; l != NULL; l = l->next)
         memset(l->data, 0, strlen(l->data)); /* one of them carries the bearer token */
     curl_slist_free_all(ws->fixed_headers);
@@ -267,7 +255,7 @@ static int webhook_open(struct crs_sink *sink)
         if (rc != 0)
             goto cleanup;
         rc = crs_webhook_secret_parse(text, strlen(text), &ws->secret, &ws->secret_len);
-        wipe_free(text, strlen(text));
+        crs_secret_free_str(text);
         text = NULL;
         if (rc != 0) {
             crs_error("sink %s: secret_file '%s' does not hold a base64 secret (whsec_... or "
@@ -285,13 +273,13 @@ static int webhook_open(struct crs_sink *sink)
             crs_error("sink %s: bearer_token_file '%s' must hold one token (letters, digits and "
                       "-._~+/ only)",
                       name, wc->bearer_token_file);
-            wipe_free(text, strlen(text));
+            crs_secret_free_str(text);
             text = NULL;
             rc = CRS_ECONFIG;
             goto cleanup;
         }
         ws->auth_header = crs_asprintf("Authorization: Bearer %s", text);
-        wipe_free(text, strlen(text));
+        crs_secret_free_str(text);
         text = NULL;
         if (ws->auth_header == NULL) {
             rc = CRS_ENOMEM;
@@ -306,11 +294,9 @@ static int webhook_open(struct crs_sink *sink)
     rc = fixed_headers_build(ws);
     if (rc != 0)
         goto cleanup;
-    rc = crs_curl_multi_acquire(sink->loop, &sink->curl);
-    if (rc != 0) {
-        crs_error("sink %s: cannot set up libcurl: %s", name, crs_strerror(rc));
+    rc = crs_curl_sink_acquire(sink);
+    if (rc != 0)
         goto cleanup;
-    }
     if (wc->tls.insecure)
         crs_warn("sink %s: insecure = true: the TLS certificate of %s is NOT verified; anyone on "
                  "the path can read and change deliveries",
