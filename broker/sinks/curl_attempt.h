@@ -1,9 +1,10 @@
 /*
  * What the curl-based drivers (webhook, email) share: the list of a sink's attempts in flight,
- * cancel-all, close, and the completion path of a transfer (status, cancellation, unlinking,
- * freeing, reporting to the dispatcher). A driver embeds struct crs_curl_attempt first in its own
- * attempt and supplies two callbacks: how a finished transfer maps to an outcome, and how its
- * attempt is freed.
+ * cancel-all, the curl half of open and close, and the completion path of a transfer (status,
+ * cancellation, unlinking, freeing, reporting to the dispatcher). A driver embeds struct
+ * crs_curl_attempt first in its own attempt and supplies two callbacks: how a finished transfer
+ * maps to an outcome, and how its attempt is freed. What differs stays in the driver: the
+ * request, its options, and what a reply means.
  */
 #ifndef CERTRELAY_BROKER_SINKS_CURL_ATTEMPT_H
 #define CERTRELAY_BROKER_SINKS_CURL_ATTEMPT_H
@@ -27,7 +28,8 @@ struct crs_curl_attempt_ops {
     void (*release)(struct crs_curl_attempt *a);
 };
 
-/* A sink's attempts in flight; embedded in the driver's sink state, zeroed. */
+/* A sink's attempts in flight: the first member of the driver's sink state (sink->impl), zeroed,
+ * where crs_curl_sink_cancel_all finds it. */
 struct crs_curl_attempts {
     struct crs_curl_attempt *head;
 };

@@ -135,7 +135,6 @@ static int read_password(const char *sink, const char *path, char **out)
     return rc;
 }
 
-
 /*
  * Compiles the built-in template text(kind) of every event kind into v. They are compiled once
  * per sink; a failure here is a bug, not a configuration error, and unit tests compile every one
@@ -226,7 +225,6 @@ static void email_close(struct crs_sink *sink)
 {
     crs_curl_sink_close(sink, email_sink_free);
 }
-
 
 /* ------------------------------------------------------------------------------------------ */
 /* Building one message                                                                        */

@@ -155,11 +155,9 @@ struct fact_field {
 
 /* What every summary opens with: the certificate and the request. */
 static const struct fact_field facts_head[] = {
-    {"Common name", "common_name"}, {"Subject", "subject"},
-    {"UPN", "upn"},                 {"Template", "template"},
-    {"Requester", "requester"},     {"Request ID", "request_id"},
-    {"Serial number", "serial"},    {"Valid from", "not_before"},
-    {"Valid until", "not_after"},
+    {"Common name", "common_name"}, {"Subject", "subject"},       {"UPN", "upn"},
+    {"Template", "template"},       {"Requester", "requester"},   {"Request ID", "request_id"},
+    {"Serial number", "serial"},    {"Valid from", "not_before"}, {"Valid until", "not_after"},
 };
 
 /* What every summary closes with: where and when it happened. */
@@ -303,15 +301,15 @@ static json_t *teams_fact_row(const struct fact *f)
         !(cols = crs_json_child(row, "columns", json_array())))
         goto fail;
     /* Title column, weight 1. */
-    if (!(items = teams_column(cols, 1)) ||
-        !(title = crs_json_child(items, NULL, json_object())) ||
+    if (!(items = teams_column(cols, 1)) || !(title = crs_json_child(items, NULL, json_object())) ||
         crs_json_put(title, "type", json_string_nocheck("TextBlock")) ||
         crs_json_put(title, "text", json_string(f->title)) ||
         crs_json_put(title, "weight", json_string_nocheck("Bolder")) ||
         crs_json_put(title, "wrap", json_true()))
         goto fail;
     /* Value column, weight 2. */
-    if (!(items = teams_column(cols, 2)) || crs_json_append(items, literal_block(f->value, NULL, 0)))
+    if (!(items = teams_column(cols, 2)) ||
+        crs_json_append(items, literal_block(f->value, NULL, 0)))
         goto fail;
     return row;
 
