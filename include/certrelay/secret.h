@@ -31,7 +31,10 @@ int crs_secret_seal(const uint8_t *plain, size_t len, uint8_t **out, size_t *out
  */
 int crs_secret_write_file(const char *path, const uint8_t *plain, size_t len);
 
-/* Overwrites len bytes of p with zeros and frees it. NULL is a no-op. */
+/* Overwrites len bytes of p with zeros and frees it, so a secret does not linger in memory the
+ * allocator hands out again. NULL is a no-op. */
 void crs_secret_free(void *p, size_t len);
+/* The same for a NUL-terminated string. NULL is a no-op. */
+void crs_secret_free_str(char *s);
 
 #endif

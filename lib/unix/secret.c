@@ -32,14 +32,3 @@ int crs_secret_write_file(const char *path, const uint8_t *plain, size_t len)
     (void)len;
     return CRS_ENOTSUP;
 }
-
-void crs_secret_free(void *p, size_t len)
-{
-    volatile unsigned char *v = p;
-
-    if (p == NULL)
-        return;
-    while (len--)
-        *v++ = 0;
-    crs_free(p);
-}

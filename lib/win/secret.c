@@ -30,14 +30,6 @@ static int is_dpapi_blob(const uint8_t *data, size_t len)
                   sizeof(dpapi_version)) == 0;
 }
 
-void crs_secret_free(void *p, size_t len)
-{
-    if (p == NULL)
-        return;
-    SecureZeroMemory(p, len);
-    crs_free(p);
-}
-
 /* Copies a DATA_BLOB CryptoAPI allocated into crs_malloc'd memory and wipes the original. */
 static int take_blob(DATA_BLOB *b, uint8_t **out, size_t *outlen)
 {
