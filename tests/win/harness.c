@@ -37,10 +37,12 @@
  *           [--first-request 1000] [--timeout-ms 2000] [--guard-ms 10000] [--skip-identity]
  *   harness --paramchange SERVICE
  *   harness --set-binpath SERVICE COMMANDLINE
+ *   harness --set-account SERVICE ACCOUNT
  *
  * The second form sends SERVICE_CONTROL_PARAMCHANGE through the Service Control Manager (Wine's
  * sc.exe has no "control" command) and exits 0 when the service took it; the third changes a
- * service's binPath with ChangeServiceConfigW (Wine's "sc config" does nothing).
+ * service's binPath, the fourth its account (with the service SID type unrestricted), with
+ * ChangeServiceConfigW (Wine's "sc config" does nothing).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -1003,6 +1005,26 @@ static int set_binpath(const char *name, const char *cmdline)
     return ok ? 0 : 1;
 }
 
+/* Runs a service under another account, as "sc config SERVICE obj= ACCOUNT" and "sc sidtype
+ * SERVICE unrestricted" would; a virtual account (NT SERVICE\\...) has no password. */
+static int set_account(const char *name, const char *account)
+{
+    SC_HANDLE scm, svc = open_service(name, SERVICE_CHANGE_CONFIG, &scm);
+    SERVICE_SID_INFO sid = {SERVICE_SID_TYPE_UNRESTRICTED};
+    WCHAR *wacct = wdup(account);
+    BOOL ok = svc != NULL &&
+              ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
+                                   NULL, NULL, NULL, NULL, wacct, L"", NULL);
+    BOOL sid_ok = ok && ChangeServiceConfig2W(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid);
+
+    printf("harness: account of %s: %s, SID type: %s (error %lu)\n", name,
+           ok ? "changed" : "unchanged", sid_ok ? "unrestricted" : "unchanged",
+           ok && sid_ok ? 0ul : (unsigned long)GetLastError());
+    close_service(svc, scm);
+    free(wacct);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* main                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -1062,6 +1084,8 @@ int main(int argc, char **argv)
         return send_paramchange(arg_value(argc, argv, "--paramchange", NULL));
     if (argc == 4 && strcmp(argv[1], "--set-binpath") == 0)
         return set_binpath(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "--set-account") == 0)
+        return set_account(argv[2], argv[3]);
     first_request = atol(arg_value(argc, argv, "--first-request", "1000"));
     if (fixtures == NULL || pipe == NULL || spool == NULL || expect == NULL || nthreads < 1 ||
         nthreads > 64 || rounds < 1 || rounds > 100 || first_request < 1)

@@ -30,7 +30,9 @@ The wineserver is started persistent for the many short wine processes and kille
  10. binPath "certrelayd.exe --config FILE": RUNNING, and events land where FILE says; FILE
      also has a webhook sink whose secret_file `certrelay secret set` sealed with DPAPI: the
      file holds no clear secret, and every POST's Standard Webhooks signature verifies
- 11. sc stop, regsvr32 /u: registration gone; sc delete: service gone
+ 11. the service configured as NT SERVICE\CertRelay: RUNNING and delivering (Wine keeps the
+     account but runs every service under its one account, and has no service SID types)
+ 12. sc stop, regsvr32 /u: registration gone; sc delete: service gone
 
 Service state is asserted through `sc query`'s STATE, never through exit codes (Wine reports
 1077 after a clean stop). Ends with "N passed, N failed"; exit status 0 only when none failed.
@@ -590,6 +592,7 @@ class Run:
         hooks.stop()
         self.wine("sc", "stop", SERVICE)
         self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
+        self.virtual_account()
 
         rc, out = self.wine("regsvr32", "/u", "/s", dll, check=True)
         self.check(rc == 0, "regsvr32 /u /s certrelay_exit.dll")
@@ -597,6 +600,32 @@ class Run:
         rc, out = self.wine("sc", "delete", SERVICE, check=True)
         self.check(rc == 0, "sc delete CertRelay")
         self.check(self.service_state() is None, "the service is gone")
+
+    def virtual_account(self):
+        """The service as NT SERVICE\\CertRelay, as far as Wine goes: Wine keeps the account in
+        the service's configuration but runs every service under its one account, so this shows
+        that the configuration is accepted and the service still starts and delivers; the account
+        checks themselves are covered by test_win_security."""
+        harness = f"{WIN_BIN}\\{Path(self.args.harness).name}"
+        rc, out = self.wine(harness, "--set-account", SERVICE, "NT SERVICE\\CertRelay")
+        self.log(out.strip())
+        if rc != 0:
+            self.log("this Wine does not take a virtual account for a service: not checked")
+            return
+        self.wine("sc", "start", SERVICE)
+        # (Wine refuses SERVICE_CONFIG_SERVICE_SID_INFO, ERROR_INVALID_LEVEL: logged above.)
+        if not self.check(self.wait_state(STATE_RUNNING), "as NT SERVICE\\CertRelay: STATE RUNNING"):
+            return
+        drop2 = self.host(f"{WIN_TEST}\\drop2")
+        before = len(list(drop2.glob("*.json")))
+        exp = self.harness("expect-virtual.tsv", 600000, skip_identity=True, threads=1, rounds=1)
+        deadline = time.monotonic() + 120
+        while len(list(drop2.glob("*.json"))) < before + len(exp) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        n = len(list(drop2.glob("*.json"))) - before
+        self.check(n == len(exp), f"as NT SERVICE\\CertRelay: {n} of {len(exp)} events delivered")
+        self.wine("sc", "stop", SERVICE)
+        self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
 
     def dump_log(self):
         log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
