@@ -28,6 +28,35 @@
 #define CA_NAME_MAX     256
 #define MODULE_LIST_MAX (32 * 1024) /* UTF-16 units */
 
+/*
+ * HKLM\SOFTWARE\CertRelay\ActiveInCA = "1" while CertRelay.Exit is in a CA's list through these
+ * commands. The MSI reads it before an upgrade (RegistrySearch WASACTIVE) and passes it back as
+ * --was-active, because Wine runs the older package's removal as a plain uninstall (without
+ * UPGRADINGPRODUCTCODE), which takes the module out of the list the newer package must keep.
+ */
+#define MARKER_KEY   L"SOFTWARE\\CertRelay"
+#define MARKER_VALUE L"ActiveInCA"
+
+static void remember_active(int active)
+{
+    HKEY key;
+
+    if (active) {
+        if (RegCreateKeyExW(HKEY_LOCAL_MACHINE, MARKER_KEY, 0, NULL, REG_OPTION_NON_VOLATILE,
+                            KEY_SET_VALUE | KEY_WOW64_64KEY, NULL, &key, NULL) != ERROR_SUCCESS)
+            return;
+        RegSetValueExW(key, MARKER_VALUE, 0, REG_SZ, (const BYTE *)L"1", 2 * sizeof(WCHAR));
+        RegCloseKey(key);
+        return;
+    }
+    if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, MARKER_KEY, 0, KEY_SET_VALUE | KEY_WOW64_64KEY, &key) !=
+        ERROR_SUCCESS)
+        return;
+    RegDeleteValueW(key, MARKER_VALUE);
+    RegCloseKey(key);
+    RegDeleteKeyExW(HKEY_LOCAL_MACHINE, MARKER_KEY, KEY_WOW64_64KEY, 0); /* only when empty */
+}
+
 /* Reads the machine's active CA's key name into out. ERROR_FILE_NOT_FOUND without a CA. */
 static DWORD active_ca(WCHAR *out, DWORD cap)
 {
@@ -168,6 +197,7 @@ static void edit_modules(struct setup_report *r, const WCHAR *ca, int add, int r
         err = (DWORD)RegOpenKeyExW(HKEY_LOCAL_MACHINE, path, 0,
                                    KEY_QUERY_VALUE | KEY_SET_VALUE | KEY_WOW64_64KEY, &key);
     if (!add && err == ERROR_FILE_NOT_FOUND) {
+        remember_active(0);
         setup_already(r, "CA exit modules of \"%ls\": %ls is already not active", ca,
                       SETUP_PROGID_EXIT);
         goto cleanup;
@@ -180,6 +210,7 @@ static void edit_modules(struct setup_report *r, const WCHAR *ca, int add, int r
         goto cleanup;
     }
     if (list_has(list, SETUP_PROGID_EXIT) == add) {
+        remember_active(add);
         setup_already(r, "CA exit modules of \"%ls\": %ls is already %s (list: %s)", ca,
                       SETUP_PROGID_EXIT, add ? "active" : "not active",
                       list_text(list, text, sizeof(text)));
@@ -202,6 +233,7 @@ static void edit_modules(struct setup_report *r, const WCHAR *ca, int add, int r
                      setup_strerror(err));
         goto cleanup;
     }
+    remember_active(add);
     setup_done(r, "CA exit modules of \"%ls\": %ls %s (list: %s)", ca, SETUP_PROGID_EXIT,
                add ? "added" : "removed", list_text(out, text, sizeof(text)));
 

@@ -182,6 +182,10 @@ int tool_install_main(int argc, char **argv)
         } else if (strncmp(argv[i], "--add-to-ca=", 12) == 0) {
             if ((add_to_ca = setup_bool(argv[i] + 12)) < 0)
                 return bad_usage(r.command, argv[i], 0);
+        } else if (strncmp(argv[i], "--was-active=", 13) == 0) {
+            /* The package's record that the module was active before an upgrade. */
+            if (setup_bool(argv[i] + 13) == 1)
+                add_to_ca = 1;
         } else if ((v = setup_option(argc, argv, &i, "--account", &missing)) != NULL) {
             if (v[0] == '\0' || _stricmp(v, "system") == 0)
                 account = SETUP_ACCOUNT_SYSTEM;
