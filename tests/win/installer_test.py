@@ -166,7 +166,8 @@ class InstallerRun(Run):
                    "QueryServiceConfig2: description")
         # What Wine's service manager implements is checked; what it does not is said.
         for key, want in (("failure_actions", "1:5000,1:30000,1:60000"), ("failure_reset", "86400"),
-                          ("failure_actions_flag", "1"), ("delayed_auto_start", "1")):
+                          ("failure_actions_flag", "1"), ("delayed_auto_start", "1"),
+                          ("preshutdown_timeout", "30000")):
             have = q.get(key)
             if have is None or have.startswith("unsupported"):
                 fa = q.get("failure_actions", "")

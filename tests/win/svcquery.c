@@ -5,9 +5,15 @@
  * prints "key=unsupported (error N)", so the test can say exactly what Wine cannot show.
  *
  *   svcquery SERVICE
+ *   svcquery --control CODE SERVICE
+ *
+ * The second form sends a control code (decimal) with ControlService and prints the result;
+ * the test uses it for SERVICE_CONTROL_PRESHUTDOWN (15), which Windows itself sends at shutdown.
  */
 #include <windows.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define BUF_BYTES 8192
 
@@ -24,6 +30,28 @@ static int query2(SC_HANDLE svc, DWORD level, const char *key)
     return 0;
 }
 
+static int control(const WCHAR *name, DWORD code)
+{
+    SERVICE_STATUS st;
+    SC_HANDLE scm, svc;
+    int ok;
+
+    scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    svc = scm != NULL ? OpenServiceW(scm, name, SERVICE_ALL_ACCESS) : NULL;
+    if (svc == NULL) {
+        printf("control=failed (open: error %lu)\n", (unsigned long)GetLastError());
+        return 1;
+    }
+    ok = ControlService(svc, code, &st);
+    if (ok)
+        printf("control=ok state=%lu\n", (unsigned long)st.dwCurrentState);
+    else
+        printf("control=failed (error %lu)\n", (unsigned long)GetLastError());
+    CloseServiceHandle(svc);
+    CloseServiceHandle(scm);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     WCHAR name[256];
@@ -33,10 +61,14 @@ int main(int argc, char **argv)
     SERVICE_FAILURE_ACTIONSW *fa = (SERVICE_FAILURE_ACTIONSW *)buf;
     SERVICE_FAILURE_ACTIONS_FLAG *flag = (SERVICE_FAILURE_ACTIONS_FLAG *)buf;
     SERVICE_DELAYED_AUTO_START_INFO *delayed = (SERVICE_DELAYED_AUTO_START_INFO *)buf;
+    SERVICE_PRESHUTDOWN_INFO *preshutdown = (SERVICE_PRESHUTDOWN_INFO *)buf;
     DWORD need, i;
 
+    if (argc == 4 && strcmp(argv[1], "--control") == 0 &&
+        MultiByteToWideChar(CP_ACP, 0, argv[3], -1, name, 256) > 0)
+        return control(name, (DWORD)strtoul(argv[2], NULL, 10));
     if (argc != 2 || MultiByteToWideChar(CP_ACP, 0, argv[1], -1, name, 256) <= 0) {
-        fprintf(stderr, "usage: svcquery SERVICE\n");
+        fprintf(stderr, "usage: svcquery SERVICE | svcquery --control CODE SERVICE\n");
         return 2;
     }
     scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
@@ -62,6 +94,8 @@ int main(int argc, char **argv)
         printf("failure_actions_flag=%d\n", (int)flag->fFailureActionsOnNonCrashFailures);
     if (query2(svc, SERVICE_CONFIG_DELAYED_AUTO_START_INFO, "delayed_auto_start"))
         printf("delayed_auto_start=%d\n", (int)delayed->fDelayedAutostart);
+    if (query2(svc, SERVICE_CONFIG_PRESHUTDOWN_INFO, "preshutdown_timeout"))
+        printf("preshutdown_timeout=%lu\n", (unsigned long)preshutdown->dwPreshutdownTimeout);
     CloseServiceHandle(svc);
     CloseServiceHandle(scm);
     return 0;

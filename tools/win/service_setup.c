@@ -6,6 +6,8 @@
  *   failure actions    restart after 5 s, 30 s and 60 s; the count resets after a day; also
  *                      when the service stops with an error rather than crashing
  *   delayed start      automatic (delayed): the CA, the network and the disks come first
+ *   pre-shutdown       30 s for the commit in flight when Windows shuts down (the service
+ *                      takes SERVICE_CONTROL_PRESHUTDOWN, broker/win/service.c)
  *   description        what services.msc shows
  *
  * Each setting is read first (QueryServiceConfig / QueryServiceConfig2) and written only when
@@ -31,6 +33,9 @@ static const SC_ACTION failure_actions[] = {
 };
 #define NACTIONS      (sizeof(failure_actions) / sizeof(failure_actions[0]))
 #define RESET_SECONDS (24 * 60 * 60)
+/* How long Windows waits at shutdown for the broker to finish the commit in flight after
+ * SERVICE_CONTROL_PRESHUTDOWN; a commit takes milliseconds, a slow disk seconds. */
+#define PRESHUTDOWN_MS 30000
 
 static const WCHAR *account_name(enum setup_account account)
 {
@@ -98,6 +103,14 @@ static int failure_actions_are_set(SC_HANDLE svc, BYTE *buf)
             return 0;
     return query2(svc, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, buf) &&
            flag->fFailureActionsOnNonCrashFailures;
+}
+
+static int preshutdown_is_set(SC_HANDLE svc, BYTE *buf)
+{
+    SERVICE_PRESHUTDOWN_INFO *p = (SERVICE_PRESHUTDOWN_INFO *)buf;
+
+    return query2(svc, SERVICE_CONFIG_PRESHUTDOWN_INFO, buf) &&
+           p->dwPreshutdownTimeout == PRESHUTDOWN_MS;
 }
 
 static int delayed_start_is_set(SC_HANDLE svc, BYTE *buf)
@@ -231,6 +244,7 @@ void setup_service_install(struct setup_report *r, enum setup_account account, i
                                    (SC_ACTION *)failure_actions};
     SERVICE_FAILURE_ACTIONS_FLAG flag = {TRUE};
     SERVICE_DELAYED_AUTO_START_INFO delayed = {TRUE};
+    SERVICE_PRESHUTDOWN_INFO preshutdown = {PRESHUTDOWN_MS};
     SC_HANDLE scm, svc = NULL;
     BYTE *buf = crs_malloc(QUERY_BUF_BYTES);
 
@@ -251,6 +265,8 @@ void setup_service_install(struct setup_report *r, enum setup_account account, i
                    SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, &flag);
     ensure_config2(r, svc, buf, "delayed automatic start", delayed_start_is_set,
                    SERVICE_CONFIG_DELAYED_AUTO_START_INFO, &delayed, 0, NULL);
+    ensure_config2(r, svc, buf, "pre-shutdown timeout (30 s)", preshutdown_is_set,
+                   SERVICE_CONFIG_PRESHUTDOWN_INFO, &preshutdown, 0, NULL);
 
 cleanup:
     if (svc != NULL)
