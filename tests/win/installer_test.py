@@ -12,8 +12,8 @@
      event is delivered exactly once, certrelay.ini and the queue are the same files, the module
      is still active
   4. msiexec /x: service, COM keys, Event Log sources and the module's entry in Active gone,
-     Microsoft's module still there, %ProgramData%\\CertRelay kept; reinstall, msiexec /x PURGE=1:
-     removed
+     Microsoft's module still there, %ProgramData%\\CertRelay kept; reinstall with
+     SERVICEACCOUNT=virtual and upgrade without it (the account stays); msiexec /x PURGE=1: removed
   5. a script deployment: certrelay install twice (the second changes nothing and says so),
      certrelay uninstall --purge twice (likewise)
 
@@ -246,9 +246,16 @@ class InstallerRun(Run):
         gone = [f for f in INSTALLED_FILES if self.host(f"{WIN_INSTALL}\\{f}").exists()]
         self.check(not gone, "uninstall: binaries removed" + (f"; left {gone}" if gone else ""))
         self.check(ini.is_file() and db.is_file(), f"uninstall: {WIN_DATA} kept (config, queue)")
-        rc = self.msiexec("/i", f"{WIN_TEST}\\v2.msi")
-        self.check(rc == 0 and self.wait_state(STATE_RUNNING), "reinstall without ADDTOCA: RUNNING")
+        rc = self.msiexec("/i", f"{WIN_TEST}\\v1.msi", "SERVICEACCOUNT=virtual")
+        self.check(rc == 0 and self.wait_state(STATE_RUNNING),
+                   "reinstall with SERVICEACCOUNT=virtual, without ADDTOCA: RUNNING")
         self.check(self.active_modules() == [MS_MODULE], "reinstall without ADDTOCA: module not added")
+        account = self.svcquery().get("account")
+        self.check(account == "NT SERVICE\\CertRelay", f"SERVICEACCOUNT=virtual: account {account}")
+        rc = self.msiexec("/i", f"{WIN_TEST}\\v2.msi")
+        account = self.svcquery().get("account")
+        self.check(rc == 0 and self.wait_state(STATE_RUNNING) and account == "NT SERVICE\\CertRelay",
+                   f"upgrade without SERVICEACCOUNT keeps the virtual account ({account})")
         rc = self.msiexec("/x", f"{WIN_TEST}\\v2.msi", "PURGE=1")
         self.check(rc == 0, f"msiexec /x PURGE=1 (exit {rc})")
         self.check(self.service_state() is None, "uninstall PURGE=1: the service is gone")

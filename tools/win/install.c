@@ -169,7 +169,8 @@ int tool_install_main(int argc, char **argv)
     WCHAR config_buf[SETUP_PATH_MAX], ca_buf[256];
     const WCHAR *config = NULL, *ca = NULL;
     enum setup_account account = SETUP_ACCOUNT_SYSTEM;
-    int i, missing = 0, add_to_ca = 0, msi = 0, start = 1;
+    int i, missing = 0, add_to_ca = 0, msi = 0, start = 1, account_given = 0;
+    int previous_virtual = 0;
     const char *v;
 
     for (i = 1; i < argc; i++) {
@@ -187,12 +188,18 @@ int tool_install_main(int argc, char **argv)
             if (setup_bool(argv[i] + 13) == 1)
                 add_to_ca = 1;
         } else if ((v = setup_option(argc, argv, &i, "--account", &missing)) != NULL) {
-            if (v[0] == '\0' || _stricmp(v, "system") == 0)
+            if (v[0] == '\0')
+                continue; /* SERVICEACCOUNT not given: keep the previous account */
+            if (_stricmp(v, "system") == 0)
                 account = SETUP_ACCOUNT_SYSTEM;
             else if (_stricmp(v, "virtual") == 0)
                 account = SETUP_ACCOUNT_VIRTUAL;
             else
                 return bad_usage(r.command, argv[i], 0);
+            account_given = 1;
+        } else if (strncmp(argv[i], "--previous-account=", 19) == 0) {
+            /* The package's reading of the service's account before an upgrade recreated it. */
+            previous_virtual = _stricmp(argv[i] + 19, "NT SERVICE\\CertRelay") == 0;
         } else if ((v = setup_option(argc, argv, &i, "--config", &missing)) != NULL) {
             if (wide_arg(r.command, "--config", v, config_buf, SETUP_PATH_MAX, &config) != 0)
                 return 2;
@@ -207,6 +214,8 @@ int tool_install_main(int argc, char **argv)
             return bad_usage(r.command, argv[i], missing);
         }
     }
+    if (!account_given && previous_virtual)
+        account = SETUP_ACCOUNT_VIRTUAL;
     if (!setup_require_admin(r.command))
         return 1;
 

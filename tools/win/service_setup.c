@@ -206,8 +206,9 @@ static SC_HANDLE ensure_service(struct setup_report *r, SC_HANDLE scm, enum setu
                      setup_strerror(GetLastError()));
         return svc;
     }
-    /* A package sets the binary itself; a script deployment points it at this folder. */
-    if (create && (qc->lpBinaryPathName == NULL || _wcsicmp(qc->lpBinaryPathName, bin) != 0)) {
+    /* The binary in this folder, quoted: an unquoted path with a space ("C:\Program Files\...")
+     * lets whoever can write C:\Program.exe run as the service. */
+    if (qc->lpBinaryPathName == NULL || _wcsicmp(qc->lpBinaryPathName, bin) != 0) {
         want_bin = bin;
         change = 1;
     }
