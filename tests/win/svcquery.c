@@ -62,6 +62,7 @@ int main(int argc, char **argv)
     SERVICE_FAILURE_ACTIONS_FLAG *flag = (SERVICE_FAILURE_ACTIONS_FLAG *)buf;
     SERVICE_DELAYED_AUTO_START_INFO *delayed = (SERVICE_DELAYED_AUTO_START_INFO *)buf;
     SERVICE_PRESHUTDOWN_INFO *preshutdown = (SERVICE_PRESHUTDOWN_INFO *)buf;
+    SERVICE_STATUS status;
     DWORD need, i;
 
     if (argc == 4 && strcmp(argv[1], "--control") == 0 &&
@@ -72,11 +73,14 @@ int main(int argc, char **argv)
         return 2;
     }
     scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
-    svc = scm != NULL ? OpenServiceW(scm, name, SERVICE_QUERY_CONFIG) : NULL;
+    svc = scm != NULL ? OpenServiceW(scm, name, SERVICE_QUERY_CONFIG | SERVICE_QUERY_STATUS) : NULL;
     if (svc == NULL) {
         printf("service=absent (error %lu)\n", (unsigned long)GetLastError());
         return 1;
     }
+    if (QueryServiceStatus(svc, &status))
+        printf("state=%lu\ncontrols_accepted=0x%lx\n", (unsigned long)status.dwCurrentState,
+               (unsigned long)status.dwControlsAccepted);
     if (QueryServiceConfigW(svc, qc, sizeof(buf), &need))
         printf("binary=%ls\nstart_type=%lu\naccount=%ls\n", qc->lpBinaryPathName,
                (unsigned long)qc->dwStartType,
