@@ -234,7 +234,7 @@ static SC_HANDLE ensure_service(struct setup_report *r, SC_HANDLE scm, enum setu
         return svc;
     }
     setup_done(r, "service CertRelay: configured (%ls%ls, automatic start)",
-               want_bin != NULL ? L"binary path updated, " : L"", account_name(account));
+               want_bin != NULL ? L"binary path set (quoted), " : L"", account_name(account));
     return svc;
 }
 
