@@ -2,7 +2,8 @@
 """The MSI and the setup commands under Wine, in a fresh prefix (helpers from run_wine_tests.py).
 
   1. a registry key stands in for the CA's configuration, listing Microsoft's default exit module
-  2. msiexec /i certrelay-x.y.z-x64.msi /qn ADDTOCA=1 CONFIG=<test config>: files in Program
+  2. msiexec /i with a CONFIG the broker rejects: fails and rolls back. Then
+     msiexec /i certrelay-x.y.z-x64.msi /qn ADDTOCA=1 CONFIG=<test config>: files in Program
      Files\\CertRelay, service RUNNING, ProgID and COM keys, Event Log sources, the CA's Active
      list holds both modules in order, the configuration is the given one; the service settings
      read back with QueryServiceConfig2 (svcquery.exe) as far as Wine implements it; the
@@ -196,7 +197,15 @@ class InstallerRun(Run):
         if not self.setup() or not self.ca_registry():
             return
 
-        # 2. Install.
+        # 2. Install. First with a configuration the broker rejects: the custom action fails,
+        # and Windows Installer rolls everything back.
+        bad = f"{WIN_TEST}\\bad.ini"
+        self.host(bad).write_text("[broker]\nno_such_key = 1\n")
+        rc = self.msiexec("/i", f"{WIN_TEST}\\v1.msi", f"CONFIG={bad}")
+        self.check(rc != 0, f"msiexec /i with an invalid CONFIG fails (exit {rc})")
+        self.check(self.service_state() is None and not self.host(WIN_INSTALL).exists()
+                   and self.reg_query("HKCR\\CertRelay.Exit")[0] != 0,
+                   "invalid CONFIG: rolled back (no service, files or COM keys)")
         rc = self.msiexec("/i", f"{WIN_TEST}\\v1.msi", "ADDTOCA=1", f"CONFIG={WIN_CONFIG}")
         if not self.check(rc == 0, f"msiexec /i v1.msi /qn ADDTOCA=1 CONFIG=... (exit {rc})"):
             return
