@@ -77,7 +77,7 @@ static int run(const char *path)
                      ((const struct crs_file_sink_config *)cfg->sinks[0].typed)->directory,
                      cfg->sinks[0].name);
     }
-    status = crs_broker_main(cfg, NULL);
+    status = crs_broker_run(cfg, NULL) == 0 ? 0 : 1;
     crs_config_free(cfg);
     return status;
 }

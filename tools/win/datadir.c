@@ -20,6 +20,7 @@
 #include <wchar.h>
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
+#include "certrelay/win/wstr.h"
 
 #define CONFIG_MAX      (1024 * 1024)
 #define SDDL_BASE       L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
@@ -31,14 +32,9 @@ static const WCHAR *const subdirs[] = {L"state", L"spool", L"logs"};
 /* UTF-8 copy of a UTF-16 path (what lib/ takes), or NULL. Free with crs_free. */
 static char *utf8(const WCHAR *w)
 {
-    int n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
-    char *s = n > 0 ? crs_malloc((size_t)n) : NULL;
+    char *s = NULL;
 
-    if (s != NULL && WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL) != n) {
-        crs_free(s);
-        s = NULL;
-    }
-    return s;
+    return crs_win_utf8(w, -1, 4 * SETUP_PATH_MAX, &s, NULL) == 0 ? s : NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */

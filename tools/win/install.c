@@ -18,7 +18,7 @@
 
 #include "setup.h"
 #include "commands.h"
-#include "eventlog.h"
+#include "certrelay/win/eventlog.h"
 #include "certrelay/error.h"
 
 #define CLSID_EXIT_KEY L"SOFTWARE\\Classes\\CLSID\\{32091528-FF3F-49CB-B654-3E20ADC7464B}"

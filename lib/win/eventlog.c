@@ -1,5 +1,5 @@
 /*
- * Windows Event Log output. See eventlog.h.
+ * Windows Event Log output. See include/certrelay/win/eventlog.h.
  *
  * A handle is registered and deregistered around every write instead of being kept: we only write
  * on failures, state changes and start/stop, and a kept handle would have to be closed from
@@ -9,8 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "eventlog.h"
 #include "certrelay/error.h"
+#include "certrelay/win/eventlog.h"
+#include "certrelay/win/wstr.h"
 
 /* The event IDs of cmake/messages.mc, with its severity bits. Keep the two in step. */
 #define CRS_MSG_ERROR   ((DWORD)0xC0000001L)
@@ -84,13 +85,12 @@ void crs_eventlog_write(const WCHAR *source, enum crs_log_level level, const cha
 
     if (source == NULL || line == NULL)
         return;
-    /* Decode at most the buffer; MultiByteToWideChar fails on overflow, so cut the input to a
-     * length that cannot overflow (every UTF-8 byte yields at most one UTF-16 unit). */
-    n = (int)strnlen(line, CRS_EVENTLOG_MAX_CHARS - 1);
-    n = MultiByteToWideChar(CP_UTF8, 0, line, n, text, CRS_EVENTLOG_MAX_CHARS - 1);
+    /* Decode at most the buffer: cut the input to a length that cannot overflow it (every UTF-8
+     * byte yields at most one UTF-16 unit). */
+    n = crs_win_wide_buf(line, strnlen(line, CRS_EVENTLOG_MAX_CHARS - 1), 0, text,
+                         CRS_EVENTLOG_MAX_CHARS);
     if (n <= 0)
         return;
-    text[n] = L'\0';
 
     switch (level) {
     case CRS_LOG_ERROR:

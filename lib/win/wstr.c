@@ -1,13 +1,13 @@
 /*
- * UTF-16 <-> UTF-8 conversions at the COM boundary. Everything behind the boundary (the stub
- * core, the spool, the wire) is UTF-8; everything certsrv hands us is UTF-16.
+ * UTF-16 <-> UTF-8 (include/certrelay/win/wstr.h), over WideCharToMultiByte and
+ * MultiByteToWideChar with CP_UTF8.
  */
 #include <limits.h>
 #include <string.h>
 
-#include "dll.h"
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
+#include "certrelay/win/wstr.h"
 
 int crs_win_utf8(const WCHAR *w, int wlen, size_t max_bytes, char **out, size_t *outlen)
 {
@@ -54,7 +54,12 @@ int crs_win_utf8(const WCHAR *w, int wlen, size_t max_bytes, char **out, size_t 
     return 0;
 }
 
-int crs_win_wide(const char *s, WCHAR **out)
+static DWORD mb_flags(unsigned flags)
+{
+    return (flags & CRS_WSTR_STRICT) != 0 ? MB_ERR_INVALID_CHARS : 0;
+}
+
+int crs_win_wide(const char *s, unsigned flags, WCHAR **out)
 {
     WCHAR *buf;
     size_t len;
@@ -68,16 +73,36 @@ int crs_win_wide(const char *s, WCHAR **out)
     len = strlen(s);
     if (len >= INT_MAX / 2)
         return CRS_ETOOBIG;
-    n = MultiByteToWideChar(CP_UTF8, 0, s, (int)len + 1, NULL, 0);
+    n = MultiByteToWideChar(CP_UTF8, mb_flags(flags), s, (int)len + 1, NULL, 0);
     if (n <= 0)
         return CRS_EINVAL;
     buf = crs_malloc((size_t)n * sizeof(WCHAR));
     if (buf == NULL)
         return CRS_ENOMEM;
-    if (MultiByteToWideChar(CP_UTF8, 0, s, (int)len + 1, buf, n) != n) {
+    if (MultiByteToWideChar(CP_UTF8, mb_flags(flags), s, (int)len + 1, buf, n) != n) {
         crs_free(buf);
         return CRS_EINVAL;
     }
     *out = buf;
     return 0;
+}
+
+int crs_win_wide_buf(const char *s, size_t len, unsigned flags, WCHAR *buf, size_t cap)
+{
+    int n;
+
+    if (buf == NULL || cap == 0 || cap > INT_MAX)
+        return CRS_EINVAL;
+    buf[0] = L'\0';
+    if (s == NULL || len >= INT_MAX)
+        return CRS_EINVAL;
+    if (len == 0)
+        return 0;
+    n = MultiByteToWideChar(CP_UTF8, mb_flags(flags), s, (int)len, buf, (int)(cap - 1));
+    if (n <= 0) {
+        buf[0] = L'\0';
+        return GetLastError() == ERROR_INSUFFICIENT_BUFFER ? CRS_ETOOBIG : CRS_EINVAL;
+    }
+    buf[n] = L'\0';
+    return n;
 }

@@ -1,16 +1,17 @@
 /*
- * Private directories on Windows. See secdir.h.
+ * Private directories on Windows. See include/certrelay/win/secdir.h.
  */
 #include <windows.h>
 #include <aclapi.h>
 #include <sddl.h>
 #include <string.h>
 
-#include "secdir.h"
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
+#include "certrelay/win/secdir.h"
+#include "certrelay/win/wstr.h"
 
 /* Protected (P), inheritable to subdirectories (CI) and files (OI): SYSTEM and Administrators. */
 #define PRIVATE_DIR_SDDL L"D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
@@ -18,16 +19,8 @@
 static WCHAR *to_wide(const char *s)
 {
     WCHAR *w;
-    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
 
-    if (n <= 0)
-        return NULL;
-    w = crs_malloc((size_t)n * sizeof(WCHAR));
-    if (w != NULL && MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n) != n) {
-        crs_free(w);
-        w = NULL;
-    }
-    return w;
+    return crs_win_wide(s, 0, &w) == 0 ? w : NULL;
 }
 
 static int dir_exists(const char *path)

@@ -4,8 +4,8 @@
  * write to would let any of them inject forged events, so the directories CertRelay creates are
  * restricted to SYSTEM and Administrators.
  */
-#ifndef CERTRELAY_STUB_WIN_SECDIR_H
-#define CERTRELAY_STUB_WIN_SECDIR_H
+#ifndef CERTRELAY_WIN_SECDIR_H
+#define CERTRELAY_WIN_SECDIR_H
 
 /*
  * Creates dir and its missing parents (crs_fs_mkdirs) and gives the topmost directory it created

@@ -6,8 +6,8 @@
  * "%1", one per severity, so Event Viewer shows our sentence as written instead of "the
  * description for Event ID 1 cannot be found".
  */
-#ifndef CERTRELAY_STUB_WIN_EVENTLOG_H
-#define CERTRELAY_STUB_WIN_EVENTLOG_H
+#ifndef CERTRELAY_WIN_EVENTLOG_H
+#define CERTRELAY_WIN_EVENTLOG_H
 
 #include <windows.h>
 #include "certrelay/log.h"
