@@ -253,7 +253,7 @@ int tool_uninstall_main(int argc, char **argv)
     struct setup_report r = {"uninstall", 0, 0};
     WCHAR ca_buf[256];
     const WCHAR *ca = NULL;
-    int i, missing = 0, purge = 0, msi = 0;
+    int i, missing = 0, purge = 0, msi = 0, upgrading = 0;
     const char *v;
 
     for (i = 1; i < argc; i++) {
@@ -266,6 +266,8 @@ int tool_uninstall_main(int argc, char **argv)
         } else if (strncmp(argv[i], "--purge=", 8) == 0) {
             if ((purge = setup_bool(argv[i] + 8)) < 0)
                 return bad_usage(r.command, argv[i], 0);
+        } else if (strncmp(argv[i], "--upgrading=", 12) == 0) {
+            upgrading = argv[i][12] != '\0'; /* the package's UPGRADINGPRODUCTCODE */
         } else if (strcmp(argv[i], "--keep-data") == 0) {
             purge = 0;
         } else if ((v = setup_option(argc, argv, &i, "--ca", &missing)) != NULL) {
@@ -281,11 +283,16 @@ int tool_uninstall_main(int argc, char **argv)
         return 1;
 
     printf("certrelay uninstall\n");
-    setup_ca_deactivate(&r, ca, 0);
-    if (!msi) {
-        setup_service_remove(&r);
-        register_classes(&r, 0);
+    if (upgrading) {
+        /* The older package's removal during an upgrade: only make sure the broker's process
+         * is gone before its files are replaced; the module and the data stay. */
+        setup_service_remove(&r, 0);
+        return setup_finish(&r);
     }
+    setup_ca_deactivate(&r, ca, 0);
+    setup_service_remove(&r, !msi); /* the package deletes the service itself */
+    if (!msi)
+        register_classes(&r, 0);
     setup_data_remove(&r, purge);
     setup_ca_restart_note(&r, 0);
     log_summary(&r, "unload");

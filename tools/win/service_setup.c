@@ -305,9 +305,42 @@ void setup_service_start(struct setup_report *r)
         CloseServiceHandle(scm);
 }
 
-void setup_service_remove(struct setup_report *r)
+/*
+ * Stops the service and waits until its process has exited, not only until the SCM says STOPPED:
+ * the process still maps certrelayd.exe for a moment after that, and Windows Installer would then
+ * find the file in use and leave it for a reboot. 1 when the service is stopped.
+ */
+static int stop_and_wait(struct setup_report *r, SC_HANDLE svc)
 {
+    SERVICE_STATUS_PROCESS sp;
     SERVICE_STATUS st;
+    HANDLE proc = NULL;
+    DWORD need;
+    int ok = 1;
+
+    if (!QueryServiceStatusEx(svc, SC_STATUS_PROCESS_INFO, (BYTE *)&sp, sizeof(sp), &need) ||
+        sp.dwCurrentState == SERVICE_STOPPED)
+        return 1;
+    if (sp.dwProcessId != 0)
+        proc = OpenProcess(SYNCHRONIZE, FALSE, sp.dwProcessId);
+    if (!ControlService(svc, SERVICE_CONTROL_STOP, &st) &&
+        GetLastError() != ERROR_SERVICE_NOT_ACTIVE) {
+        setup_failed(r, "service CertRelay: cannot stop it: %s", setup_strerror(GetLastError()));
+        ok = 0;
+    } else if (!wait_state(svc, SERVICE_STOPPED) ||
+               (proc != NULL && WaitForSingleObject(proc, SERVICE_WAIT_MS) != WAIT_OBJECT_0)) {
+        setup_failed(r, "service CertRelay: did not stop in time");
+        ok = 0;
+    } else {
+        setup_done(r, "service CertRelay: stopped (the commit in flight finished)");
+    }
+    if (proc != NULL)
+        CloseHandle(proc);
+    return ok;
+}
+
+void setup_service_remove(struct setup_report *r, int delete)
+{
     SC_HANDLE scm, svc = NULL;
 
     scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
@@ -326,16 +359,8 @@ void setup_service_remove(struct setup_report *r)
         goto cleanup;
     }
     /* Stop first, so that the queue's last commit finishes before the binaries go. */
-    if (QueryServiceStatus(svc, &st) && st.dwCurrentState != SERVICE_STOPPED) {
-        if (!ControlService(svc, SERVICE_CONTROL_STOP, &st) &&
-            GetLastError() != ERROR_SERVICE_NOT_ACTIVE)
-            setup_failed(r, "service CertRelay: cannot stop it: %s",
-                         setup_strerror(GetLastError()));
-        else if (!wait_state(svc, SERVICE_STOPPED))
-            setup_failed(r, "service CertRelay: did not stop in time");
-        else
-            setup_done(r, "service CertRelay: stopped");
-    }
+    if (!stop_and_wait(r, svc) || !delete)
+        goto cleanup;
     if (!DeleteService(svc)) {
         if (GetLastError() == ERROR_SERVICE_MARKED_FOR_DELETE)
             setup_already(r, "service CertRelay: already marked for deletion");

@@ -86,7 +86,8 @@ enum setup_account { SETUP_ACCOUNT_SYSTEM, SETUP_ACCOUNT_VIRTUAL };
 /* service_setup.c. create: create the service when missing (a package creates it itself). */
 void setup_service_install(struct setup_report *r, enum setup_account account, int create);
 void setup_service_start(struct setup_report *r);
-void setup_service_remove(struct setup_report *r);
+/* Stops the service (waiting for its process to exit) and, with delete, deletes it. */
+void setup_service_remove(struct setup_report *r, int delete);
 /* The service's own SID (S-1-5-80-...), which names its virtual account in ACLs, as a string.
  * 0 or a Win32 error. */
 DWORD setup_service_sid(WCHAR *out, size_t cap);
