@@ -28,7 +28,7 @@
 #include "platform.h"
 #include "queue.h"
 #include "server.h"
-#include "sink.h"
+#include "sinks/sink.h"
 #include "spooldrain.h"
 
 struct crs_broker {

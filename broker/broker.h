@@ -7,7 +7,7 @@
 #define CERTRELAY_BROKER_H
 
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 
 struct crs_broker;
 

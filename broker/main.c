@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "broker.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/log.h"
-#include "certrelay/sinkconf.h"
+#include "sinks/file/settings.h"
 #include "certrelay/version.h"
 #ifdef _WIN32
 #include "win/service.h"

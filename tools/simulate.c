@@ -23,7 +23,7 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
-#include "certrelay/config.h"
+#include "certrelay/defaults.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/stub.h"

@@ -37,7 +37,7 @@
 #include "certrelay/win/secdir.h"
 #include "certrelay/win/wstr.h"
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
