@@ -6,7 +6,8 @@
      msiexec /i certrelay-x.y.z-x64.msi /qn ADDTOCA=1 CONFIG=<test config>: files in Program
      Files\\CertRelay, service RUNNING, ProgID and COM keys, Event Log sources, the CA's Active
      list holds both modules in order, the configuration is the given one; the service settings
-     read back with QueryServiceConfig2 (svcquery.exe) as far as Wine implements it; the
+     read back with QueryServiceConfig2 (svcquery.exe) as far as Wine implements it, and
+     PRESHUTDOWN among the controls the running service accepts; the
      harness's events go through the installed module and broker into the drop directory
   3. upgrade to a package with a higher version built now: events sent while the service is
      stopped are spooled, events sent while msiexec runs are acked or spooled; after it every
@@ -218,6 +219,19 @@ class InstallerRun(Run):
         n = self.wait_drop(len(exp1))
         self.check(n == len(exp1), f"install: {n} of {len(exp1)} events delivered by the installed copy")
         self.verify_drop(exp1, "install")
+
+        # The service takes SERVICE_CONTROL_PRESHUTDOWN (Windows sends it at shutdown and waits
+        # for the stop, up to the pre-shutdown timeout).
+        q = self.svcquery()
+        accepted = int(q.get("controls_accepted", "0"), 16)
+        self.check(accepted & 0x100, f"the running service accepts PRESHUTDOWN (controls {accepted:#x})")
+        rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.svcquery).name}", "--control", "15", SERVICE)
+        if "control=ok" in out:
+            self.check(self.wait_state(1), "PRESHUTDOWN: the service stopped")
+        else:
+            self.log(f"ControlService(SERVICE_CONTROL_PRESHUTDOWN): {out.strip()}; Windows, and "
+                     "Wine likewise, let only the system send it, so the stop it triggers is not "
+                     "shown here")
 
         # 3. Upgrade. Events first while the service is stopped (spooled), then during msiexec.
         db = self.host(f"{WIN_DATA}\\state\\certrelay.db")

@@ -5,7 +5,7 @@
  * it or says it is already as wanted, so a second run changes nothing and says so:
  *
  *   service CertRelay: created (LocalSystem, automatic start)
- *   service CertRelay: failure actions already set (restart after 5 s, 30 s, 60 s; reset after 1 day)
+ *   service CertRelay: description already set
  *   ...
  *   certrelay install: 4 changes
  *
