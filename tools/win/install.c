@@ -156,8 +156,8 @@ static void install_usage(FILE *f)
                "commented example when none\nexists). Safe to run again: what is in place is left "
                "alone. Needs an elevated prompt.\n\n"
                "  --add-to-ca     also add CertRelay.Exit to the CA's active exit modules\n"
-               "  --account A     system (LocalSystem, the default) or virtual "
-               "(NT SERVICE\\CertRelay)\n"
+               "  --account A     system (LocalSystem) or virtual (NT SERVICE\\CertRelay);\n"
+               "                  default: the service's current account, LocalSystem when new\n"
                "  --config FILE   install FILE as %%ProgramData%%\\CertRelay\\certrelay.ini\n"
                "  --ca NAME       the CA's key name (default: the machine's active CA)\n"
                "  --no-start      leave the service stopped\n");
@@ -214,13 +214,15 @@ int tool_install_main(int argc, char **argv)
             return bad_usage(r.command, argv[i], missing);
         }
     }
-    if (!account_given && previous_virtual)
+    if (!account_given && previous_virtual) {
         account = SETUP_ACCOUNT_VIRTUAL;
+        account_given = 1;
+    }
     if (!setup_require_admin(r.command))
         return 1;
 
     printf("certrelay install\n");
-    setup_service_install(&r, account, !msi);
+    account = setup_service_install(&r, account, account_given, !msi);
     if (!msi)
         register_classes(&r, 1);
     setup_data_dirs(&r, account);

@@ -160,12 +160,13 @@ static void ensure_config2(struct setup_report *r, SC_HANDLE svc, BYTE *buf, con
 /* ------------------------------------------------------------------------------------------ */
 
 /* Creates the service, or brings its binary, start type and account in line. */
-static SC_HANDLE ensure_service(struct setup_report *r, SC_HANDLE scm, enum setup_account account,
-                                int create, BYTE *buf)
+static SC_HANDLE ensure_service(struct setup_report *r, SC_HANDLE scm, enum setup_account *accountp,
+                                int account_given, int create, BYTE *buf)
 {
     WCHAR exe[SETUP_PATH_MAX], bin[SETUP_PATH_MAX + 2];
     QUERY_SERVICE_CONFIGW *qc = (QUERY_SERVICE_CONFIGW *)buf;
     const WCHAR *want_bin = NULL, *start_name = NULL, *password = NULL;
+    enum setup_account account = *accountp;
     SC_HANDLE svc;
     DWORD err, need, start = SERVICE_NO_CHANGE;
     int change = 0;
@@ -216,6 +217,13 @@ static SC_HANDLE ensure_service(struct setup_report *r, SC_HANDLE scm, enum setu
         start = SERVICE_AUTO_START;
         change = 1;
     }
+    /* Without --account, an existing service keeps the account it runs as. */
+    if (!account_given) {
+        account = same_account(qc->lpServiceStartName, SETUP_ACCOUNT_VIRTUAL)
+                      ? SETUP_ACCOUNT_VIRTUAL
+                      : SETUP_ACCOUNT_SYSTEM;
+        *accountp = account;
+    }
     if (!same_account(qc->lpServiceStartName, account)) {
         /* Neither account has a password; LocalSystem is named ".\LocalSystem" here. */
         start_name = account == SETUP_ACCOUNT_VIRTUAL ? SETUP_VIRTUAL_ACCOUNT : L".\\LocalSystem";
@@ -238,7 +246,8 @@ static SC_HANDLE ensure_service(struct setup_report *r, SC_HANDLE scm, enum setu
     return svc;
 }
 
-void setup_service_install(struct setup_report *r, enum setup_account account, int create)
+enum setup_account setup_service_install(struct setup_report *r, enum setup_account account,
+                                         int account_given, int create)
 {
     SERVICE_DESCRIPTIONW desc = {(WCHAR *)SERVICE_DESCRIPTION};
     SERVICE_FAILURE_ACTIONSW fa = {RESET_SECONDS, NULL, NULL, NACTIONS,
@@ -255,7 +264,7 @@ void setup_service_install(struct setup_report *r, enum setup_account account, i
                      buf == NULL ? "out of memory" : setup_strerror(GetLastError()));
         goto cleanup;
     }
-    svc = ensure_service(r, scm, account, create, buf);
+    svc = ensure_service(r, scm, &account, account_given, create, buf);
     if (svc == NULL)
         goto cleanup;
     ensure_config2(r, svc, buf, "description", description_is_set, SERVICE_CONFIG_DESCRIPTION,
@@ -275,6 +284,7 @@ cleanup:
     if (scm != NULL)
         CloseServiceHandle(scm);
     crs_free(buf);
+    return account;
 }
 
 void setup_service_start(struct setup_report *r)

@@ -83,8 +83,10 @@ int setup_bool(const char *value);
 
 enum setup_account { SETUP_ACCOUNT_SYSTEM, SETUP_ACCOUNT_VIRTUAL };
 
-/* service_setup.c. create: create the service when missing (a package creates it itself). */
-void setup_service_install(struct setup_report *r, enum setup_account account, int create);
+/* service_setup.c. create: create the service when missing (a package creates it itself).
+ * Without account_given an existing service keeps its account. Returns the service's account. */
+enum setup_account setup_service_install(struct setup_report *r, enum setup_account account,
+                                         int account_given, int create);
 void setup_service_start(struct setup_report *r);
 /* Stops the service (waiting for its process to exit) and, with delete, deletes it. */
 void setup_service_remove(struct setup_report *r, int delete);
