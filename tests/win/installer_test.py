@@ -297,6 +297,13 @@ class InstallerRun(Run):
             else:
                 self.check(rc == 0 and "nothing to change" in out,
                            f"certrelay install (2nd): exit {rc}, says nothing to change")
+        rc, out = self.tool("install", "--account", "virtual", where=WIN_BIN)
+        self.check(rc == 0 and self.svcquery().get("account") == "NT SERVICE\\CertRelay",
+                   "certrelay install --account virtual: the service runs as NT SERVICE\\CertRelay")
+        rc, out = self.tool("install", where=WIN_BIN)
+        self.check(rc == 0 and "nothing to change" in out
+                   and self.svcquery().get("account") == "NT SERVICE\\CertRelay",
+                   "certrelay install without --account keeps the account, nothing to change")
         for i in (1, 2):
             rc, out = self.tool("uninstall", "--purge", where=WIN_BIN)
             if i == 1:
