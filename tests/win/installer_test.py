@@ -124,12 +124,22 @@ class InstallerRun(Run):
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def msiexec(self, *argv):
-        log = f"{WIN_TEST}\\msiexec-{len(list(self.work.glob('msiexec-*')))}.log"
-        rc, out = self.wine("msiexec", *argv, "/qn", "/l*v", log, timeout=600)
-        shutil.copy2(self.host(log), self.work / Path(log.split("\\")[-1]))
-        if out.strip():
-            sys.stdout.write("".join(f"      {line}\n" for line in out.splitlines()))
-        return rc
+        """msiexec ... /qn with a verbose log kept beside the prefix. Exit 1618 (another
+        installation in progress: the previous msiexec's processes may still be exiting on a
+        loaded machine) is retried for a while, as an administrator's script would."""
+        deadline = time.monotonic() + 120
+        while True:
+            log = f"{WIN_TEST}\\msiexec-{len(list(self.work.glob('msiexec-*')))}.log"
+            rc, out = self.wine("msiexec", *argv, "/qn", "/l*v", log, timeout=600)
+            if self.host(log).exists():
+                shutil.copy2(self.host(log), self.work / Path(log.split("\\")[-1]))
+            if out.strip():
+                sys.stdout.write("".join(f"      {line}\n" for line in out.splitlines()))
+            self.log(f"msiexec {' '.join(argv)}: exit {rc}")
+            if rc != 1618 or time.monotonic() > deadline:
+                return rc
+            self.log("msiexec: another installation is in progress (1618), retrying")
+            time.sleep(2)
 
     def tool(self, *argv, where=WIN_INSTALL):
         rc, out = self.wine(f"{where}\\certrelay.exe", *argv, timeout=300)
