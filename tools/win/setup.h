@@ -20,6 +20,7 @@
 #include <windows.h>
 
 #include "certrelay/alloc.h"
+#include "certrelay/printf.h"
 
 #define SETUP_SERVICE_NAME    L"CertRelay"
 #define SETUP_VIRTUAL_ACCOUNT L"NT SERVICE\\CertRelay"
