@@ -178,9 +178,11 @@ class Run:
 
         bindir = self.host(WIN_BIN)
         bindir.mkdir(parents=True)
-        for src in (self.args.dll, self.args.broker, self.args.harness, self.args.fake_broker,
-                    self.args.tool):
-            shutil.copy2(src, bindir)
+        # (installer_test.py reuses this setup without the fake broker.)
+        for src in (self.args.dll, self.args.broker, self.args.harness,
+                    getattr(self.args, "fake_broker", None), self.args.tool):
+            if src:
+                shutil.copy2(src, bindir)
         shutil.copytree(self.args.fixtures, bindir / "fixtures")
         testdir = self.host(WIN_TEST)
         (testdir / "drop").mkdir(parents=True)
