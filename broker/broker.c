@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin.h"
 #include "certrelay/alloc.h"
+#include "certrelay/clock.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
@@ -40,6 +42,7 @@ struct crs_broker {
     struct crs_server *srv;
     struct crs_dispatcher *disp;
     struct crs_spooldrain *sd;
+    struct crs_admin *admin;
     int started;
     int stopping;
     int stopped;
@@ -142,6 +145,14 @@ int crs_broker_start(struct crs_broker *b)
     rc = crs_dispatcher_start(b->disp);
     if (rc != 0)
         goto cleanup;
+    {
+        /* The admin channel (the CLI) is served once there is something to report on. */
+        struct crs_admin_env env = {b->loop, cfg, b->q, b->sinks, b->disp, crs_now_ms()};
+        rc = crs_admin_new(&env, &b->admin);
+        if (rc != 0)
+            goto cleanup;
+        crs_server_set_admin(b->srv, b->admin);
+    }
     rc = crs_spooldrain_new(b->loop, cfg, b->q, &b->sd);
     if (rc != 0)
         goto cleanup;
@@ -219,6 +230,7 @@ void crs_broker_free(struct crs_broker *b)
     crs_spooldrain_free(b->sd);
     crs_dispatcher_free(b->disp);
     crs_server_free(b->srv);
+    crs_admin_free(b->admin);
     for (i = 0; i < b->nsinks_open; i++) {
         if (b->sinks[i].driver->close != NULL)
             b->sinks[i].driver->close(&b->sinks[i]);

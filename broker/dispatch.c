@@ -473,6 +473,14 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
         dispatch_check_stopped(d);
 }
 
+void crs_dispatcher_wake(struct crs_dispatcher *d)
+{
+    if (d == NULL || d->stopping)
+        return;
+    d->dirty = 1;
+    crs_queue_kick(d->q);
+}
+
 void crs_dispatcher_free(struct crs_dispatcher *d)
 {
     if (d == NULL)

@@ -26,6 +26,8 @@ int crs_dispatcher_start(struct crs_dispatcher *d);
  * are still handed to the queue, which records them before it closes). Call once.
  */
 void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg);
+/* Fetches due rows again now: rows an administrator made due (retry, replay). NULL is a no-op. */
+void crs_dispatcher_wake(struct crs_dispatcher *d);
 /* Frees the dispatcher after the queue is closed. NULL is a no-op. */
 void crs_dispatcher_free(struct crs_dispatcher *d);
 

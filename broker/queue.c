@@ -124,7 +124,8 @@ struct queue_job {
     size_t nitems;
     struct crs_delivery_update *updates;
     struct crs_fetch *fetch;
-    int checkpoint; /* run a passive checkpoint after the rest */
+    struct crs_queue_op *ops; /* admin operations, run after the commit */
+    int checkpoint;           /* run a passive checkpoint after the rest */
     int64_t now_ms;
     int status;
     char reason[256];
@@ -140,6 +141,7 @@ struct crs_queue {
     struct crs_ingest_item *in_head, *in_tail;
     size_t in_count;
     struct crs_delivery_update *up_head, *up_tail;
+    struct crs_queue_op *op_head, *op_tail;
 
     struct queue_job job;
     int wal_frames; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
@@ -601,8 +603,12 @@ static void job_work(uv_work_t *req)
     struct crs_queue *q = req->data;
     struct queue_job *job = &q->job;
 
+    struct crs_queue_op *op;
+
     if (job->items != NULL || job->updates != NULL)
         job_write(q, job);
+    for (op = job->ops; op != NULL; op = op->next)
+        op->status = op->run(op, q->db, q->cfg);
     if (job->fetch != NULL)
         job_fetch(q, job->fetch);
     if (job->checkpoint || q->wal_frames >= QUEUE_CKPT_FORCE) {
@@ -650,6 +656,12 @@ static void job_after(uv_work_t *req, int status)
         if (q->hooks.updates_done != NULL)
             q->hooks.updates_done(q->hooks.arg, job.updates, job.status);
     }
+    while (job.ops != NULL) {
+        struct crs_queue_op *op = job.ops;
+        job.ops = op->next;
+        op->next = NULL;
+        op->done(op, status != 0 ? CRS_ECANCELED : op->status);
+    }
     if (job.fetch != NULL) {
         if (job.fetch->status != 0)
             crs_error("database: fetching due deliveries failed: %s",
@@ -681,7 +693,7 @@ static void queue_pump(struct crs_queue *q)
         return;
     if (q->hooks.fetch_prepare != NULL)
         fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
-    if (q->in_head == NULL && q->up_head == NULL && fetch == NULL &&
+    if (q->in_head == NULL && q->up_head == NULL && q->op_head == NULL && fetch == NULL &&
         (q->closing || q->wal_frames < QUEUE_CKPT_IDLE)) {
         if (q->closing) {
             q->closed = 1;
@@ -709,7 +721,10 @@ static void queue_pump(struct crs_queue *q)
     job->updates = q->up_head;
     q->up_head = q->up_tail = NULL;
     job->fetch = fetch;
-    job->checkpoint = job->nitems == 0 && job->updates == NULL && q->wal_frames >= QUEUE_CKPT_IDLE;
+    job->ops = q->op_head;
+    q->op_head = q->op_tail = NULL;
+    job->checkpoint = job->nitems == 0 && job->updates == NULL && job->ops == NULL &&
+                      q->wal_frames >= QUEUE_CKPT_IDLE;
     job->req.data = q;
 
     q->busy = 1;
@@ -759,6 +774,23 @@ void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u)
     queue_pump(q);
 }
 
+void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op)
+{
+    if (q == NULL || op == NULL)
+        return;
+    op->next = NULL;
+    if (q->closed) {
+        op->done(op, CRS_ECANCELED);
+        return;
+    }
+    if (q->op_tail != NULL)
+        q->op_tail->next = op;
+    else
+        q->op_head = op;
+    q->op_tail = op;
+    queue_pump(q);
+}
+
 void crs_queue_kick(struct crs_queue *q)
 {
     if (q != NULL)
@@ -792,6 +824,12 @@ void crs_queue_free(struct crs_queue *q)
         u->next = NULL;
         if (q->hooks.updates_done != NULL)
             q->hooks.updates_done(q->hooks.arg, u, CRS_ECANCELED);
+    }
+    while (q->op_head != NULL) {
+        struct crs_queue_op *op = q->op_head;
+        q->op_head = op->next;
+        op->next = NULL;
+        op->done(op, CRS_ECANCELED);
     }
     queue_close_db(q);
     crs_free(q);

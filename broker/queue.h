@@ -126,4 +126,47 @@ void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg);
 /* Frees a closed queue. NULL is a no-op. */
 void crs_queue_free(struct crs_queue *q);
 
+/* ---- Operations outside the delivery path (the admin commands, broker/admin.c) ---- */
+
+struct sqlite3;
+
+/*
+ * A read or write of the database on behalf of an administrator. It joins the next job of the
+ * queue's one lane: run() executes on the worker after that job's commit and before its fetch
+ * (so rows a retry makes due are fetched by the same job), done() on the loop thread afterwards,
+ * with status CRS_ECANCELED (and run() never called) when the queue has already closed.
+ */
+struct crs_queue_op {
+    struct crs_queue_op *next; /* the queue's */
+    int (*run)(struct crs_queue_op *op, struct sqlite3 *db, const struct crs_config *cfg);
+    void (*done)(struct crs_queue_op *op, int status);
+    int status; /* run()'s result, the queue's */
+};
+void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op);
+
+#include <jansson.h>
+
+/*
+ * The admin queries (broker/queue_admin.c), called from a crs_queue_op's run() on the worker.
+ * Each fills *result with a fresh JSON object (see docs/operations.md for the shapes) or returns
+ * a negative CRS_E* code with a sentence in err. now_ms is the current time.
+ *
+ *   status:  {"sinks": [{name, pending, dead, delivered_24h, oldest_pending_ms, last_error,
+ *             last_error_ms, last_status}], "database": {bytes, free_bytes, events, deliveries}}
+ *   events:  params {sink, state, kind, since_ms, request_id, serial, limit} -> {"events": [...]}
+ *   show:    params {event_id} -> {"event": document, "received_ms", "deliveries": [...]}
+ *   retry:   params {event_ids: [...]} or {sink, dead: true, since_ms} -> {"rows": N, ...}
+ *   replay:  params {sink, since_ms, kind} -> {"rows": N}
+ */
+int crs_queue_admin_status(struct sqlite3 *db, const struct crs_config *cfg, int64_t now_ms,
+                           json_t **result, char *err, size_t errlen);
+int crs_queue_admin_events(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
+                           json_t **result, char *err, size_t errlen);
+int crs_queue_admin_show(struct sqlite3 *db, json_t *params, json_t **result, char *err,
+                         size_t errlen);
+int crs_queue_admin_retry(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
+                          int64_t now_ms, json_t **result, char *err, size_t errlen);
+int crs_queue_admin_replay(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
+                           int64_t now_ms, json_t **result, char *err, size_t errlen);
+
 #endif

@@ -24,7 +24,8 @@ if(NOT WIN32 AND CRS_PYTHON3)
   set_tests_properties(broker_diskfull PROPERTIES SKIP_RETURN_CODE 77)
   # The tests below drive the broker with the simulator (tools/, target certrelay).
   if(TARGET certrelay)
-    foreach(t e2e spool crash hostile)
+    # admin: the certrelay CLI's admin commands against a real broker and webhook receiver.
+    foreach(t e2e spool crash hostile admin)
       crs_broker_test(${t} --certrelay $<TARGET_FILE:certrelay>)
     endforeach()
   endif()
