@@ -74,6 +74,14 @@ int crs_admin_new(const struct crs_admin_env *env, struct crs_admin **out)
     return 0;
 }
 
+void crs_admin_set_config(struct crs_admin *a, const struct crs_config *cfg, struct crs_sink *sinks)
+{
+    if (a == NULL || cfg == NULL)
+        return;
+    a->env.cfg = cfg;
+    a->env.sinks = sinks;
+}
+
 void crs_admin_free(struct crs_admin *a)
 {
     crs_free(a);
@@ -179,39 +187,37 @@ static void admin_op_done(struct crs_queue_op *qop, int status)
 
 /* ---- Requests answered on the loop thread ---- */
 
+/* The reload has been applied (status 0) or abandoned: answer the administrator. */
+static void admin_reload_done(void *ctx, int status, const char *error)
+{
+    struct admin_op *op = ctx;
+
+    if (status != 0) {
+        snprintf(op->err, sizeof(op->err), "%s", error ? error : crs_strerror(status));
+        admin_finish(op, status, NULL);
+        return;
+    }
+    admin_finish(
+        op, 0,
+        json_pack("{ss}", "config", op->admin->env.cfg->path ? op->admin->env.cfg->path : ""));
+}
+
 /*
- * reload: the file is read and checked first, so that an administrator sees FILE:LINE of a
- * mistake in the reply; a valid file is then applied as SIGHUP would (crs_broker_request).
+ * reload: what SIGHUP does, answered once the new configuration is in effect, or with the
+ * file's "FILE:LINE: message" when it has an error (the running configuration is kept).
  */
 static void admin_reload(struct admin_op *op)
 {
-    const struct crs_config *cfg = op->admin->env.cfg;
-    struct crs_config *fresh = NULL;
-    char err[CRS_CONFIG_ERRLEN];
     int rc;
 
-    if (cfg->path == NULL) {
-        snprintf(op->err, sizeof(op->err),
-                 "the broker runs on its built-in default configuration; there is no file to "
-                 "reload");
-        admin_finish(op, CRS_ENOENT, NULL);
+    if (op->admin->env.reload == NULL) {
+        admin_finish(op, CRS_ENOTSUP, NULL);
         return;
     }
-    rc = crs_config_load(cfg->path, &fresh, err, sizeof(err));
-    crs_config_free(fresh);
-    if (rc != 0) {
-        crs_error("reload requested: %s; keeping the running configuration", err);
-        snprintf(op->err, sizeof(op->err), "%s", err);
+    rc = op->admin->env.reload(op->admin->env.reload_arg, admin_reload_done, op, op->err,
+                               sizeof(op->err));
+    if (rc != 0)
         admin_finish(op, rc, NULL);
-        return;
-    }
-    rc = crs_broker_request(CRS_BROKER_RELOAD);
-    if (rc != 0) {
-        snprintf(op->err, sizeof(op->err), "the broker cannot take a reload now");
-        admin_finish(op, rc, NULL);
-        return;
-    }
-    admin_finish(op, 0, json_pack("{ss}", "config", cfg->path));
 }
 
 void crs_admin_request(struct crs_admin *a, const char *command, const char *params_json,

@@ -29,6 +29,11 @@ struct crs_admin_env {
     struct crs_sink *sinks; /* cfg->nsinks, for the attempts in flight */
     struct crs_dispatcher *disp;
     int64_t started_ms;
+    /* Applies the configuration file again (crs_broker_reload): 0 and done later, or an error
+     * with a sentence in err and done never called. */
+    int (*reload)(void *arg, void (*done)(void *ctx, int status, const char *error), void *ctx,
+                  char *err, size_t errlen);
+    void *reload_arg;
 };
 
 /*
@@ -41,6 +46,9 @@ typedef void (*crs_admin_reply_cb)(void *ctx, int status, const char *error, con
 int crs_admin_new(const struct crs_admin_env *env, struct crs_admin **out);
 void crs_admin_request(struct crs_admin *a, const char *command, const char *params_json,
                        crs_admin_reply_cb reply, void *ctx);
+/* After a reload: the configuration and sinks that status reports on. */
+void crs_admin_set_config(struct crs_admin *a, const struct crs_config *cfg,
+                          struct crs_sink *sinks);
 /* Frees the admin object once the queue is closed (every request has been answered). */
 void crs_admin_free(struct crs_admin *a);
 

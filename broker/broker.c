@@ -43,6 +43,11 @@ struct crs_broker {
     struct crs_dispatcher *disp;
     struct crs_spooldrain *sd;
     struct crs_admin *admin;
+    /* Configurations loaded by reloads. Kept until the broker is freed: events received under
+     * one are routed by index into it, and delivery rows are keyed by its sink names. */
+    struct crs_config **configs;
+    size_t nconfigs;
+    struct broker_reload *reload; /* waiting for the dispatcher's pause */
     int started;
     int stopping;
     int stopped;
@@ -51,6 +56,46 @@ struct crs_broker {
     void (*on_stopped)(void *arg);
     void *on_stopped_arg;
 };
+
+struct broker_reload {
+    struct crs_broker *b;
+    const struct crs_config *cfg;
+    struct crs_sink *sinks; /* cfg's sinks, then the removed ones still finishing */
+    size_t nsinks;
+    size_t nopen;
+    size_t nretiring;
+    crs_broker_reload_cb done;
+    void *arg;
+};
+
+static int broker_reload_admin(void *arg, crs_broker_reload_cb done, void *ctx, char *err,
+                               size_t errlen);
+
+static int broker_sink_init(struct crs_sink *s, const struct crs_sink_config *sc, uv_loop_t *loop,
+                            size_t index)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = sc;
+    s->driver = crs_sink_driver_find(sc->type->name);
+    s->loop = loop;
+    s->index = (unsigned)index;
+    if (s->driver == NULL) {
+        crs_error("sink %s: type %s has no delivery driver in this broker", sc->name,
+                  sc->type->name);
+        return CRS_ECONFIG;
+    }
+    return 0;
+}
+
+static void broker_sinks_close(struct crs_sink *sinks, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (sinks[i].driver->close != NULL)
+            sinks[i].driver->close(&sinks[i]);
+    }
+}
 
 int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_broker **out)
 {
@@ -77,17 +122,9 @@ int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_bro
         }
     }
     for (i = 0; i < cfg->nsinks; i++) {
-        struct crs_sink *s = &b->sinks[i];
-        s->cfg = &cfg->sinks[i];
-        s->driver = crs_sink_driver_find(cfg->sinks[i].type->name);
-        s->loop = loop;
-        s->index = (unsigned)i;
-        if (s->driver == NULL) {
-            crs_error("sink %s: type %s has no delivery driver in this broker", cfg->sinks[i].name,
-                      cfg->sinks[i].type->name);
-            rc = CRS_ECONFIG;
+        rc = broker_sink_init(&b->sinks[i], &cfg->sinks[i], loop, i);
+        if (rc != 0)
             goto cleanup;
-        }
     }
     *out = b;
     b = NULL;
@@ -147,7 +184,8 @@ int crs_broker_start(struct crs_broker *b)
         goto cleanup;
     {
         /* The admin channel (the CLI) is served once there is something to report on. */
-        struct crs_admin_env env = {b->loop, cfg, b->q, b->sinks, b->disp, crs_now_ms()};
+        struct crs_admin_env env = {
+            b->loop, cfg, b->q, b->sinks, b->disp, crs_now_ms(), broker_reload_admin, b};
         rc = crs_admin_new(&env, &b->admin);
         if (rc != 0)
             goto cleanup;
@@ -180,14 +218,10 @@ static void broker_queue_closed(void *arg)
 static void broker_part_stopped(void *arg)
 {
     struct crs_broker *b = arg;
-    size_t i;
 
     if (--b->pending > 0)
         return;
-    for (i = 0; i < b->nsinks_open; i++) {
-        if (b->sinks[i].driver->close != NULL)
-            b->sinks[i].driver->close(&b->sinks[i]);
-    }
+    broker_sinks_close(b->sinks, b->nsinks_open);
     b->nsinks_open = 0;
     if (b->q != NULL)
         crs_queue_close(b->q, broker_queue_closed, b);
@@ -201,6 +235,15 @@ void crs_broker_stop(struct crs_broker *b)
         return;
     b->stopping = 1;
     crs_info("stopping: closing the listener and connections, finishing the commit in flight");
+    if (b->reload != NULL) {
+        /* The reload waiting for the pause is abandoned: its sinks were never used. */
+        struct broker_reload *rs = b->reload;
+        broker_sinks_close(rs->sinks, rs->nopen);
+        rs->nopen = 0;
+        if (rs->done != NULL)
+            rs->done(rs->arg, CRS_ECANCELED, "the broker is stopping");
+        rs->done = NULL;
+    }
     /* One count for ourselves, so a part that stops synchronously cannot finish the sequence
      * before the others have been told. */
     b->pending = 1;
@@ -231,12 +274,216 @@ void crs_broker_free(struct crs_broker *b)
     crs_dispatcher_free(b->disp);
     crs_server_free(b->srv);
     crs_admin_free(b->admin);
-    for (i = 0; i < b->nsinks_open; i++) {
-        if (b->sinks[i].driver->close != NULL)
-            b->sinks[i].driver->close(&b->sinks[i]);
-    }
+    broker_sinks_close(b->sinks, b->nsinks_open);
     crs_free(b->sinks);
+    if (b->reload != NULL) {
+        broker_sinks_close(b->reload->sinks, b->reload->nopen);
+        crs_free(b->reload->sinks);
+        crs_free(b->reload);
+    }
+    for (i = 0; i < b->nconfigs; i++)
+        crs_config_free(b->configs[i]);
+    crs_free(b->configs);
     crs_free(b);
+}
+
+/* ---- Live reconfiguration ---- */
+
+/*
+ * The dispatcher has no attempt left in memory: switch every part to the new configuration and
+ * sinks, then close the old sinks. Events received until now were routed under the old
+ * configuration (and keep those routes); events received from now on use the new one.
+ */
+static void broker_reload_paused(void *arg)
+{
+    struct broker_reload *rs = arg;
+    struct crs_broker *b = rs->b;
+    struct crs_sink *old = b->sinks;
+    size_t nold = b->nsinks_open;
+
+    char err[CRS_CONFIG_ERRLEN];
+    size_t i;
+    int rc = 0;
+
+    b->reload = NULL;
+    /* The sinks are opened only now that the old ones are idle: opening a file sink sweeps its
+     * directory's temporary files, which must not be the old instance's writes in progress. */
+    for (i = 0; i < rs->nsinks && !b->stopping; i++) {
+        rc = rs->sinks[i].driver->open(&rs->sinks[i]);
+        if (rc != 0) {
+            snprintf(err, sizeof(err), "sink %s: cannot open: %s", rs->sinks[i].cfg->name,
+                     crs_strerror(rc));
+            break;
+        }
+        rs->nopen++;
+    }
+    if (b->stopping || rc != 0) {
+        broker_sinks_close(rs->sinks, rs->nopen);
+        crs_free(rs->sinks);
+        if (!b->stopping) {
+            crs_error("reload: %s; keeping the running configuration", err);
+            crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
+            if (rs->done != NULL)
+                rs->done(rs->arg, rc, err);
+        }
+        crs_free(rs);
+        return;
+    }
+    b->cfg = rs->cfg;
+    b->sinks = rs->sinks;
+    b->nsinks_open = rs->nsinks;
+    crs_queue_set_config(b->q, b->cfg);
+    crs_server_set_config(b->srv, b->cfg);
+    crs_spooldrain_set_config(b->sd, b->cfg);
+    crs_admin_set_config(b->admin, b->cfg, b->sinks);
+    crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
+    broker_sinks_close(old, nold);
+    crs_free(old);
+    crs_log_set_level((enum crs_log_level)b->cfg->log_level);
+    crs_info("configuration reloaded from %s: %zu sink%s%s", b->cfg->path, b->cfg->nsinks,
+             b->cfg->nsinks == 1 ? "" : "s",
+             rs->nretiring ? " (and removed ones finishing their deliveries)" : "");
+    if (rs->done != NULL)
+        rs->done(rs->arg, 0, NULL);
+    crs_free(rs);
+}
+
+static int broker_has_sink(const struct crs_config *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nsinks; i++) {
+        if (strcmp(cfg->sinks[i].name, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A setting read only at start: a changed value is reported and the running one kept. */
+static int broker_keep_setting(const char *what, char **fresh, const char *running)
+{
+    char *copy;
+
+    if (strcmp(*fresh, running) == 0)
+        return 0;
+    crs_warn("reload: %s changed from %s to %s; that takes effect only after a restart", what,
+             running, *fresh);
+    copy = crs_strdup(running);
+    if (copy == NULL)
+        return CRS_ENOMEM;
+    crs_free(*fresh);
+    *fresh = copy;
+    return 0;
+}
+
+/*
+ * Builds and opens the sinks of fresh (plus the sinks it removes, which finish the deliveries
+ * they already have but get no new events), then pauses the dispatcher; broker_reload_paused
+ * switches over once the attempts in flight have finished.
+ */
+static int broker_reload_start(struct crs_broker *b, struct crs_config *fresh,
+                               crs_broker_reload_cb done, void *arg, char *err, size_t errlen)
+{
+    struct broker_reload *rs = NULL;
+    struct crs_config **configs;
+    size_t i, n;
+    int rc = CRS_ENOMEM;
+
+    if (broker_keep_setting("listen", &fresh->listen, b->cfg->listen) != 0 ||
+        broker_keep_setting("state_dir", &fresh->state_dir, b->cfg->state_dir) != 0 ||
+        broker_keep_setting("spool_dir", &fresh->spool_dir, b->cfg->spool_dir) != 0)
+        goto cleanup;
+    rs = crs_calloc(1, sizeof(*rs));
+    n = fresh->nsinks;
+    for (i = 0; i < b->nsinks_open; i++)
+        n += !broker_has_sink(fresh, b->sinks[i].cfg->name);
+    if (rs == NULL || (n > 0 && (rs->sinks = crs_calloc(n, sizeof(rs->sinks[0]))) == NULL))
+        goto cleanup;
+    rs->b = b;
+    rs->cfg = fresh;
+    rs->done = done;
+    rs->arg = arg;
+    for (i = 0; i < fresh->nsinks; i++) {
+        rc = broker_sink_init(&rs->sinks[i], &fresh->sinks[i], b->loop, i);
+        if (rc != 0) {
+            snprintf(err, errlen, "sink %s: no delivery driver", fresh->sinks[i].name);
+            goto cleanup;
+        }
+        rs->nsinks++;
+    }
+    for (i = 0; i < b->nsinks_open; i++) {
+        const struct crs_sink_config *sc = b->sinks[i].cfg;
+        if (broker_has_sink(fresh, sc->name))
+            continue;
+        if (i < b->cfg->nsinks)
+            crs_info("reload: sink %s removed: it gets no new events and finishes the deliveries "
+                     "it already has",
+                     sc->name);
+        rc = broker_sink_init(&rs->sinks[rs->nsinks], sc, b->loop, rs->nsinks);
+        if (rc != 0)
+            goto cleanup;
+        rs->nsinks++;
+        rs->nretiring++;
+    }
+    rc = CRS_ENOMEM;
+    configs = crs_realloc(b->configs, (b->nconfigs + 1) * sizeof(*configs));
+    if (configs == NULL)
+        goto cleanup;
+    b->configs = configs;
+    b->configs[b->nconfigs++] = fresh;
+    fresh = NULL;
+    b->reload = rs;
+    rs = NULL;
+    crs_dispatcher_pause(b->disp, broker_reload_paused, b->reload);
+    rc = 0;
+
+cleanup:
+    if (rc == CRS_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    if (rs != NULL) {
+        broker_sinks_close(rs->sinks, rs->nopen);
+        crs_free(rs->sinks);
+        crs_free(rs);
+    }
+    crs_config_free(fresh);
+    return rc;
+}
+
+int crs_broker_reload(struct crs_broker *b, crs_broker_reload_cb done, void *arg, char *err,
+                      size_t errlen)
+{
+    struct crs_config *fresh = NULL;
+    int rc;
+
+    if (err == NULL || errlen == 0)
+        return CRS_EINVAL;
+    err[0] = '\0';
+    if (b == NULL || !b->started || b->stopping || b->disp == NULL) {
+        snprintf(err, errlen, "the broker is not running");
+        return CRS_EAGAIN;
+    }
+    if (b->reload != NULL) {
+        snprintf(err, errlen, "a reload is already waiting for deliveries in flight to finish");
+        return CRS_EAGAIN;
+    }
+    if (b->cfg->path == NULL || b->cfg->path[0] == '(') {
+        snprintf(err, errlen,
+                 "the broker runs on its built-in default configuration; there is "
+                 "no file to reload");
+        return CRS_ENOENT;
+    }
+    rc = crs_config_load(b->cfg->path, &fresh, err, errlen);
+    if (rc == 0)
+        rc = broker_reload_start(b, fresh, done, arg, err, errlen);
+    if (rc != 0)
+        crs_error("reload: %s; keeping the running configuration", err);
+    return rc;
+}
+
+static int broker_reload_admin(void *arg, crs_broker_reload_cb done, void *ctx, char *err,
+                               size_t errlen)
+{
+    return crs_broker_reload(arg, done, ctx, err, errlen);
 }
 
 /* ---- The lifecycle: one run, for the console and the Windows service ---- */
@@ -290,21 +537,23 @@ static void run_stop(struct broker_run *r)
     crs_broker_stop(r->b);
 }
 
-/* The broker cannot change its configuration while running; what a reload can do safely is
- * reopen the log file, which is what log rotation needs. */
+/* A reload: the log file is reopened (what log rotation by another tool needs), then the
+ * configuration file is read again and applied (crs_broker_reload). */
 static void run_reload(struct broker_run *r, const char *cause)
 {
+    char err[CRS_CONFIG_ERRLEN];
     int rc;
 
     if (r->log_path == NULL) {
-        crs_info("%s: no log file to reopen; settings apply at the next start", cause);
-        return;
+        crs_info("%s: no log file to reopen", cause);
+    } else {
+        crs_log_open_file(NULL);
+        rc = crs_log_open_file(r->log_path);
+        if (rc != 0)
+            crs_warn("cannot reopen the log file %s: %s", r->log_path, crs_strerror(rc));
+        crs_info("%s: log file reopened", cause);
     }
-    crs_log_open_file(NULL);
-    rc = crs_log_open_file(r->log_path);
-    if (rc != 0)
-        crs_warn("cannot reopen the log file %s: %s", r->log_path, crs_strerror(rc));
-    crs_info("%s: log file reopened; other settings apply at the next start", cause);
+    crs_broker_reload(r->b, NULL, NULL, err, sizeof(err));
 }
 
 static void run_signal_cb(uv_signal_t *h, int signum)

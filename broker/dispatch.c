@@ -40,7 +40,8 @@ struct crs_dispatcher {
     uv_loop_t *loop;
     const struct crs_config *cfg;
     struct crs_queue *q;
-    struct crs_sink *sinks;
+    struct crs_sink *sinks; /* nsinks; each sink's settings are sinks[i].cfg */
+    size_t nsinks;
     uv_timer_t timer;
     int timer_open;
     int dirty;    /* a fetch is wanted (timer fired, a slot freed, start) */
@@ -48,6 +49,10 @@ struct crs_dispatcher {
     int stopping;
     void (*stop_cb)(void *arg);
     void *stop_arg;
+    int paused;   /* crs_dispatcher_pause: no new attempts */
+    int fetching; /* a fetch is in the queue's job */
+    void (*pause_cb)(void *arg);
+    void *pause_arg;
     uint32_t rnd;
     struct attempt *head;
 };
@@ -118,7 +123,7 @@ static void dispatch_check_stopped(struct crs_dispatcher *d)
 
     if (!d->stopping || d->stop_cb == NULL || d->timer_open)
         return;
-    for (i = 0; i < d->cfg->nsinks; i++) {
+    for (i = 0; i < d->nsinks; i++) {
         if (d->sinks[i].inflight > 0)
             return;
     }
@@ -127,6 +132,18 @@ static void dispatch_check_stopped(struct crs_dispatcher *d)
         d->stop_cb = NULL;
         cb(d->stop_arg);
     }
+}
+
+/* A pause is complete once no attempt is in memory and no fetch can still start one. */
+static void dispatch_check_paused(struct crs_dispatcher *d)
+{
+    void (*cb)(void *);
+
+    if (!d->paused || d->pause_cb == NULL || d->head != NULL || d->fetching)
+        return;
+    cb = d->pause_cb;
+    d->pause_cb = NULL;
+    cb(d->pause_arg);
 }
 
 /* ---- Outcomes ---- */
@@ -143,7 +160,7 @@ static const char *attempt_event_id(const struct attempt *a)
 static void attempt_finish(struct attempt *a, const struct crs_delivery_result *r)
 {
     struct crs_dispatcher *d = a->disp;
-    const struct crs_sink_config *sc = &d->cfg->sinks[a->sink];
+    const struct crs_sink_config *sc = d->sinks[a->sink].cfg;
     struct crs_delivery_update *u = &a->u;
     int64_t now = crs_now_ms();
     const char *name = sc->name;
@@ -156,11 +173,13 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
         d->dirty = 1;
         crs_queue_kick(d->q);
         dispatch_check_stopped(d);
+        dispatch_check_paused(d);
         return;
     }
 
     u->event_row = a->d.event_row;
     u->sink = a->sink;
+    u->sink_name = sc->name;
     u->attempts = a->d.attempt;
     u->updated_ms = now;
     u->next_attempt_ms = now;
@@ -272,7 +291,7 @@ static int dispatch_cmp_i64(const void *a, const void *b)
 
 static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
 {
-    uint32_t conc = d->cfg->sinks[i].concurrency ? d->cfg->sinks[i].concurrency : 1;
+    uint32_t conc = d->sinks[i].cfg->concurrency ? d->sinks[i].cfg->concurrency : 1;
 
     return d->sinks[i].inflight >= conc ? 0 : conc - d->sinks[i].inflight;
 }
@@ -282,16 +301,17 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     struct crs_dispatcher *d = arg;
     struct crs_fetch *f = NULL;
     struct attempt *a;
-    size_t i, nsinks = d->cfg->nsinks;
+    size_t i, nsinks = d->nsinks;
     uint32_t total = 0;
 
-    if (d->stopping || nsinks == 0 || (!d->dirty && !have_events))
+    if (d->stopping || d->paused || nsinks == 0 || (!d->dirty && !have_events))
         return NULL;
     for (i = 0; i < nsinks; i++)
         total += dispatch_slots(d, i);
     d->dirty = 0;
     if (total == 0)
         return NULL; /* every slot is busy; a finishing attempt sets dirty again */
+    d->fetching = 1;
 
     f = crs_calloc(1, sizeof(*f));
     if (f == NULL)
@@ -304,7 +324,8 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     for (a = d->head; a != NULL; a = a->next)
         f->sinks[a->sink].nexclude++;
     for (i = 0; i < nsinks; i++) {
-        f->sinks[i].want = dispatch_slots(d, i);
+        f->sinks[i].want = d->paused ? 0 : dispatch_slots(d, i);
+        f->sinks[i].name = d->sinks[i].cfg->name;
         if (f->sinks[i].nexclude > 0) {
             f->sinks[i].exclude = crs_calloc(f->sinks[i].nexclude, sizeof(int64_t));
             if (f->sinks[i].exclude == NULL)
@@ -351,6 +372,14 @@ static void hook_fetch_done(void *arg, struct crs_fetch *f)
     struct crs_dispatcher *d = arg;
     struct crs_due *due;
 
+    d->fetching = 0;
+    if (d->paused) {
+        /* A reload is waiting for the attempts in memory: these rows stay pending and are
+         * fetched again, under the new configuration, when it resumes. */
+        crs_fetch_free(f);
+        dispatch_check_paused(d);
+        return;
+    }
     if (f->status != 0) {
         d->db_retry = 1;
         dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
@@ -390,8 +419,9 @@ static void hook_updates_done(void *arg, struct crs_delivery_update *list, int s
         attempt_unlink_free(d, ATTEMPT_OF_UPDATE(list));
         list = next;
     }
-    if (d->dirty && !d->stopping)
+    if (d->dirty && !d->stopping && !d->paused)
         crs_queue_kick(d->q);
+    dispatch_check_paused(d);
 }
 
 /* ---- Lifecycle ---- */
@@ -412,6 +442,7 @@ int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs
         return CRS_ENOMEM;
     d->loop = loop;
     d->cfg = cfg;
+    d->nsinks = cfg->nsinks;
     d->q = q;
     d->sinks = sinks;
     d->rnd = (uint32_t)uv_hrtime() | 1u;
@@ -462,7 +493,7 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
     d->stopping = 1;
     d->stop_cb = cb;
     d->stop_arg = arg;
-    for (i = 0; i < d->cfg->nsinks; i++) {
+    for (i = 0; i < d->nsinks; i++) {
         struct crs_sink *s = &d->sinks[i];
         if (s->inflight > 0 && s->driver->cancel_all != NULL)
             s->driver->cancel_all(s);
@@ -473,9 +504,33 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
         dispatch_check_stopped(d);
 }
 
+void crs_dispatcher_pause(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg)
+{
+    if (d == NULL || cb == NULL)
+        return;
+    d->paused = 1;
+    d->pause_cb = cb;
+    d->pause_arg = arg;
+    dispatch_check_paused(d);
+}
+
+void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, size_t nsinks)
+{
+    if (d == NULL)
+        return;
+    d->sinks = sinks;
+    d->nsinks = nsinks;
+    d->paused = 0;
+    d->pause_cb = NULL;
+    if (d->stopping)
+        return;
+    d->dirty = 1;
+    crs_queue_kick(d->q);
+}
+
 void crs_dispatcher_wake(struct crs_dispatcher *d)
 {
-    if (d == NULL || d->stopping)
+    if (d == NULL || d->stopping || d->paused)
         return;
     d->dirty = 1;
     crs_queue_kick(d->q);

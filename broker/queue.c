@@ -124,8 +124,9 @@ struct queue_job {
     size_t nitems;
     struct crs_delivery_update *updates;
     struct crs_fetch *fetch;
-    struct crs_queue_op *ops; /* admin operations, run after the commit */
-    int checkpoint;           /* run a passive checkpoint after the rest */
+    struct crs_queue_op *ops;     /* admin operations, run after the commit */
+    const struct crs_config *cfg; /* q->cfg when the job started (the worker's copy) */
+    int checkpoint;               /* run a passive checkpoint after the rest */
     int64_t now_ms;
     int status;
     char reason[256];
@@ -207,6 +208,7 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
     snprintf(item->event_id, sizeof(item->event_id), "%s", ev->event_id);
     item->kind = ev->has_kind ? (uint32_t)ev->kind : 0;
     item->received_ms = crs_now_ms();
+    item->cfg = cfg;
     for (i = 0; i < cfg->nsinks; i++) {
         if (crs_sink_matches(&cfg->sinks[i], ev))
             item->routes[item->nroutes++] = (unsigned)i;
@@ -466,7 +468,7 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job,
     rowid = sqlite3_last_insert_rowid(q->db);
     for (i = 0; i < item->nroutes; i++) {
         sqlite3_bind_int64(del, 1, rowid);
-        sqlite3_bind_text(del, 2, q->cfg->sinks[item->routes[i]].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(del, 2, item->cfg->sinks[item->routes[i]].name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(del, 3, job->now_ms);
         if (job_step_done(del) != 0) {
             sqlite3_clear_bindings(del);
@@ -493,7 +495,7 @@ static int job_apply_update(struct crs_queue *q, struct queue_job *job,
     sqlite3_bind_int(st, 5, u->last_status);
     sqlite3_bind_int64(st, 6, u->updated_ms);
     sqlite3_bind_int64(st, 7, u->event_row);
-    sqlite3_bind_text(st, 8, q->cfg->sinks[u->sink].name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, u->sink_name, -1, SQLITE_STATIC);
     rc = job_step_done(st);
     sqlite3_clear_bindings(st);
     return rc == 0 ? 0 : job_fail(job, q->db, "update delivery");
@@ -552,7 +554,7 @@ static void job_fetch(struct crs_queue *q, struct crs_fetch *f)
         if (fs->want == 0)
             continue;
         sqlite3_bind_int64(st, 1, f->now_ms);
-        sqlite3_bind_text(st, 2, q->cfg->sinks[s].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, fs->name, -1, SQLITE_STATIC);
         while (got < fs->want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             int64_t row = sqlite3_column_int64(st, 0);
             const void *blob;
@@ -608,7 +610,7 @@ static void job_work(uv_work_t *req)
     if (job->items != NULL || job->updates != NULL)
         job_write(q, job);
     for (op = job->ops; op != NULL; op = op->next)
-        op->status = op->run(op, q->db, q->cfg);
+        op->status = op->run(op, q->db, job->cfg);
     if (job->fetch != NULL)
         job_fetch(q, job->fetch);
     if (job->checkpoint || q->wal_frames >= QUEUE_CKPT_FORCE) {
@@ -721,6 +723,7 @@ static void queue_pump(struct crs_queue *q)
     job->updates = q->up_head;
     q->up_head = q->up_tail = NULL;
     job->fetch = fetch;
+    job->cfg = q->cfg;
     job->ops = q->op_head;
     q->op_head = q->op_tail = NULL;
     job->checkpoint = job->nitems == 0 && job->updates == NULL && job->ops == NULL &&
@@ -772,6 +775,12 @@ void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u)
         q->up_head = u;
     q->up_tail = u;
     queue_pump(q);
+}
+
+void crs_queue_set_config(struct crs_queue *q, const struct crs_config *cfg)
+{
+    if (q != NULL && cfg != NULL)
+        q->cfg = cfg;
 }
 
 void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op)

@@ -35,8 +35,11 @@ struct crs_ingest_item {
     crs_ingest_done_cb done;
     void *owner; /* the connection or the spool drain; may be cleared by the owner */
     void *data;  /* the owner's */
+    /* The configuration the routes index: the one current when the event was received, which
+     * stays valid for the broker's lifetime even after a reload replaces it. */
+    const struct crs_config *cfg;
     size_t nroutes;
-    unsigned routes[]; /* indexes of the sinks that take this event */
+    unsigned routes[]; /* indexes into cfg->sinks of the sinks that take this event */
 };
 
 /*
@@ -64,6 +67,7 @@ void crs_due_free_list(struct crs_due *list);
 
 /* What a fetch should read, built by the dispatcher on the loop thread when a job starts. */
 struct crs_fetch_sink {
+    const char *name; /* the sink's name (the rows' key) */
     uint32_t want;    /* rows to return at most (free concurrency slots) */
     int64_t *exclude; /* sorted rowids already in memory (in flight or being recorded) */
     size_t nexclude;
@@ -71,7 +75,7 @@ struct crs_fetch_sink {
 struct crs_fetch {
     int64_t now_ms;
     size_t nsinks;
-    struct crs_fetch_sink *sinks; /* cfg->nsinks entries */
+    struct crs_fetch_sink *sinks; /* one per sink the dispatcher serves */
     /* Results, filled by the worker. */
     struct crs_due *due;
     int64_t next_due_ms; /* earliest next_attempt_ms > now_ms among pending rows, or -1 */
@@ -86,7 +90,8 @@ struct crs_delivery_update {
     struct crs_delivery_update *next; /* the queue's */
     int64_t event_row;
     unsigned sink;
-    int state; /* enum crs_delivery_state */
+    const char *sink_name; /* the row's key; valid for the broker's lifetime */
+    int state;             /* enum crs_delivery_state */
     uint32_t attempts;
     int64_t next_attempt_ms;
     int64_t updated_ms;
@@ -112,6 +117,9 @@ struct crs_queue_hooks {
  */
 int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue **out);
 void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hooks);
+/* The configuration for jobs started from now on (a reload); it must stay valid until the queue
+ * is freed. */
+void crs_queue_set_config(struct crs_queue *q, const struct crs_config *cfg);
 /* Adds an event to the next group commit. The queue owns the item until its done callback. */
 void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item);
 /* Adds a delivery outcome to the next job. */

@@ -637,6 +637,12 @@ int crs_server_bind(struct crs_server *s)
     return crs_listen_bind(&s->listener, s->cfg->listen);
 }
 
+void crs_server_set_config(struct crs_server *s, const struct crs_config *cfg)
+{
+    if (s != NULL && cfg != NULL)
+        s->cfg = cfg;
+}
+
 void crs_server_set_admin(struct crs_server *s, struct crs_admin *a)
 {
     if (s != NULL)

@@ -393,3 +393,9 @@ void crs_spooldrain_free(struct crs_spooldrain *sd)
     sd_files_free(sd->files);
     crs_free(sd);
 }
+
+void crs_spooldrain_set_config(struct crs_spooldrain *sd, const struct crs_config *cfg)
+{
+    if (sd != NULL && cfg != NULL)
+        sd->cfg = cfg;
+}

@@ -17,11 +17,48 @@
 #include "certrelay/timefmt.h"
 #include "certrelay/version.h"
 #include "config/config.h"
+#include "config/ini.h"
 #include "transport.h"
 
 /* A reply carries at most a bounded listing (events --limit 10000) plus one event document. */
 #define ADMIN_REPLY_MAX  CRS_FRAME_MAX
 #define ADMIN_TIMEOUT_MS 60000
+
+/*
+ * A file the broker would refuse (being edited, say) still names where the broker listens: its
+ * [broker] listen and spool_dir are read without the rest being validated, so that `certrelay
+ * reload` can reach the broker and report the error from there.
+ */
+static int admin_target_scan(struct admin_target *t, const char *path)
+{
+    struct crs_ini ini;
+    struct crs_ini_item item;
+    char msg[CRS_CONFIG_ERRLEN];
+    uint8_t *text = NULL;
+    size_t len = 0;
+    int in_broker = 0, rc;
+
+    rc = crs_fs_read_all(path, 1u << 20, &text, &len);
+    if (rc == 0)
+        rc = crs_ini_init(&ini, (const char *)text, len, msg, sizeof(msg));
+    if (rc == 0)
+        rc = 1;
+    while (rc == 1 && (rc = crs_ini_next(&ini, &item, msg, sizeof(msg))) == 1) {
+        char **slot = NULL;
+        if (item.kind == CRS_INI_SECTION)
+            in_broker = item.namelen == 6 && memcmp(item.name, "broker", 6) == 0;
+        else if (in_broker && item.kind == CRS_INI_KEY && item.namelen == 6 &&
+                 memcmp(item.name, "listen", 6) == 0)
+            slot = &t->pipe;
+        else if (in_broker && item.kind == CRS_INI_KEY && item.namelen == 9 &&
+                 memcmp(item.name, "spool_dir", 9) == 0)
+            slot = &t->spool_dir;
+        if (slot != NULL && *slot == NULL)
+            *slot = crs_strndup(item.value, item.valuelen);
+    }
+    crs_free(text);
+    return rc < 0 ? rc : 0;
+}
 
 /* Reads the configuration for listen and spool_dir; prints FILE:LINE on error. */
 static int admin_target_from_config(struct admin_target *t, const char *path)
@@ -33,7 +70,14 @@ static int admin_target_from_config(struct admin_target *t, const char *path)
     rc = crs_config_load(path, &cfg, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "certrelay: %s\n", err);
-        return ADMIN_EXIT_USAGE;
+        if (admin_target_scan(t, path) != 0)
+            return ADMIN_EXIT_USAGE;
+        t->config_path = crs_strdup(path);
+        if (t->pipe == NULL)
+            t->pipe = crs_default_pipe();
+        if (t->spool_dir == NULL)
+            t->spool_dir = crs_default_spool_dir();
+        return t->config_path && t->pipe && t->spool_dir ? 0 : ADMIN_EXIT_FAILED;
     }
     t->config_path = crs_strdup(path);
     if (t->pipe == NULL)
