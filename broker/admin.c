@@ -27,6 +27,7 @@
 #include "certrelay/version.h"
 #include "dispatch.h"
 #include "render/json.h"
+#include "retention.h"
 
 /* The largest parameter document accepted (event ids for a retry included). */
 #define ADMIN_PARAMS_MAX (1024u * 1024u)
@@ -151,6 +152,14 @@ static int admin_status_live(struct crs_admin *a, json_t *res, int64_t now_ms)
     for (i = 0; i < cfg->nsinks && i < json_array_size(sinks); i++) {
         if (crs_json_put(json_array_get(sinks, i), "in_flight",
                          json_integer(a->env.sinks ? a->env.sinks[i].inflight : 0)) != 0)
+            return CRS_ENOMEM;
+    }
+    {
+        json_t *db = json_object_get(res, "database");
+        if (crs_json_put(db, "retention_ms", json_integer(cfg->retention_ms)) != 0 ||
+            crs_json_put(db, "dead_retention_ms", json_integer(cfg->dead_retention_ms)) != 0 ||
+            crs_json_put(db, "pruned",
+                         json_integer((json_int_t)crs_retention_pruned(a->env.retention))) != 0)
             return CRS_ENOMEM;
     }
     rc = crs_fs_list(cfg->spool_dir, CRS_SPOOL_SUFFIX, &files, &nfiles);

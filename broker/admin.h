@@ -28,6 +28,7 @@ struct crs_admin_env {
     struct crs_queue *q;
     struct crs_sink *sinks; /* cfg->nsinks, for the attempts in flight */
     struct crs_dispatcher *disp;
+    struct crs_retention *retention;
     int64_t started_ms;
     /* Applies the configuration file again (crs_broker_reload): 0 and done later, or an error
      * with a sentence in err and done never called. */

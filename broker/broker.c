@@ -29,6 +29,7 @@
 #include "dispatch.h"
 #include "platform.h"
 #include "queue.h"
+#include "retention.h"
 #include "server.h"
 #include "sinks/sink.h"
 #include "spooldrain.h"
@@ -43,6 +44,7 @@ struct crs_broker {
     struct crs_dispatcher *disp;
     struct crs_spooldrain *sd;
     struct crs_admin *admin;
+    struct crs_retention *ret;
     /* Configurations loaded by reloads. Kept until the broker is freed: events received under
      * one are routed by index into it, and delivery rows are keyed by its sink names. */
     struct crs_config **configs;
@@ -182,10 +184,24 @@ int crs_broker_start(struct crs_broker *b)
     rc = crs_dispatcher_start(b->disp);
     if (rc != 0)
         goto cleanup;
+    rc = crs_retention_new(b->loop, cfg, b->q, &b->ret);
+    if (rc == 0)
+        rc = crs_retention_start(b->ret);
+    if (rc != 0)
+        goto cleanup;
     {
         /* The admin channel (the CLI) is served once there is something to report on. */
-        struct crs_admin_env env = {
-            b->loop, cfg, b->q, b->sinks, b->disp, crs_now_ms(), broker_reload_admin, b};
+        struct crs_admin_env env;
+        memset(&env, 0, sizeof(env));
+        env.loop = b->loop;
+        env.cfg = cfg;
+        env.q = b->q;
+        env.sinks = b->sinks;
+        env.disp = b->disp;
+        env.retention = b->ret;
+        env.started_ms = crs_now_ms();
+        env.reload = broker_reload_admin;
+        env.reload_arg = b;
         rc = crs_admin_new(&env, &b->admin);
         if (rc != 0)
             goto cleanup;
@@ -259,6 +275,10 @@ void crs_broker_stop(struct crs_broker *b)
         b->pending++;
         crs_dispatcher_stop(b->disp, broker_part_stopped, b);
     }
+    if (b->ret != NULL) {
+        b->pending++;
+        crs_retention_stop(b->ret, broker_part_stopped, b);
+    }
     broker_part_stopped(b);
 }
 
@@ -274,6 +294,7 @@ void crs_broker_free(struct crs_broker *b)
     crs_dispatcher_free(b->disp);
     crs_server_free(b->srv);
     crs_admin_free(b->admin);
+    crs_retention_free(b->ret);
     broker_sinks_close(b->sinks, b->nsinks_open);
     crs_free(b->sinks);
     if (b->reload != NULL) {
@@ -336,6 +357,7 @@ static void broker_reload_paused(void *arg)
     crs_server_set_config(b->srv, b->cfg);
     crs_spooldrain_set_config(b->sd, b->cfg);
     crs_admin_set_config(b->admin, b->cfg, b->sinks);
+    crs_retention_set_config(b->ret, b->cfg);
     crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
     broker_sinks_close(old, nold);
     crs_free(old);

@@ -297,6 +297,32 @@ static int queue_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 /*
+ * Retention (broker/retention.c) deletes old rows; with auto_vacuum=INCREMENTAL the pages freed
+ * can be handed back (PRAGMA incremental_vacuum), so the file stays bounded. The mode must be
+ * set before the first table exists: a database made by an older broker is converted once with a
+ * VACUUM. journal_size_limit truncates the WAL after checkpoints.
+ */
+static int queue_setup_vacuum(struct crs_queue *q)
+{
+    int64_t mode = 0, tables = 0;
+
+    if (queue_query_int(q, "PRAGMA auto_vacuum", &mode) != 0 ||
+        queue_exec(q, "PRAGMA journal_size_limit = 67108864") != 0)
+        return CRS_EDB;
+    if (mode == 2)
+        return 0;
+    if (queue_query_int(q, "SELECT COUNT(*) FROM sqlite_master", &tables) != 0 ||
+        queue_exec(q, "PRAGMA auto_vacuum = INCREMENTAL") != 0)
+        return CRS_EDB;
+    if (tables > 0) {
+        crs_info("database: converting to incremental vacuum (a one-time VACUUM)");
+        if (queue_exec(q, "VACUUM") != 0)
+            return CRS_EDB;
+    }
+    return 0;
+}
+
+/*
  * WAL lets readers (an administrator's sqlite3 shell, the tests) look at the queue while the
  * broker writes; synchronous=FULL makes every COMMIT durable before it returns, which is the
  * promise behind each Ack. The busy timeout covers a reader holding a checkpoint back briefly.
@@ -309,6 +335,8 @@ static int queue_setup(struct crs_queue *q)
     size_t i;
 
     sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT);
+    if (queue_setup_vacuum(q) != 0)
+        goto cleanup;
     if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         crs_error("database: cannot switch to WAL mode: %s", sqlite3_errmsg(q->db));

@@ -174,6 +174,10 @@ int crs_queue_admin_show(struct sqlite3 *db, json_t *params, json_t **result, ch
                          size_t errlen);
 int crs_queue_admin_retry(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
                           int64_t now_ms, json_t **result, char *err, size_t errlen);
+/* Retention: deletes at most batch events (with their deliveries) whose deliveries are all
+ * finished and past cfg's retention (see queue_admin.c); *pruned tells how many. */
+int crs_queue_prune(struct sqlite3 *db, const struct crs_config *cfg, int64_t now_ms,
+                    unsigned batch, int64_t *pruned, char *err, size_t errlen);
 int crs_queue_admin_replay(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
                            int64_t now_ms, json_t **result, char *err, size_t errlen);
 

@@ -687,3 +687,68 @@ cleanup:
     }
     return rc;
 }
+
+/* ---- Retention (broker/retention.c) ---- */
+
+/*
+ * An event goes once every delivery of it is finished and old enough: delivered ones after
+ * retention, dead ones after dead_retention (an event no sink took, after retention). Pending
+ * deliveries are never pruned. The oldest events go first, at most `batch` per call; the pages
+ * freed are given back once more than CRS_PRUNE_FREE_PAGES of them are free.
+ */
+#define CRS_PRUNE_FREE_PAGES 1024
+
+int crs_queue_prune(sqlite3 *db, const struct crs_config *cfg, int64_t now_ms, unsigned batch,
+                    int64_t *pruned, char *err, size_t errlen)
+{
+    int64_t cut_del = now_ms - cfg->retention_ms, cut_dead = now_ms - cfg->dead_retention_ms;
+    /* An event older than neither cut has no delivery that could be old enough. */
+    int64_t cut_max = cut_del > cut_dead ? cut_del : cut_dead;
+    int64_t free_pages = 0;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *pruned = 0;
+    if (sqlite3_exec(db, "CREATE TEMP TABLE IF NOT EXISTS prune (r INTEGER PRIMARY KEY)", NULL,
+                     NULL, NULL) != SQLITE_OK)
+        return qa_fail(db, "prune", err, errlen);
+    rc = qa_begin(db, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (sqlite3_exec(db, "DELETE FROM temp.prune", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO temp.prune SELECT e.rowid FROM events e WHERE "
+                           "e.received_ms < ?1 AND NOT EXISTS (SELECT 1 FROM deliveries d "
+                           "WHERE d.event_rowid = e.rowid AND NOT ((d.state = 1 AND "
+                           "d.updated_ms < ?2) OR (d.state = 2 AND d.updated_ms < ?3))) AND "
+                           "(e.received_ms < ?2 OR EXISTS (SELECT 1 FROM deliveries d WHERE "
+                           "d.event_rowid = e.rowid)) ORDER BY e.rowid LIMIT ?4",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = CRS_EDB;
+        goto cleanup;
+    }
+    sqlite3_bind_int64(st, 1, cut_max);
+    sqlite3_bind_int64(st, 2, cut_del);
+    sqlite3_bind_int64(st, 3, cut_dead);
+    sqlite3_bind_int64(st, 4, batch);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = CRS_EDB;
+        goto cleanup;
+    }
+    *pruned = sqlite3_changes(db);
+    if (*pruned > 0 && (sqlite3_exec(db, "DELETE FROM deliveries WHERE event_rowid IN temp.prune",
+                                     NULL, NULL, NULL) != SQLITE_OK ||
+                        sqlite3_exec(db, "DELETE FROM events WHERE rowid IN temp.prune", NULL, NULL,
+                                     NULL) != SQLITE_OK))
+        rc = CRS_EDB;
+
+cleanup:
+    if (rc == CRS_EDB)
+        qa_fail(db, "prune", err, errlen);
+    sqlite3_finalize(st);
+    rc = qa_end(db, rc, err, errlen);
+    if (rc == 0 && qa_int(db, "PRAGMA freelist_count", NULL, 0, &free_pages) == 0 &&
+        free_pages > CRS_PRUNE_FREE_PAGES)
+        sqlite3_exec(db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+    return rc;
+}

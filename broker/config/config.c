@@ -373,6 +373,10 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
         return apply_u32(p, e, 1024, CRS_FRAME_MAX, "a number of bytes", &cfg->max_frame);
     if (strcmp(e->key, "commit_batch_max") == 0)
         return apply_u32(p, e, 1, 65536, "a number of events", &cfg->commit_batch_max);
+    if (strcmp(e->key, "retention") == 0)
+        return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->retention_ms);
+    if (strcmp(e->key, "dead_retention") == 0)
+        return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->dead_retention_ms);
     return fail(p, e->line, CRS_ECONFIG, "unknown key '%.*s' in [broker]", QUOTE_MAX, e->key);
 }
 
@@ -767,6 +771,8 @@ static int config_new(const char *name, struct crs_config **out)
     cfg->log_level = CRS_LOG_INFO;
     cfg->max_frame = CRS_FRAME_MAX;
     cfg->commit_batch_max = 1024;
+    cfg->retention_ms = 30 * MS_DAY;
+    cfg->dead_retention_ms = 90 * MS_DAY;
     cfg->path = crs_strdup(name);
     cfg->listen = crs_default_pipe();
     cfg->spool_dir = crs_default_spool_dir();

@@ -3,7 +3,7 @@
  * this file knows sections and keys, the broker knows what to do with them.
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
- *                            commit_batch_max
+ *                            commit_batch_max, retention, dead_retention
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -46,6 +46,8 @@ struct crs_config {
     int log_level;             /* enum crs_log_level; default info */
     uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
+    int64_t retention_ms;      /* delivered events are pruned after it, default 30d */
+    int64_t dead_retention_ms; /* dead-lettered ones after it, default 90d */
     struct crs_sink_config *sinks;
     size_t nsinks;
 };
