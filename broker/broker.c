@@ -28,6 +28,7 @@
 #include "certrelay/version.h"
 #include "dispatch.h"
 #include "platform.h"
+#include "metrics.h"
 #include "queue.h"
 #include "retention.h"
 #include "server.h"
@@ -45,6 +46,7 @@ struct crs_broker {
     struct crs_spooldrain *sd;
     struct crs_admin *admin;
     struct crs_retention *ret;
+    struct crs_metrics_server *metrics;
     /* Configurations loaded by reloads. Kept until the broker is freed: events received under
      * one are routed by index into it, and delivery rows are keyed by its sink names. */
     struct crs_config **configs;
@@ -114,6 +116,7 @@ int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_bro
     b = crs_calloc(1, sizeof(*b));
     if (b == NULL)
         return CRS_ENOMEM;
+    crs_metrics_reset();
     b->loop = loop;
     b->cfg = cfg;
     if (cfg->nsinks > 0) {
@@ -207,6 +210,12 @@ int crs_broker_start(struct crs_broker *b)
             goto cleanup;
         crs_server_set_admin(b->srv, b->admin);
     }
+    {
+        struct crs_metrics_env menv = {b->loop, cfg, b->q, b->sinks, b->ret, crs_now_ms()};
+        rc = crs_metrics_server_start(&menv, &b->metrics);
+        if (rc != 0)
+            goto cleanup;
+    }
     rc = crs_spooldrain_new(b->loop, cfg, b->q, &b->sd);
     if (rc != 0)
         goto cleanup;
@@ -279,6 +288,10 @@ void crs_broker_stop(struct crs_broker *b)
         b->pending++;
         crs_retention_stop(b->ret, broker_part_stopped, b);
     }
+    if (b->metrics != NULL) {
+        b->pending++;
+        crs_metrics_server_stop(b->metrics, broker_part_stopped, b);
+    }
     broker_part_stopped(b);
 }
 
@@ -295,6 +308,7 @@ void crs_broker_free(struct crs_broker *b)
     crs_server_free(b->srv);
     crs_admin_free(b->admin);
     crs_retention_free(b->ret);
+    crs_metrics_server_free(b->metrics);
     broker_sinks_close(b->sinks, b->nsinks_open);
     crs_free(b->sinks);
     if (b->reload != NULL) {
@@ -358,6 +372,7 @@ static void broker_reload_paused(void *arg)
     crs_spooldrain_set_config(b->sd, b->cfg);
     crs_admin_set_config(b->admin, b->cfg, b->sinks);
     crs_retention_set_config(b->ret, b->cfg);
+    crs_metrics_server_set_config(b->metrics, b->cfg, b->sinks);
     crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
     broker_sinks_close(old, nold);
     crs_free(old);
@@ -411,6 +426,10 @@ static int broker_reload_start(struct crs_broker *b, struct crs_config *fresh,
     size_t i, n;
     int rc = CRS_ENOMEM;
 
+    if ((fresh->metrics_listen == NULL) != (b->cfg->metrics_listen == NULL) ||
+        (fresh->metrics_listen != NULL &&
+         strcmp(fresh->metrics_listen, b->cfg->metrics_listen) != 0))
+        crs_warn("reload: metrics_listen changed; that takes effect only after a restart");
     if (broker_keep_setting("listen", &fresh->listen, b->cfg->listen) != 0 ||
         broker_keep_setting("state_dir", &fresh->state_dir, b->cfg->state_dir) != 0 ||
         broker_keep_setting("spool_dir", &fresh->spool_dir, b->cfg->spool_dir) != 0)

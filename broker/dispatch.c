@@ -9,6 +9,8 @@
  */
 #include "dispatch.h"
 
+#include "metrics.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,16 +189,19 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
     snprintf(u->last_error, sizeof(u->last_error), "%s", r->error);
 
     if (r->outcome == CRS_DELIVERY_OK) {
+        crs_metrics_delivery(name, CRS_DM_DELIVERED);
         u->state = CRS_DSTATE_DELIVERED;
         u->last_error[0] = '\0';
         crs_debug("sink %s: event %s delivered (attempt %u)", name, attempt_event_id(a),
                   (unsigned)u->attempts);
     } else if (r->outcome == CRS_DELIVERY_PERMANENT) {
+        crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
         crs_warn("sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
                  attempt_event_id(a), (unsigned)u->attempts, r->error);
     } else if (u->attempts >= sc->max_attempts ||
                (sc->max_age_ms > 0 && now - a->received_ms >= sc->max_age_ms)) {
+        crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
         crs_warn("sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
                  "ms): %s",
@@ -205,6 +210,7 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
     } else {
         int64_t delay =
             crs_backoff_delay_ms(sc, u->attempts, r->retry_after_ms, dispatch_random(d));
+        crs_metrics_delivery(name, CRS_DM_RETRY);
         u->state = CRS_DSTATE_PENDING;
         u->next_attempt_ms = now + delay;
         crs_warn("sink %s: event %s attempt %u failed: %s; retrying in %lld ms", name,

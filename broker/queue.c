@@ -38,6 +38,8 @@
  */
 #include "queue.h"
 
+#include "metrics.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,6 +128,7 @@ struct queue_job {
     struct crs_fetch *fetch;
     struct crs_queue_op *ops;     /* admin operations, run after the commit */
     const struct crs_config *cfg; /* q->cfg when the job started (the worker's copy) */
+    uint64_t start_ns;            /* uv_hrtime() when the job started (commit latency) */
     int checkpoint;               /* run a passive checkpoint after the rest */
     int64_t now_ms;
     int status;
@@ -673,6 +676,8 @@ static void job_after(uv_work_t *req, int status)
                   job.updates ? "some" : "no", job.reason);
     else if (job.nitems > 0)
         crs_debug("committed %zu events", job.nitems);
+    if (job.status == 0 && job.nitems > 0)
+        crs_metrics_commit((double)(uv_hrtime() - job.start_ns) / 1e9);
 
     q->in_after = 1;
     item = job.items;
@@ -752,6 +757,7 @@ static void queue_pump(struct crs_queue *q)
     q->up_head = q->up_tail = NULL;
     job->fetch = fetch;
     job->cfg = q->cfg;
+    job->start_ns = uv_hrtime();
     job->ops = q->op_head;
     q->op_head = q->op_tail = NULL;
     job->checkpoint = job->nitems == 0 && job->updates == NULL && job->ops == NULL &&

@@ -19,6 +19,7 @@
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
 #include "admin.h"
+#include "metrics.h"
 #include "platform.h"
 
 #define SERVER_READ_CHUNK (64u * 1024u)
@@ -271,6 +272,7 @@ static void conn_item_done(struct crs_ingest_item *item, int status, const char 
 
     c->unacked--;
     c->unacked_bytes -= item->len;
+    crs_metrics_add(status == 0 ? CRS_M_ACKED : CRS_M_NACKED, 1);
     if (!c->closing) {
         if (status == 0)
             rc = crs_frame_ack(item->event_id, &buf, &len);
@@ -373,6 +375,7 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
         conn_fail(c, "cannot queue event: %s", crs_strerror(rc));
         return;
     }
+    crs_metrics_add(CRS_M_RECEIVED, 1);
     item->owner = c;
     item->done = conn_item_done;
     c->refs++;

@@ -12,6 +12,8 @@
  */
 #include "spooldrain.h"
 
+#include "metrics.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -221,6 +223,8 @@ static void sd_item_done(struct crs_ingest_item *item, int status, const char *r
 
     f->item = NULL;
     f->committed = status == 0;
+    if (status == 0)
+        crs_metrics_add(CRS_M_SPOOL_DRAINED, 1);
     if (status != 0 && !sd->failed) {
         sd->failed = 1;
         crs_error("spool: events could not be committed (%s); the files stay and are retried",

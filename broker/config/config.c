@@ -373,6 +373,8 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
         return apply_u32(p, e, 1024, CRS_FRAME_MAX, "a number of bytes", &cfg->max_frame);
     if (strcmp(e->key, "commit_batch_max") == 0)
         return apply_u32(p, e, 1, 65536, "a number of events", &cfg->commit_batch_max);
+    if (strcmp(e->key, "metrics_listen") == 0)
+        return apply_string(p, e, &cfg->metrics_listen);
     if (strcmp(e->key, "retention") == 0)
         return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->retention_ms);
     if (strcmp(e->key, "dead_retention") == 0)
@@ -889,6 +891,7 @@ void crs_config_free(struct crs_config *cfg)
     crs_free(cfg->listen);
     crs_free(cfg->state_dir);
     crs_free(cfg->spool_dir);
+    crs_free(cfg->metrics_listen);
     crs_free(cfg->log_file);
     crs_free(cfg);
 }

@@ -26,8 +26,9 @@ if(NOT WIN32 AND CRS_PYTHON3)
   if(TARGET certrelay)
     # admin: the certrelay CLI's admin commands against a real broker and webhook receiver;
     # reload_live: 20,000 events while sinks are added, changed and removed by reloads;
-    # retention: 200,000 events with retention = 1s leave the database bounded.
-    foreach(t e2e spool crash hostile admin reload_live retention)
+    # retention: 200,000 events with retention = 1s leave the database bounded;
+    # metrics: the Prometheus endpoint read with python3-prometheus-client's parser.
+    foreach(t e2e spool crash hostile admin reload_live retention metrics)
       crs_broker_test(${t} --certrelay $<TARGET_FILE:certrelay>)
     endforeach()
   endif()
