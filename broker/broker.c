@@ -377,6 +377,7 @@ static void broker_reload_paused(void *arg)
     broker_sinks_close(old, nold);
     crs_free(old);
     crs_log_set_level((enum crs_log_level)b->cfg->log_level);
+    crs_log_set_rotation(b->cfg->log_max_size, b->cfg->log_keep);
     crs_info("configuration reloaded from %s: %zu sink%s%s", b->cfg->path, b->cfg->nsinks,
              b->cfg->nsinks == 1 ? "" : "s",
              rs->nretiring ? " (and removed ones finishing their deliveries)" : "");
@@ -711,6 +712,7 @@ int crs_broker_run(const struct crs_config *cfg, const struct crs_broker_hooks *
         return CRS_EINVAL;
     log_path = hooks != NULL && hooks->log_path != NULL ? hooks->log_path : cfg->log_file;
     crs_log_set_level((enum crs_log_level)cfg->log_level);
+    crs_log_set_rotation(cfg->log_max_size, cfg->log_keep);
     if (log_path != NULL) {
         rc = crs_log_open_file(log_path);
         if (rc == 0) {

@@ -21,6 +21,12 @@ void crs_log_set_stderr(int on);
 void crs_log_set_output(crs_log_output_fn fn, void *ctx);
 /* Opens (appending) a log file as an output in addition to the others; NULL closes it. */
 int crs_log_open_file(const char *path);
+/*
+ * Rotation by size: once the log file reaches max_bytes it is renamed PATH.1 (PATH.1 becomes
+ * PATH.2, and so on; PATH.keep is deleted) and a new PATH is opened, so at most `keep` old files
+ * remain. max_bytes 0 turns rotation off. Takes effect at the next line.
+ */
+void crs_log_set_rotation(unsigned long long max_bytes, unsigned keep);
 
 /* GCC's "printf" format archetype means the Microsoft runtime's formats on mingw-w64 targets, but
  * the Windows build uses mingw's C99 stdio (the default with -std=c11), whose formats are GNU's

@@ -19,6 +19,8 @@ if(NOT WIN32 AND CRS_PYTHON3)
   # SIGHUP reopens the log file (the Windows service's PARAMCHANGE does the same).
   crs_broker_test(reload)
   crs_broker_test(retry)
+  # log_max_size / log_keep: the log file rotates by size.
+  crs_broker_test(log_rotation)
   # Mounts small tmpfs file systems to fill disks for real; exits 77 (skipped) where it cannot.
   crs_broker_test(diskfull)
   set_tests_properties(broker_diskfull PROPERTIES SKIP_RETURN_CODE 77)
