@@ -24,6 +24,7 @@
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
+#include "certrelay/msgid.h"
 #include "certrelay/thread.h"
 #include "certrelay/version.h"
 #include "dispatch.h"
@@ -222,6 +223,11 @@ int crs_broker_start(struct crs_broker *b)
     rc = crs_spooldrain_start(b->sd);
     if (rc != 0)
         goto cleanup;
+    {
+        const char *ins[2] = {CRS_VERSION, cfg->path ? cfg->path : "(built-in default)"};
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_STARTED, ins, 2, "certrelayd %s started (%s)", ins[0],
+                      ins[1]);
+    }
     crs_info("broker ready: %zu sink%s", cfg->nsinks, cfg->nsinks == 1 ? "" : "s");
 
 cleanup:
@@ -235,7 +241,7 @@ static void broker_queue_closed(void *arg)
     struct crs_broker *b = arg;
 
     b->stopped = 1;
-    crs_info("broker stopped");
+    crs_log_event(CRS_LOG_INFO, CRS_MSGID_STOPPED, NULL, 0, "broker stopped");
     if (b->on_stopped != NULL)
         b->on_stopped(b->on_stopped_arg);
 }
@@ -356,7 +362,9 @@ static void broker_reload_paused(void *arg)
         broker_sinks_close(rs->sinks, rs->nopen);
         crs_free(rs->sinks);
         if (!b->stopping) {
-            crs_error("reload: %s; keeping the running configuration", err);
+            const char *ins[1] = {err};
+            crs_log_event(CRS_LOG_ERROR, CRS_MSGID_CONFIG_INVALID, ins, 1,
+                          "reload: %s; keeping the running configuration", err);
             crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
             if (rs->done != NULL)
                 rs->done(rs->arg, rc, err);
@@ -378,9 +386,15 @@ static void broker_reload_paused(void *arg)
     crs_free(old);
     crs_log_set_level((enum crs_log_level)b->cfg->log_level);
     crs_log_set_rotation(b->cfg->log_max_size, b->cfg->log_keep);
-    crs_info("configuration reloaded from %s: %zu sink%s%s", b->cfg->path, b->cfg->nsinks,
-             b->cfg->nsinks == 1 ? "" : "s",
-             rs->nretiring ? " (and removed ones finishing their deliveries)" : "");
+    {
+        char n[24];
+        const char *ins[2] = {b->cfg->path, n};
+        snprintf(n, sizeof(n), "%zu", b->cfg->nsinks);
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_RELOADED, ins, 2,
+                      "configuration reloaded from %s: %zu sink%s%s", b->cfg->path, b->cfg->nsinks,
+                      b->cfg->nsinks == 1 ? "" : "s",
+                      rs->nretiring ? " (and removed ones finishing their deliveries)" : "");
+    }
     if (rs->done != NULL)
         rs->done(rs->arg, 0, NULL);
     crs_free(rs);
@@ -517,8 +531,11 @@ int crs_broker_reload(struct crs_broker *b, crs_broker_reload_cb done, void *arg
     rc = crs_config_load(b->cfg->path, &fresh, err, errlen);
     if (rc == 0)
         rc = broker_reload_start(b, fresh, done, arg, err, errlen);
-    if (rc != 0)
-        crs_error("reload: %s; keeping the running configuration", err);
+    if (rc != 0) {
+        const char *ins[1] = {err};
+        crs_log_event(CRS_LOG_ERROR, CRS_MSGID_CONFIG_INVALID, ins, 1,
+                      "reload: %s; keeping the running configuration", err);
+    }
     return rc;
 }
 

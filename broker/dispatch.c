@@ -9,6 +9,7 @@
  */
 #include "dispatch.h"
 
+#include "certrelay/msgid.h"
 #include "metrics.h"
 
 #include <stddef.h>
@@ -155,6 +156,23 @@ static const char *attempt_event_id(const struct attempt *a)
     return a->event != NULL && a->event->event_id != NULL ? a->event->event_id : "?";
 }
 
+/* Logs a dead letter as the catalogued condition (certrelay/msgid.h): sink, event, request,
+ * error as the Event Log's inserts, line as the log's text. */
+static void attempt_dead_event(const struct attempt *a, const char *sink, const char *error,
+                               const char *line)
+{
+    char rid[24] = "-";
+    const char *ins[4];
+
+    if (a->event != NULL && a->event->request != NULL && a->event->request->has_request_id)
+        snprintf(rid, sizeof(rid), "%lld", (long long)a->event->request->request_id);
+    ins[0] = sink;
+    ins[1] = attempt_event_id(a);
+    ins[2] = rid;
+    ins[3] = error;
+    crs_log_event(CRS_LOG_WARN, CRS_MSGID_DEAD_LETTERED, ins, 4, "%s", line);
+}
+
 /*
  * Turns a driver's result into the row's next state and hands it to the queue. Called on the
  * loop thread, exactly once per attempt.
@@ -166,6 +184,7 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
     struct crs_delivery_update *u = &a->u;
     int64_t now = crs_now_ms();
     const char *name = sc->name;
+    char line[640];
 
     d->sinks[a->sink].inflight--;
     if (r->outcome == CRS_DELIVERY_CANCELED) {
@@ -188,6 +207,17 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
     u->last_status = r->status;
     snprintf(u->last_error, sizeof(u->last_error), "%s", r->error);
 
+    if (r->outcome == CRS_DELIVERY_OK && d->sinks[a->sink].failures > 0) {
+        char n[24];
+        const char *ins[2] = {name, n};
+        snprintf(n, sizeof(n), "%u", d->sinks[a->sink].failures);
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_SINK_RECOVERED, ins, 2,
+                      "sink %s delivers again after %u failed attempts", name,
+                      d->sinks[a->sink].failures);
+        d->sinks[a->sink].failures = 0;
+    } else if (r->outcome != CRS_DELIVERY_OK) {
+        d->sinks[a->sink].failures++;
+    }
     if (r->outcome == CRS_DELIVERY_OK) {
         crs_metrics_delivery(name, CRS_DM_DELIVERED);
         u->state = CRS_DSTATE_DELIVERED;
@@ -197,16 +227,20 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
     } else if (r->outcome == CRS_DELIVERY_PERMANENT) {
         crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
-        crs_warn("sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
+        snprintf(line, sizeof(line),
+                 "sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
                  attempt_event_id(a), (unsigned)u->attempts, r->error);
+        attempt_dead_event(a, name, r->error, line);
     } else if (u->attempts >= sc->max_attempts ||
                (sc->max_age_ms > 0 && now - a->received_ms >= sc->max_age_ms)) {
         crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
-        crs_warn("sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
+        snprintf(line, sizeof(line),
+                 "sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
                  "ms): %s",
                  name, attempt_event_id(a), (unsigned)u->attempts, (unsigned)sc->max_attempts,
                  (long long)(now - a->received_ms), r->error);
+        attempt_dead_event(a, name, r->error, line);
     } else {
         int64_t delay =
             crs_backoff_delay_ms(sc, u->attempts, r->retry_after_ms, dispatch_random(d));

@@ -38,6 +38,7 @@
  */
 #include "queue.h"
 
+#include "certrelay/msgid.h"
 #include "metrics.h"
 
 #include <sqlite3.h>
@@ -129,6 +130,7 @@ struct queue_job {
     struct crs_queue_op *ops;     /* admin operations, run after the commit */
     const struct crs_config *cfg; /* q->cfg when the job started (the worker's copy) */
     uint64_t start_ns;            /* uv_hrtime() when the job started (commit latency) */
+    int full;                     /* the failure was SQLITE_FULL */
     int checkpoint;               /* run a passive checkpoint after the rest */
     int64_t now_ms;
     int status;
@@ -464,6 +466,7 @@ static int job_fail(struct queue_job *job, sqlite3 *db, const char *what)
 {
     snprintf(job->reason, sizeof(job->reason), "database error (%s): %s", what, sqlite3_errmsg(db));
     job->status = CRS_EDB;
+    job->full = sqlite3_errcode(db) == SQLITE_FULL;
     return CRS_EDB;
 }
 
@@ -671,7 +674,12 @@ static void job_after(uv_work_t *req, int status)
         job.status = CRS_EINTERNAL;
         snprintf(job.reason, sizeof(job.reason), "database job canceled");
     }
-    if (job.status != 0)
+    if (job.status != 0 && job.full) {
+        const char *ins[1] = {job.reason};
+        crs_log_event(CRS_LOG_ERROR, CRS_MSGID_DISK_FULL, ins, 1,
+                      "group commit of %zu events and %s delivery updates failed: %s (disk full)",
+                      job.nitems, job.updates ? "some" : "no", job.reason);
+    } else if (job.status != 0)
         crs_error("group commit of %zu events and %s delivery updates failed: %s", job.nitems,
                   job.updates ? "some" : "no", job.reason);
     else if (job.nitems > 0)

@@ -12,6 +12,7 @@
  */
 #include "spooldrain.h"
 
+#include "certrelay/msgid.h"
 #include "metrics.h"
 
 #include <stdio.h>
@@ -196,6 +197,13 @@ static void sd_round_end(struct crs_spooldrain *sd)
 
     for (f = sd->files; f != NULL; f = f->next)
         n += f->committed;
+    if (n > 0) {
+        char count[24];
+        const char *ins[2] = {count, sd->cfg->spool_dir};
+        snprintf(count, sizeof(count), "%zu", n);
+        crs_log_event(CRS_LOG_WARN, CRS_MSGID_EVENTS_SPOOLED, ins, 2,
+                      "spool: %zu events spooled while the broker was away were received", n);
+    }
     if (n > 0 || sd->bad > 0)
         crs_info("spool: drained %zu events from %s%s", n, sd->cfg->spool_dir,
                  sd->bad ? " (corrupt files moved to bad/)" : "");

@@ -20,6 +20,8 @@ static int log_level = CRS_LOG_INFO;
 static int log_stderr = 1;
 static crs_log_output_fn log_fn;
 static void *log_ctx;
+static crs_log_event_fn log_event_fn;
+static void *log_event_ctx;
 static FILE *log_file;
 static char log_path[1024];
 static unsigned long long log_size;     /* bytes in log_file */
@@ -134,13 +136,41 @@ static void log_rotate_locked(void)
     log_size = 0;
 }
 
+void crs_log_set_event_output(crs_log_event_fn fn, void *ctx)
+{
+    crs_mutex_lock(&log_mutex);
+    log_event_fn = fn;
+    log_event_ctx = ctx;
+    crs_mutex_unlock(&log_mutex);
+}
+
+static void log_vwrite(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                       unsigned ninserts, const char *fmt, va_list ap);
+
 void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
+{
+    log_vwrite(level, 0, NULL, 0, fmt, ap);
+}
+
+void crs_log_event(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                   unsigned ninserts, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(level, msgid, inserts, ninserts, fmt, ap);
+    va_end(ap);
+}
+
+/* A catalogued condition is always recorded, whatever the level filter says. */
+static void log_vwrite(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                       unsigned ninserts, const char *fmt, va_list ap)
 {
     char line[CRS_LOG_LINE_MAX];
     char ts[32];
     int n;
 
-    if ((int)level > (int)crs_log_get_level())
+    if ((int)level > (int)crs_log_get_level() && msgid == 0)
         return;
     crs_time_rfc3339(crs_now_ms(), ts, sizeof(ts));
     n = snprintf(line, sizeof(line), "%s %-5s ", ts, level_names[level]);
@@ -163,7 +193,9 @@ void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
         if (log_max_size > 0 && log_size >= log_max_size)
             log_rotate_locked();
     }
-    if (log_fn != NULL)
+    if (msgid != 0 && log_event_fn != NULL)
+        log_event_fn(log_event_ctx, level, msgid, inserts, ninserts, line);
+    else if (log_fn != NULL)
         log_fn(log_ctx, level, line);
     crs_mutex_unlock(&log_mutex);
 }

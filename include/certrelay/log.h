@@ -46,6 +46,21 @@ void crs_log(enum crs_log_level level, const char *fmt, ...)
     ;
 void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap);
 
+/*
+ * A line that is also one of the catalogued conditions (certrelay/msgid.h): written like any
+ * other line, and handed to the event output (when one is set) with its id and its inserts
+ * instead of to the plain extra output, so the Windows Event Log records it under its own id.
+ */
+typedef void (*crs_log_event_fn)(void *ctx, enum crs_log_level level, unsigned msgid,
+                                 const char *const *inserts, unsigned ninserts, const char *line);
+void crs_log_set_event_output(crs_log_event_fn fn, void *ctx);
+void crs_log_event(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                   unsigned ninserts, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 5, 6)))
+#endif
+    ;
+
 #define crs_error(...) crs_log(CRS_LOG_ERROR, __VA_ARGS__)
 #define crs_warn(...)  crs_log(CRS_LOG_WARN, __VA_ARGS__)
 #define crs_info(...)  crs_log(CRS_LOG_INFO, __VA_ARGS__)

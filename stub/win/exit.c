@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dll.h"
+#include "certrelay/msgid.h"
 #include "certrelay/win/eventlog.h"
 #include "certrelay/win/secdir.h"
 #include "certrelay/alloc.h"
@@ -232,12 +233,12 @@ cleanup:
 static void note_outcome(struct exit_module *This, const struct crs_stub_result *res)
 {
     if (res->outcome == CRS_STUB_SPOOLED) {
-        if (InterlockedExchange(&This->broker_down, 1) == 0)
-            crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_WARN,
-                                "CertRelay: the broker at %s did not acknowledge an event (%s). "
-                                "Events are kept in %s until it does; this is reported once.",
-                                This->settings.pipe, crs_strerror(res->send_error),
-                                This->settings.spool_dir);
+        if (InterlockedExchange(&This->broker_down, 1) == 0) {
+            const char *ins[3] = {This->settings.pipe, crs_strerror(res->send_error),
+                                  This->settings.spool_dir};
+            crs_eventlog_event(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_WARN, CRS_MSGID_BROKER_UNREACHABLE,
+                               ins, 3, NULL);
+        }
     } else if (res->outcome == CRS_STUB_ACKED) {
         if (InterlockedExchange(&This->broker_down, 0) == 1)
             crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO,
@@ -298,13 +299,14 @@ static HRESULT WINAPI exit_Notify(ICertExit2 *iface, LONG event, LONG context)
                             (unsigned long)hr);
         rc = crs_stub_notify(This->stub, (uint32_t)event, &empty_reader, &res);
     }
-    if (rc != 0)
-        crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
-                            "CertRelay: %s event (context %ld) was neither acknowledged by the "
-                            "broker nor written to %s: %s. The event is lost.",
-                            event_name != NULL ? event_name : "an unknown", (long)context,
-                            This->settings.spool_dir, crs_strerror(rc));
-    else
+    if (rc != 0) {
+        char ctx[24];
+        const char *ins[4] = {event_name != NULL ? event_name : "unknown", ctx,
+                              This->settings.spool_dir, crs_strerror(rc)};
+        snprintf(ctx, sizeof(ctx), "%ld", (long)context);
+        crs_eventlog_event(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR, CRS_MSGID_SPOOL_FAILED, ins, 4,
+                           NULL);
+    } else
         note_outcome(This, &res);
 
     if (server != NULL)
