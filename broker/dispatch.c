@@ -142,8 +142,14 @@ static void dispatch_check_paused(struct crs_dispatcher *d)
 {
     void (*cb)(void *);
 
+    size_t i;
+
     if (!d->paused || d->pause_cb == NULL || d->head != NULL || d->fetching)
         return;
+    for (i = 0; i < d->nsinks; i++) {
+        if (d->sinks[i].inflight > 0)
+            return;
+    }
     cb = d->pause_cb;
     d->pause_cb = NULL;
     cb(d->pause_arg);
@@ -570,8 +576,18 @@ void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, siz
 
 void crs_dispatcher_wake(struct crs_dispatcher *d)
 {
-    if (d == NULL || d->stopping || d->paused)
+    if (d == NULL)
         return;
+    /* Also how an attempt made outside the dispatcher (send-test) tells a stop or a pause
+     * waiting for the sink's attempts in flight that it has finished. */
+    if (d->stopping) {
+        dispatch_check_stopped(d);
+        return;
+    }
+    if (d->paused) {
+        dispatch_check_paused(d);
+        return;
+    }
     d->dirty = 1;
     crs_queue_kick(d->q);
 }

@@ -34,7 +34,8 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
  */
 void crs_dispatcher_pause(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg);
 void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, size_t nsinks);
-/* Fetches due rows again now: rows an administrator made due (retry, replay). NULL is a no-op. */
+/* Fetches due rows again now: rows an administrator made due (retry, replay); while stopping
+ * or pausing, re-checks whether that is complete (send-test's attempt ended). NULL: no-op. */
 void crs_dispatcher_wake(struct crs_dispatcher *d);
 /* Frees the dispatcher after the queue is closed. NULL is a no-op. */
 void crs_dispatcher_free(struct crs_dispatcher *d);

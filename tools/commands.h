@@ -18,6 +18,7 @@
     XX(retry, "retry", "make dead or pending deliveries due now")                                  \
     XX(replay, "replay", "deliver already delivered events to one sink again")                     \
     XX(reload, "reload", "re-read the broker's configuration file (as SIGHUP / paramchange)")      \
+    XX(send_test, "send-test", "send a marked test event through one sink, show the outcome")      \
     XX(check_config, "check-config", "validate a configuration file")                              \
     XX(simulate, "simulate", "drive the stub core with synthetic or scripted certsrv events")
 

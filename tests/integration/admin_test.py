@@ -192,6 +192,26 @@ def test():
             t.fail("replay to hook touched the archive")
         cli.run("replay", "--sink", "nosuch", "--since", "1h", code=1)
 
+        # ---- send-test: a marked event through the real path, outcome reported. ----
+        before = len(srv.requests("/hook"))
+        res = cli.json("send-test", "--sink", "hook")
+        if not res["ok"] or res["outcome"] != "delivered" or res["status"] != 204:
+            t.fail("send-test: %r" % res)
+        reqs = srv.requests("/hook")[before:]
+        if len(reqs) != 1:
+            t.fail("send-test made %d requests" % len(reqs))
+        doc = json.loads(reqs[0].body)
+        if doc["event_id"] != res["event_id"] or "certrelay_test" not in json.dumps(doc) or \
+                "test event" not in doc["ca"]["config"]:
+            t.fail("the test event is not marked as one: %r" % doc)
+        srv.script("/hook", [(400, {})])
+        out, _ = cli.run("send-test", "--sink", "hook", code=1)
+        if "failed (permanent)" not in out or "status 400" not in out:
+            t.fail("failed send-test reported as: %s" % out)
+        cli.run("send-test", "--sink", "nosuch", code=1)
+        if cli.json("events", "--kind", "startup")["events"]:
+            t.fail("a test event was queued")
+
         # ---- Another user: refused by the broker, and by the socket's own permissions. ----
         nobody = 65534
         _, err = cli.run("status", code=4, user=nobody)
