@@ -15,18 +15,9 @@ import time
 import uuid
 
 import crstest as t
-from http_server import RecordingServer
+from http_server import start_recording_server
 
 BATCH = 12
-
-
-def start_server():
-    for _ in range(20):
-        try:
-            return RecordingServer(port=t.free_port()).start()
-        except OSError:
-            continue
-    t.fail("no free port for a test server")
 
 
 class Cli:
@@ -87,7 +78,7 @@ def send_batch(sock, first_request):
 
 def test():
     opts = t.args("certrelayd", "certrelay")
-    srv = start_server()
+    srv = start_recording_server()
     with t.TempDir("admin") as tmp:
         config, settings = t.write_config(tmp, sinks={
             "hook": {"type": "webhook", "url": srv.url("/hook"), "format": "json",

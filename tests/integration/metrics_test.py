@@ -14,20 +14,11 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 import crstest as t
-from http_server import RecordingServer
+from http_server import start_recording_server
 
 EVENTS = 25
 REFUSED = 3
 SPOOLED = 7
-
-
-def start_server():
-    for _ in range(20):
-        try:
-            return RecordingServer(port=t.free_port()).start()
-        except OSError:
-            continue
-    t.fail("no free port for a test server")
 
 
 def scrape(url):
@@ -49,7 +40,7 @@ def value(samples, name, **labels):
 
 def test():
     opts = t.args("certrelayd", "certrelay")
-    srv = start_server()
+    srv = start_recording_server()
     with t.TempDir("metrics") as tmp:
         port = t.free_port()
         config, settings = t.write_config(tmp, metrics_listen="127.0.0.1:%d" % port, sinks={

@@ -20,19 +20,10 @@ import subprocess
 import time
 
 import crstest as t
-from http_server import RecordingServer
+from http_server import start_recording_server
 
 COUNT = int(os.environ.get("CRS_RELOAD_EVENTS", "20000"))
 CONCURRENCY = 16
-
-
-def start_server():
-    for _ in range(20):
-        try:
-            return RecordingServer(port=t.free_port()).start()
-        except OSError:
-            continue
-    t.fail("no free port for a test server")
 
 
 def write(tmp, settings, sinks, extra_broker=()):
@@ -65,7 +56,7 @@ def ids_in(directory):
 
 def test():
     opts = t.args("certrelayd", "certrelay")
-    srv = start_server()
+    srv = start_recording_server()
     with t.TempDir("reload-live") as tmp:
         settings = {"listen": tmp.join("certrelay.sock"), "state_dir": tmp.join("state"),
                     "spool_dir": tmp.join("spool"), "log_level": "info"}

@@ -311,3 +311,35 @@ void admin_print_json(json_t *v)
         printf("%s\n", text);
     free(text);
 }
+
+int admin_main(const struct admin_command *c, int argc, char **argv)
+{
+    struct admin_target t;
+    json_t *params = NULL, *res = NULL;
+    int code;
+
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        c->usage(stdout);
+        return ADMIN_EXIT_OK;
+    }
+    code = admin_target_init(&t, &argc, argv);
+    params = json_object();
+    if (code == 0 && params == NULL)
+        code = ADMIN_EXIT_FAILED;
+    if (code == 0 && c->parse != NULL)
+        code = c->parse(c, argc, argv, params);
+    else if (code == 0 && argc != 1)
+        code = ADMIN_EXIT_USAGE;
+    if (code == ADMIN_EXIT_USAGE)
+        c->usage(stderr);
+    if (code == 0)
+        code = admin_call(&t, c->command, params, &res);
+    if (code == 0 && c->print != NULL)
+        code = c->print(res, t.json);
+    else if (code == 0)
+        admin_print_json(res);
+    json_decref(params);
+    json_decref(res);
+    admin_target_free(&t);
+    return code;
+}

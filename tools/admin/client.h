@@ -47,6 +47,20 @@ void admin_target_free(struct admin_target *t);
  */
 int admin_call(const struct admin_target *t, const char *command, json_t *params, json_t **result);
 
+/*
+ * The shape every admin command but status shares: --help, the shared options, the command's own
+ * arguments into a params object (parse returns 0 or ADMIN_EXIT_USAGE, printing why), one call,
+ * and the result printed by print (which gets t->json and returns the exit code; NULL prints the
+ * JSON). usage is printed for --help (stdout) and usage errors (stderr).
+ */
+struct admin_command {
+    const char *command;
+    void (*usage)(FILE *f);
+    int (*parse)(const struct admin_command *c, int argc, char **argv, json_t *params);
+    int (*print)(json_t *res, int json);
+};
+int admin_main(const struct admin_command *c, int argc, char **argv);
+
 /* "2026-11-21T18:04:07.123Z", or "-" for a negative time. */
 void admin_fmt_time(int64_t unix_ms, char *out, size_t outlen);
 /* "3d 4h", "12m 5s", "850ms". */

@@ -25,13 +25,8 @@ static void show_usage(FILE *f)
                "4 not authorized\n");
 }
 
-static int is_help(int argc, char **argv)
-{
-    return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-}
-
 /* Parses the filters into params; 0 or ADMIN_EXIT_USAGE. */
-static int events_params(int argc, char **argv, json_t *params)
+static int events_params(const struct admin_command *c, int argc, char **argv, json_t *params)
 {
     int i;
 
@@ -78,12 +73,16 @@ static int events_params(int argc, char **argv, json_t *params)
     return 0;
 }
 
-static void events_print(json_t *res)
+static int events_print(json_t *res, int json)
 {
     json_t *ev, *d;
     size_t i, j;
     char when[40];
 
+    if (json) {
+        admin_print_json(res);
+        return ADMIN_EXIT_OK;
+    }
     printf("%-36s %-16s %-24s %10s  %-20s %s\n", "EVENT ID", "KIND", "RECEIVED", "REQUEST",
            "SERIAL", "DELIVERIES");
     json_array_foreach(json_object_get(res, "events"), i, ev)
@@ -107,46 +106,26 @@ static void events_print(json_t *res)
         }
         printf("\n");
     }
+    return ADMIN_EXIT_OK;
 }
 
 int tool_events_main(int argc, char **argv)
 {
-    struct admin_target t;
-    json_t *params = NULL, *res = NULL;
-    int code;
+    static const struct admin_command cmd = {"events", events_usage, events_params, events_print};
 
-    if (is_help(argc, argv)) {
-        events_usage(stdout);
-        return ADMIN_EXIT_OK;
-    }
-    code = admin_target_init(&t, &argc, argv);
-    params = json_object();
-    if (code == 0 && params == NULL)
-        code = ADMIN_EXIT_FAILED;
-    if (code == 0)
-        code = events_params(argc, argv, params);
-    if (code == ADMIN_EXIT_USAGE)
-        events_usage(stderr);
-    if (code == 0)
-        code = admin_call(&t, "events", params, &res);
-    if (code == 0) {
-        if (t.json)
-            admin_print_json(res);
-        else
-            events_print(res);
-    }
-    json_decref(params);
-    json_decref(res);
-    admin_target_free(&t);
-    return code;
+    return admin_main(&cmd, argc, argv);
 }
 
-static void show_print(json_t *res)
+static int show_print(json_t *res, int json)
 {
     json_t *d;
     size_t i;
     char when[40], next[40];
 
+    if (json) {
+        admin_print_json(res);
+        return ADMIN_EXIT_OK;
+    }
     admin_print_json(json_object_get(res, "event"));
     admin_fmt_time(json_integer_value(json_object_get(res, "received_ms")), when, sizeof(when));
     printf("\nreceived: %s\n\n%-16s %-10s %8s %7s %-24s %-24s %s\n", when, "SINK", "STATE",
@@ -165,35 +144,20 @@ static void show_print(json_t *res)
                (long long)json_integer_value(json_object_get(d, "last_status")), when, next,
                err ? err : "-");
     }
+    return ADMIN_EXIT_OK;
+}
+
+static int show_params(const struct admin_command *c, int argc, char **argv, json_t *params)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        return ADMIN_EXIT_USAGE;
+    return json_object_set_new(params, "event_id", json_string(argv[1])) == 0 ? 0
+                                                                              : ADMIN_EXIT_FAILED;
 }
 
 int tool_show_main(int argc, char **argv)
 {
-    struct admin_target t;
-    json_t *params = NULL, *res = NULL;
-    int code;
+    static const struct admin_command cmd = {"show", show_usage, show_params, show_print};
 
-    if (is_help(argc, argv)) {
-        show_usage(stdout);
-        return ADMIN_EXIT_OK;
-    }
-    code = admin_target_init(&t, &argc, argv);
-    if (code == 0 && argc != 2) {
-        show_usage(stderr);
-        code = ADMIN_EXIT_USAGE;
-    }
-    if (code == 0) {
-        params = json_pack("{ss}", "event_id", argv[1]);
-        code = params ? admin_call(&t, "show", params, &res) : ADMIN_EXIT_FAILED;
-    }
-    if (code == 0) {
-        if (t.json)
-            admin_print_json(res);
-        else
-            show_print(res);
-    }
-    json_decref(params);
-    json_decref(res);
-    admin_target_free(&t);
-    return code;
+    return admin_main(&cmd, argc, argv);
 }

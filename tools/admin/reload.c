@@ -13,34 +13,27 @@
 #include "commands.h"
 #include "config/config.h"
 
-int tool_reload_main(int argc, char **argv)
+static void reload_usage(FILE *f)
 {
-    struct admin_target t;
-    json_t *res = NULL;
-    int code;
-
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: certrelay reload [--config FILE | --pipe NAME] [--json]\n"
+    fprintf(f, "usage: certrelay reload [--config FILE | --pipe NAME] [--json]\n"
                "exit: 0 reloaded, 1 the file has an error (FILE:LINE: message; the running "
                "configuration is kept), 2 usage, 3 broker not running, 4 not authorized\n");
-        return ADMIN_EXIT_OK;
-    }
-    code = admin_target_init(&t, &argc, argv);
-    if (code == 0 && argc != 1) {
-        fprintf(stderr, "certrelay reload: unexpected '%s'\n", argv[1]);
-        code = ADMIN_EXIT_USAGE;
-    }
-    if (code == 0)
-        code = admin_call(&t, "reload", NULL, &res);
-    if (code == 0) {
-        if (t.json)
-            admin_print_json(res);
-        else
-            printf("reloaded %s\n", json_string_value(json_object_get(res, "config")));
-    }
-    json_decref(res);
-    admin_target_free(&t);
-    return code;
+}
+
+static int reload_print(json_t *res, int json)
+{
+    if (json)
+        admin_print_json(res);
+    else
+        printf("reloaded %s\n", json_string_value(json_object_get(res, "config")));
+    return ADMIN_EXIT_OK;
+}
+
+int tool_reload_main(int argc, char **argv)
+{
+    static const struct admin_command cmd = {"reload", reload_usage, NULL, reload_print};
+
+    return admin_main(&cmd, argc, argv);
 }
 
 int tool_check_config_main(int argc, char **argv)

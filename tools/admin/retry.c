@@ -24,17 +24,14 @@ static void replay_usage(FILE *f)
                "exit: 0 done, 1 failure, 2 usage, 3 broker not running, 4 not authorized\n");
 }
 
-static int is_help(int argc, char **argv)
-{
-    return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-}
-
 /*
  * Parses retry's and replay's options into params: --sink S, --since T, --kind K, --dead, and
  * bare event ids (retry only). Returns 0 or ADMIN_EXIT_USAGE (printed).
  */
-static int retry_params(const char *cmd, int argc, char **argv, int allow_ids, json_t *params)
+static int retry_params(const struct admin_command *c, int argc, char **argv, json_t *params)
 {
+    const char *cmd = c->command;
+    int allow_ids = strcmp(cmd, "retry") == 0;
     json_t *ids = json_array();
     int i, rc = 0, dead = 0;
 
@@ -84,56 +81,34 @@ static int retry_params(const char *cmd, int argc, char **argv, int allow_ids, j
     return 0;
 }
 
-static int retry_run(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
+static int retry_print(json_t *res, int json)
 {
-    struct admin_target t;
-    json_t *params = NULL, *res = NULL;
-    int code;
+    json_t *missing = json_object_get(res, "not_found"), *id;
+    size_t i;
 
-    if (is_help(argc, argv)) {
-        usage(stdout);
-        return ADMIN_EXIT_OK;
-    }
-    code = admin_target_init(&t, &argc, argv);
-    params = json_object();
-    if (code == 0 && params == NULL)
-        code = ADMIN_EXIT_FAILED;
-    if (code == 0)
-        code = retry_params(cmd, argc, argv, strcmp(cmd, "retry") == 0, params);
-    if (code == ADMIN_EXIT_USAGE)
-        usage(stderr);
-    if (code == 0)
-        code = admin_call(&t, cmd, params, &res);
-    if (code == 0) {
-        json_t *missing = json_object_get(res, "not_found"), *id;
-        size_t i;
-
-        if (t.json) {
-            admin_print_json(res);
-        } else {
-            printf("%lld deliveries due now\n",
-                   (long long)json_integer_value(json_object_get(res, "rows")));
-            json_array_foreach(missing, i, id)
-            {
-                fprintf(stderr, "certrelay %s: no event %s in the queue\n", cmd,
-                        json_string_value(id));
-            }
+    if (json) {
+        admin_print_json(res);
+    } else {
+        printf("%lld deliveries due now\n",
+               (long long)json_integer_value(json_object_get(res, "rows")));
+        json_array_foreach(missing, i, id)
+        {
+            fprintf(stderr, "certrelay retry: no event %s in the queue\n", json_string_value(id));
         }
-        if (json_array_size(missing) > 0)
-            code = ADMIN_EXIT_FAILED;
     }
-    json_decref(params);
-    json_decref(res);
-    admin_target_free(&t);
-    return code;
+    return json_array_size(missing) > 0 ? ADMIN_EXIT_FAILED : ADMIN_EXIT_OK;
 }
 
 int tool_retry_main(int argc, char **argv)
 {
-    return retry_run("retry", argc, argv, retry_usage);
+    static const struct admin_command cmd = {"retry", retry_usage, retry_params, retry_print};
+
+    return admin_main(&cmd, argc, argv);
 }
 
 int tool_replay_main(int argc, char **argv)
 {
-    return retry_run("replay", argc, argv, replay_usage);
+    static const struct admin_command cmd = {"replay", replay_usage, retry_params, retry_print};
+
+    return admin_main(&cmd, argc, argv);
 }

@@ -16,42 +16,34 @@ static void sendtest_usage(FILE *f)
                "not running, 4 not authorized\n");
 }
 
+static int sendtest_params(const struct admin_command *c, int argc, char **argv, json_t *params)
+{
+    if (argc != 3 || strcmp(argv[1], "--sink") != 0)
+        return ADMIN_EXIT_USAGE;
+    return json_object_set_new(params, "sink", json_string(argv[2])) == 0 ? 0 : ADMIN_EXIT_FAILED;
+}
+
+static int sendtest_print(json_t *res, int json)
+{
+    const char *err = json_string_value(json_object_get(res, "error"));
+
+    if (json)
+        admin_print_json(res);
+    else
+        printf("sink %s: %s (status %lld%s%s) in %.3f s; test event %s\n",
+               json_string_value(json_object_get(res, "sink")),
+               json_string_value(json_object_get(res, "outcome")),
+               (long long)json_integer_value(json_object_get(res, "status")),
+               err && err[0] ? ", " : "", err ? err : "",
+               json_real_value(json_object_get(res, "seconds")),
+               json_string_value(json_object_get(res, "event_id")));
+    return json_is_true(json_object_get(res, "ok")) ? ADMIN_EXIT_OK : ADMIN_EXIT_FAILED;
+}
+
 int tool_send_test_main(int argc, char **argv)
 {
-    struct admin_target t;
-    json_t *params = NULL, *res = NULL;
-    int code;
+    static const struct admin_command cmd = {"send-test", sendtest_usage, sendtest_params,
+                                             sendtest_print};
 
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        sendtest_usage(stdout);
-        return ADMIN_EXIT_OK;
-    }
-    code = admin_target_init(&t, &argc, argv);
-    if (code == 0 && (argc != 3 || strcmp(argv[1], "--sink") != 0)) {
-        sendtest_usage(stderr);
-        code = ADMIN_EXIT_USAGE;
-    }
-    if (code == 0) {
-        params = json_pack("{ss}", "sink", argv[2]);
-        code = params ? admin_call(&t, "send-test", params, &res) : ADMIN_EXIT_FAILED;
-    }
-    if (code == 0) {
-        const char *err = json_string_value(json_object_get(res, "error"));
-        if (t.json)
-            admin_print_json(res);
-        else
-            printf("sink %s: %s (status %lld%s%s) in %.3f s; test event %s\n",
-                   json_string_value(json_object_get(res, "sink")),
-                   json_string_value(json_object_get(res, "outcome")),
-                   (long long)json_integer_value(json_object_get(res, "status")),
-                   err && err[0] ? ", " : "", err ? err : "",
-                   json_real_value(json_object_get(res, "seconds")),
-                   json_string_value(json_object_get(res, "event_id")));
-        if (!json_is_true(json_object_get(res, "ok")))
-            code = ADMIN_EXIT_FAILED;
-    }
-    json_decref(params);
-    json_decref(res);
-    admin_target_free(&t);
-    return code;
+    return admin_main(&cmd, argc, argv);
 }
