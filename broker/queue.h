@@ -156,7 +156,8 @@ void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op);
 
 /*
  * The admin queries (broker/queue_admin.c), called from a crs_queue_op's run() on the worker.
- * Each fills *result with a fresh JSON object (see docs/operations.md for the shapes) or returns
+ * Each fills *result with a fresh JSON object (the shapes below; `certrelay ... --json` prints
+ * them) or returns
  * a negative CRS_E* code with a sentence in err. now_ms is the current time.
  *
  *   status:  {"sinks": [{name, pending, dead, delivered_24h, oldest_pending_ms, last_error,
