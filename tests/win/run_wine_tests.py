@@ -11,7 +11,8 @@ The wineserver is started persistent for the many short wine processes and kille
   3. certrelay.ini with a file sink; sc create CertRelay ... start= auto; sc start: RUNNING
   4. harness (8 threads, every event kind): every event lands in the drop directory, the
      certificates and CRLs byte-identical to the fixtures
-  5. PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start
+  5. certrelay status over the pipe (the admin channel) reports the online run;
+     PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start
   6. sc stop: STOPPED; harness again: every Notify S_OK within the timeout, every event spooled
   7. sc start: the spooled events are delivered, the spool is empty
   8. sc stop, regsvr32 /u: registration gone; sc delete: service gone
@@ -147,6 +148,8 @@ class Run:
         bindir.mkdir(parents=True)
         for src in (self.args.dll, self.args.broker, self.args.harness):
             shutil.copy2(src, bindir)
+        if self.args.cli:
+            shutil.copy2(self.args.cli, bindir)
         shutil.copytree(self.args.fixtures, bindir / "fixtures")
         testdir = self.host(WIN_TEST)
         (testdir / "drop").mkdir(parents=True)
@@ -323,6 +326,19 @@ class Run:
         self.verify_drop(exp1, "online")
         self.check(not self.spool_files(), "online: nothing was spooled")
 
+        # The admin channel over the named pipe: certrelay status reports what the run did.
+        if self.args.cli:
+            rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.cli).name}", "status", "--pipe", PIPE,
+                                "--json")
+            try:
+                st = json.loads(out[out.index("{"):])
+                sinks = {s["name"]: s for s in st["sinks"]}
+                ok = st["running"] and sum(s["delivered_24h"] for s in sinks.values()) == n and \
+                    st["database"]["events"] == n
+            except (ValueError, KeyError):
+                ok = False
+            self.check(rc == 0 and ok, f"certrelay status over the pipe (exit {rc}): {n} delivered")
+
         # PARAMCHANGE reaches the service's handler (which reopens the log file).
         rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--paramchange", SERVICE)
         log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
@@ -386,6 +402,7 @@ def main():
     ap.add_argument("--dll", required=True)
     ap.add_argument("--broker", required=True)
     ap.add_argument("--harness", required=True)
+    ap.add_argument("--cli", help="certrelay.exe, to check the admin channel over the pipe")
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--threads", type=int, default=8)

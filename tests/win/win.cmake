@@ -42,6 +42,7 @@ add_test(NAME wine_exit_module_service
           --dll $<TARGET_FILE:certrelay_exit>
           --broker $<TARGET_FILE:certrelayd>
           --harness $<TARGET_FILE:crs_wine_harness>
+          --cli $<TARGET_FILE:certrelay>
           --fixtures ${CRS_FIXTURE_DIR}
           --work ${CMAKE_CURRENT_BINARY_DIR}/wine)
 set_tests_properties(wine_exit_module_service PROPERTIES LABELS wine TIMEOUT 900)
