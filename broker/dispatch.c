@@ -9,6 +9,9 @@
  */
 #include "dispatch.h"
 
+#include "certrelay/msgid.h"
+#include "metrics.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +43,8 @@ struct crs_dispatcher {
     uv_loop_t *loop;
     const struct crs_config *cfg;
     struct crs_queue *q;
-    struct crs_sink *sinks;
+    struct crs_sink *sinks; /* nsinks; each sink's settings are sinks[i].cfg */
+    size_t nsinks;
     uv_timer_t timer;
     int timer_open;
     int dirty;    /* a fetch is wanted (timer fired, a slot freed, start) */
@@ -48,6 +52,10 @@ struct crs_dispatcher {
     int stopping;
     void (*stop_cb)(void *arg);
     void *stop_arg;
+    int paused;   /* crs_dispatcher_pause: no new attempts */
+    int fetching; /* a fetch is in the queue's job */
+    void (*pause_cb)(void *arg);
+    void *pause_arg;
     uint32_t rnd;
     struct attempt *head;
 };
@@ -118,7 +126,7 @@ static void dispatch_check_stopped(struct crs_dispatcher *d)
 
     if (!d->stopping || d->stop_cb == NULL || d->timer_open)
         return;
-    for (i = 0; i < d->cfg->nsinks; i++) {
+    for (i = 0; i < d->nsinks; i++) {
         if (d->sinks[i].inflight > 0)
             return;
     }
@@ -129,11 +137,46 @@ static void dispatch_check_stopped(struct crs_dispatcher *d)
     }
 }
 
+/* A pause is complete once no attempt is in memory and no fetch can still start one. */
+static void dispatch_check_paused(struct crs_dispatcher *d)
+{
+    void (*cb)(void *);
+
+    size_t i;
+
+    if (!d->paused || d->pause_cb == NULL || d->head != NULL || d->fetching)
+        return;
+    for (i = 0; i < d->nsinks; i++) {
+        if (d->sinks[i].inflight > 0)
+            return;
+    }
+    cb = d->pause_cb;
+    d->pause_cb = NULL;
+    cb(d->pause_arg);
+}
+
 /* ---- Outcomes ---- */
 
 static const char *attempt_event_id(const struct attempt *a)
 {
     return a->event != NULL && a->event->event_id != NULL ? a->event->event_id : "?";
+}
+
+/* Logs a dead letter as the catalogued condition (certrelay/msgid.h): sink, event, request,
+ * error as the Event Log's inserts, line as the log's text. */
+static void attempt_dead_event(const struct attempt *a, const char *sink, const char *error,
+                               const char *line)
+{
+    char rid[24] = "-";
+    const char *ins[4];
+
+    if (a->event != NULL && a->event->request != NULL && a->event->request->has_request_id)
+        snprintf(rid, sizeof(rid), "%lld", (long long)a->event->request->request_id);
+    ins[0] = sink;
+    ins[1] = attempt_event_id(a);
+    ins[2] = rid;
+    ins[3] = error;
+    crs_log_event(CRS_LOG_WARN, CRS_MSGID_DEAD_LETTERED, ins, 4, "%s", line);
 }
 
 /*
@@ -143,10 +186,11 @@ static const char *attempt_event_id(const struct attempt *a)
 static void attempt_finish(struct attempt *a, const struct crs_delivery_result *r)
 {
     struct crs_dispatcher *d = a->disp;
-    const struct crs_sink_config *sc = &d->cfg->sinks[a->sink];
+    const struct crs_sink_config *sc = d->sinks[a->sink].cfg;
     struct crs_delivery_update *u = &a->u;
     int64_t now = crs_now_ms();
     const char *name = sc->name;
+    char line[640];
 
     d->sinks[a->sink].inflight--;
     if (r->outcome == CRS_DELIVERY_CANCELED) {
@@ -156,36 +200,57 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
         d->dirty = 1;
         crs_queue_kick(d->q);
         dispatch_check_stopped(d);
+        dispatch_check_paused(d);
         return;
     }
 
     u->event_row = a->d.event_row;
     u->sink = a->sink;
+    u->sink_name = sc->name;
     u->attempts = a->d.attempt;
     u->updated_ms = now;
     u->next_attempt_ms = now;
     u->last_status = r->status;
     snprintf(u->last_error, sizeof(u->last_error), "%s", r->error);
 
+    if (r->outcome == CRS_DELIVERY_OK && d->sinks[a->sink].failures > 0) {
+        char n[24];
+        const char *ins[2] = {name, n};
+        snprintf(n, sizeof(n), "%u", d->sinks[a->sink].failures);
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_SINK_RECOVERED, ins, 2,
+                      "sink %s delivers again after %u failed attempts", name,
+                      d->sinks[a->sink].failures);
+        d->sinks[a->sink].failures = 0;
+    } else if (r->outcome != CRS_DELIVERY_OK) {
+        d->sinks[a->sink].failures++;
+    }
     if (r->outcome == CRS_DELIVERY_OK) {
+        crs_metrics_delivery(name, CRS_DM_DELIVERED);
         u->state = CRS_DSTATE_DELIVERED;
         u->last_error[0] = '\0';
         crs_debug("sink %s: event %s delivered (attempt %u)", name, attempt_event_id(a),
                   (unsigned)u->attempts);
     } else if (r->outcome == CRS_DELIVERY_PERMANENT) {
+        crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
-        crs_warn("sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
+        snprintf(line, sizeof(line),
+                 "sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
                  attempt_event_id(a), (unsigned)u->attempts, r->error);
+        attempt_dead_event(a, name, r->error, line);
     } else if (u->attempts >= sc->max_attempts ||
                (sc->max_age_ms > 0 && now - a->received_ms >= sc->max_age_ms)) {
+        crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
-        crs_warn("sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
+        snprintf(line, sizeof(line),
+                 "sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
                  "ms): %s",
                  name, attempt_event_id(a), (unsigned)u->attempts, (unsigned)sc->max_attempts,
                  (long long)(now - a->received_ms), r->error);
+        attempt_dead_event(a, name, r->error, line);
     } else {
         int64_t delay =
             crs_backoff_delay_ms(sc, u->attempts, r->retry_after_ms, dispatch_random(d));
+        crs_metrics_delivery(name, CRS_DM_RETRY);
         u->state = CRS_DSTATE_PENDING;
         u->next_attempt_ms = now + delay;
         crs_warn("sink %s: event %s attempt %u failed: %s; retrying in %lld ms", name,
@@ -272,7 +337,7 @@ static int dispatch_cmp_i64(const void *a, const void *b)
 
 static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
 {
-    uint32_t conc = d->cfg->sinks[i].concurrency ? d->cfg->sinks[i].concurrency : 1;
+    uint32_t conc = d->sinks[i].cfg->concurrency ? d->sinks[i].cfg->concurrency : 1;
 
     return d->sinks[i].inflight >= conc ? 0 : conc - d->sinks[i].inflight;
 }
@@ -282,16 +347,17 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     struct crs_dispatcher *d = arg;
     struct crs_fetch *f = NULL;
     struct attempt *a;
-    size_t i, nsinks = d->cfg->nsinks;
+    size_t i, nsinks = d->nsinks;
     uint32_t total = 0;
 
-    if (d->stopping || nsinks == 0 || (!d->dirty && !have_events))
+    if (d->stopping || d->paused || nsinks == 0 || (!d->dirty && !have_events))
         return NULL;
     for (i = 0; i < nsinks; i++)
         total += dispatch_slots(d, i);
     d->dirty = 0;
     if (total == 0)
         return NULL; /* every slot is busy; a finishing attempt sets dirty again */
+    d->fetching = 1;
 
     f = crs_calloc(1, sizeof(*f));
     if (f == NULL)
@@ -304,7 +370,8 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     for (a = d->head; a != NULL; a = a->next)
         f->sinks[a->sink].nexclude++;
     for (i = 0; i < nsinks; i++) {
-        f->sinks[i].want = dispatch_slots(d, i);
+        f->sinks[i].want = d->paused ? 0 : dispatch_slots(d, i);
+        f->sinks[i].name = d->sinks[i].cfg->name;
         if (f->sinks[i].nexclude > 0) {
             f->sinks[i].exclude = crs_calloc(f->sinks[i].nexclude, sizeof(int64_t));
             if (f->sinks[i].exclude == NULL)
@@ -351,6 +418,14 @@ static void hook_fetch_done(void *arg, struct crs_fetch *f)
     struct crs_dispatcher *d = arg;
     struct crs_due *due;
 
+    d->fetching = 0;
+    if (d->paused) {
+        /* A reload is waiting for the attempts in memory: these rows stay pending and are
+         * fetched again, under the new configuration, when it resumes. */
+        crs_fetch_free(f);
+        dispatch_check_paused(d);
+        return;
+    }
     if (f->status != 0) {
         d->db_retry = 1;
         dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
@@ -390,8 +465,9 @@ static void hook_updates_done(void *arg, struct crs_delivery_update *list, int s
         attempt_unlink_free(d, ATTEMPT_OF_UPDATE(list));
         list = next;
     }
-    if (d->dirty && !d->stopping)
+    if (d->dirty && !d->stopping && !d->paused)
         crs_queue_kick(d->q);
+    dispatch_check_paused(d);
 }
 
 /* ---- Lifecycle ---- */
@@ -412,6 +488,7 @@ int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs
         return CRS_ENOMEM;
     d->loop = loop;
     d->cfg = cfg;
+    d->nsinks = cfg->nsinks;
     d->q = q;
     d->sinks = sinks;
     d->rnd = (uint32_t)uv_hrtime() | 1u;
@@ -462,7 +539,7 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
     d->stopping = 1;
     d->stop_cb = cb;
     d->stop_arg = arg;
-    for (i = 0; i < d->cfg->nsinks; i++) {
+    for (i = 0; i < d->nsinks; i++) {
         struct crs_sink *s = &d->sinks[i];
         if (s->inflight > 0 && s->driver->cancel_all != NULL)
             s->driver->cancel_all(s);
@@ -471,6 +548,48 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
         uv_close((uv_handle_t *)&d->timer, dispatch_timer_closed);
     else
         dispatch_check_stopped(d);
+}
+
+void crs_dispatcher_pause(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg)
+{
+    if (d == NULL || cb == NULL)
+        return;
+    d->paused = 1;
+    d->pause_cb = cb;
+    d->pause_arg = arg;
+    dispatch_check_paused(d);
+}
+
+void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, size_t nsinks)
+{
+    if (d == NULL)
+        return;
+    d->sinks = sinks;
+    d->nsinks = nsinks;
+    d->paused = 0;
+    d->pause_cb = NULL;
+    if (d->stopping)
+        return;
+    d->dirty = 1;
+    crs_queue_kick(d->q);
+}
+
+void crs_dispatcher_wake(struct crs_dispatcher *d)
+{
+    if (d == NULL)
+        return;
+    /* Also how an attempt made outside the dispatcher (send-test) tells a stop or a pause
+     * waiting for the sink's attempts in flight that it has finished. */
+    if (d->stopping) {
+        dispatch_check_stopped(d);
+        return;
+    }
+    if (d->paused) {
+        dispatch_check_paused(d);
+        return;
+    }
+    d->dirty = 1;
+    crs_queue_kick(d->q);
 }
 
 void crs_dispatcher_free(struct crs_dispatcher *d)
