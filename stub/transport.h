@@ -46,6 +46,16 @@ int crs__transport_read(struct crs_transport *t, void *buf, size_t cap, size_t *
                         uint64_t deadline_ms);
 
 /*
+ * The platform's single steps under the two calls above (arguments already checked): send at
+ * least one byte and at most len, or receive at least one byte and at most cap, setting *done /
+ * *got; CRS_ECLOSED when the broker closed the connection.
+ */
+int crs__transport_send_some(struct crs_transport *t, const uint8_t *p, size_t len, size_t *done,
+                             uint64_t deadline_ms);
+int crs__transport_recv_some(struct crs_transport *t, void *buf, size_t cap, size_t *got,
+                             uint64_t deadline_ms);
+
+/*
  * Tells, without blocking, whether an idle pooled connection still looks usable: 1 when the
  * broker has neither closed it nor sent anything unasked, 0 otherwise. A broker that restarted
  * while the connection sat in the pool is caught here before the event is written to it.

@@ -175,19 +175,14 @@ cleanup:
     return rc;
 }
 
-int crs__transport_write_all(struct crs_transport *t, const void *data, size_t len,
+int crs__transport_send_some(struct crs_transport *t, const uint8_t *p, size_t len, size_t *done,
                              uint64_t deadline_ms)
 {
-    const uint8_t *p = data;
-
-    if (t == NULL || (data == NULL && len > 0))
-        return CRS_EINVAL;
-    while (len > 0) {
+    for (;;) {
         ssize_t n = send(t->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
+            *done = (size_t)n;
+            return 0;
         }
         if (n < 0 && errno == EINTR)
             continue;
@@ -199,16 +194,11 @@ int crs__transport_write_all(struct crs_transport *t, const void *data, size_t l
         }
         return n == 0 ? CRS_ECLOSED : transport_error(errno);
     }
-    return 0;
 }
 
-int crs__transport_read(struct crs_transport *t, void *buf, size_t cap, size_t *got,
-                        uint64_t deadline_ms)
+int crs__transport_recv_some(struct crs_transport *t, void *buf, size_t cap, size_t *got,
+                             uint64_t deadline_ms)
 {
-    if (got != NULL)
-        *got = 0;
-    if (t == NULL || buf == NULL || cap == 0 || got == NULL)
-        return CRS_EINVAL;
     for (;;) {
         ssize_t n = recv(t->fd, buf, cap, 0);
         if (n > 0) {

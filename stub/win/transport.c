@@ -221,42 +221,33 @@ static int transport_io(struct crs_transport *t, int writing, void *buf, DWORD l
     return transport_finish(t, &ov, done, deadline_ms);
 }
 
-int crs__transport_write_all(struct crs_transport *t, const void *data, size_t len,
+int crs__transport_send_some(struct crs_transport *t, const uint8_t *p, size_t len, size_t *done,
                              uint64_t deadline_ms)
 {
-    const uint8_t *p = data;
+    DWORD chunk = len > TRANSPORT_CHUNK ? TRANSPORT_CHUNK : (DWORD)len;
+    DWORD n = 0;
+    int rc = transport_io(t, 1, (void *)p, chunk, &n, deadline_ms);
 
-    if (t == NULL || (data == NULL && len > 0))
-        return CRS_EINVAL;
-    while (len > 0) {
-        DWORD chunk = len > TRANSPORT_CHUNK ? TRANSPORT_CHUNK : (DWORD)len;
-        DWORD done = 0;
-        int rc = transport_io(t, 1, (void *)p, chunk, &done, deadline_ms);
-        if (rc != 0)
-            return rc;
-        if (done == 0)
-            return CRS_ECLOSED;
-        p += done;
-        len -= done;
-    }
+    if (rc != 0)
+        return rc;
+    if (n == 0)
+        return CRS_ECLOSED;
+    *done = n;
     return 0;
 }
 
-int crs__transport_read(struct crs_transport *t, void *buf, size_t cap, size_t *got,
-                        uint64_t deadline_ms)
+int crs__transport_recv_some(struct crs_transport *t, void *buf, size_t cap, size_t *got,
+                             uint64_t deadline_ms)
 {
-    if (got != NULL)
-        *got = 0;
-    if (t == NULL || buf == NULL || cap == 0 || got == NULL)
-        return CRS_EINVAL;
     DWORD want = cap > TRANSPORT_CHUNK ? TRANSPORT_CHUNK : (DWORD)cap;
-    DWORD done = 0;
-    int rc = transport_io(t, 0, buf, want, &done, deadline_ms);
+    DWORD n = 0;
+    int rc = transport_io(t, 0, buf, want, &n, deadline_ms);
+
     if (rc != 0)
         return rc;
-    if (done == 0)
+    if (n == 0)
         return CRS_ECLOSED;
-    *got = done;
+    *got = n;
     return 0;
 }
 
