@@ -36,6 +36,14 @@ void crs_dll_unlock(void);
 HRESULT crs_exit_create(REFIID riid, void **out);
 HRESULT crs_manage_create(REFIID riid, void **out);
 
+/*
+ * The IDispatch half of both objects (dllmain.c): certsrv calls them through their vtables only,
+ * so they honestly describe an object without type information: zero type infos, no names.
+ */
+HRESULT crs_nodispatch_type_info_count(UINT *count);
+HRESULT crs_nodispatch_type_info(ITypeInfo **out);
+HRESULT crs_nodispatch_ids_of_names(UINT count, DISPID *ids);
+
 /* Human strings shared by GetDescription, the manage module and the registry. */
 #define CRS_DLL_NAME        L"CertRelay Exit Module"
 #define CRS_DLL_DESCRIPTION L"Forwards certificate and CRL events to the CertRelay broker service"

@@ -254,3 +254,32 @@ HRESULT WINAPI DllUnregisterServer(void)
 {
     return unregister_all();
 }
+
+/* ---- IDispatch without type information, shared by the exit and manage objects ---- */
+
+HRESULT crs_nodispatch_type_info_count(UINT *count)
+{
+    if (count == NULL)
+        return E_POINTER;
+    *count = 0;
+    return S_OK;
+}
+
+HRESULT crs_nodispatch_type_info(ITypeInfo **out)
+{
+    if (out == NULL)
+        return E_POINTER;
+    *out = NULL;
+    return DISP_E_BADINDEX;
+}
+
+HRESULT crs_nodispatch_ids_of_names(UINT count, DISPID *ids)
+{
+    UINT i;
+
+    if (ids == NULL)
+        return E_POINTER;
+    for (i = 0; i < count; i++)
+        ids[i] = DISPID_UNKNOWN;
+    return DISP_E_UNKNOWNNAME;
+}

@@ -102,30 +102,18 @@ static ULONG WINAPI exit_Release(ICertExit2 *iface)
  */
 static HRESULT WINAPI exit_GetTypeInfoCount(ICertExit2 *iface, UINT *count)
 {
-    if (count == NULL)
-        return E_POINTER;
-    *count = 0;
-    return S_OK;
+    return crs_nodispatch_type_info_count(count);
 }
 
 static HRESULT WINAPI exit_GetTypeInfo(ICertExit2 *iface, UINT index, LCID lcid, ITypeInfo **out)
 {
-    if (out == NULL)
-        return E_POINTER;
-    *out = NULL;
-    return DISP_E_BADINDEX;
+    return crs_nodispatch_type_info(out);
 }
 
 static HRESULT WINAPI exit_GetIDsOfNames(ICertExit2 *iface, REFIID riid, LPOLESTR *names,
                                          UINT count, LCID lcid, DISPID *ids)
 {
-    UINT i;
-
-    if (ids == NULL)
-        return E_POINTER;
-    for (i = 0; i < count; i++)
-        ids[i] = DISPID_UNKNOWN;
-    return DISP_E_UNKNOWNNAME;
+    return crs_nodispatch_ids_of_names(count, ids);
 }
 
 static HRESULT WINAPI exit_Invoke(ICertExit2 *iface, DISPID id, REFIID riid, LCID lcid, WORD flags,

@@ -69,31 +69,19 @@ static ULONG WINAPI manage_Release(ICertManageModule *iface)
 /* No type library: see the IDispatch note in exit.c. */
 static HRESULT WINAPI manage_GetTypeInfoCount(ICertManageModule *iface, UINT *count)
 {
-    if (count == NULL)
-        return E_POINTER;
-    *count = 0;
-    return S_OK;
+    return crs_nodispatch_type_info_count(count);
 }
 
 static HRESULT WINAPI manage_GetTypeInfo(ICertManageModule *iface, UINT index, LCID lcid,
                                          ITypeInfo **out)
 {
-    if (out == NULL)
-        return E_POINTER;
-    *out = NULL;
-    return DISP_E_BADINDEX;
+    return crs_nodispatch_type_info(out);
 }
 
 static HRESULT WINAPI manage_GetIDsOfNames(ICertManageModule *iface, REFIID riid, LPOLESTR *names,
                                            UINT count, LCID lcid, DISPID *ids)
 {
-    UINT i;
-
-    if (ids == NULL)
-        return E_POINTER;
-    for (i = 0; i < count; i++)
-        ids[i] = DISPID_UNKNOWN;
-    return DISP_E_UNKNOWNNAME;
+    return crs_nodispatch_ids_of_names(count, ids);
 }
 
 static HRESULT WINAPI manage_Invoke(ICertManageModule *iface, DISPID id, REFIID riid, LCID lcid,
