@@ -305,6 +305,7 @@ static void attempt_start(struct crs_dispatcher *d, struct crs_due *due)
     a->d.event_bytes = a->body;
     a->d.event_len = a->len;
     a->d.attempt = due->attempts + 1;
+    a->u.started_ms = crs_now_ms(); /* for the attempts history; the rest is filled at the end */
     a->d.done = attempt_done_cb;
     a->d.data = a;
     attempt_link(d, a);

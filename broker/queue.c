@@ -2,7 +2,7 @@
  * The durable queue (see queue.h): SQLite in WAL mode with synchronous=FULL, driven from libuv's
  * threadpool with exactly one database job in flight.
  *
- * ---- Schema (PRAGMA user_version = 1) ----
+ * ---- Schema (PRAGMA user_version = 2) ----
  *
  *   CREATE TABLE events (
  *       rowid       INTEGER PRIMARY KEY,
@@ -22,12 +22,36 @@
  *       PRIMARY KEY (event_rowid, sink));
  *   CREATE INDEX deliveries_due ON deliveries (state, next_attempt_ms);
  *   CREATE INDEX deliveries_sink_due ON deliveries (sink, state, next_attempt_ms);
+ *   CREATE TABLE attempts (                 -- version 2: every finished attempt of a delivery
+ *       event_rowid INTEGER NOT NULL,       -- events.rowid
+ *       sink        TEXT NOT NULL,          -- deliveries.sink
+ *       attempt     INTEGER NOT NULL,       -- 1, 2, ... (deliveries.attempts when it finished)
+ *       started_ms  INTEGER NOT NULL,
+ *       finished_ms INTEGER NOT NULL,
+ *       outcome     INTEGER NOT NULL,       -- the row's state after it: 0 retry, 1 delivered, 2 dead
+ *       status      INTEGER NOT NULL,       -- HTTP/SMTP status, 0 if none
+ *       error       TEXT,                   -- NULL when delivered; at most 255 bytes
+ *       PRIMARY KEY (event_rowid, sink, attempt)) WITHOUT ROWID;
  *
  * A sample, one event routed to two sinks, one delivered, one waiting for its fourth attempt:
  *
  *   events:     7 | 0193a1c2-5e4f-7a10-8b2c-3d4e5f607182 | 1 | 1732212247123 | x'0a24...'
  *   deliveries: 7 | archive | 1 | 1 | 1732212247123 | NULL              | 0   | 1732212247140
  *               7 | hook    | 0 | 3 | 1732212259000 | HTTP 503 from ... | 503 | 1732212251000
+ *   attempts:   7 | archive | 1 | 1732212247125 | 1732212247140 | 1 | 0   | NULL
+ *               7 | hook    | 1 | 1732212247125 | 1732212247390 | 0 | 503 | HTTP 503 from ...
+ *               7 | hook    | 2 | 1732212248400 | 1732212248650 | 0 | 503 | HTTP 503 from ...
+ *               7 | hook    | 3 | 1732212250700 | 1732212251000 | 0 | 503 | HTTP 503 from ...
+ *
+ * An attempt's row is written by the same statement batch, in the same transaction, as the
+ * deliveries row it updates: the history costs no commit of its own. It is bounded per delivery:
+ * attempt numbers run from 1 to max_attempts (the dispatcher dead-letters at max_attempts), and
+ * recording attempt N first drops that delivery's rows numbered N and above, so after an
+ * administrator's retry or replay (which restart attempts at 0) the new attempts replace the old
+ * ones instead of piling up. Retention deletes an event's attempts with the event.
+ *
+ * Version 1 databases (no attempts table) are migrated at start: the schema below is applied with
+ * CREATE ... IF NOT EXISTS in the same transaction that raises user_version.
  *
  * Routing happens once, when an event is committed: it gets one deliveries row per sink whose
  * events mask and templates filter take it. Therefore a sink removed from the configuration leaves
@@ -54,7 +78,8 @@
 #include "certrelay/text.h"
 #include "certrelay/log.h"
 
-#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_SCHEMA_VERSION     2
+#define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 2" /* keep equal to the line above */
 #define QUEUE_DB_NAME        "certrelay.db"
 #define QUEUE_BUSY_TIMEOUT   5000
 /*
@@ -86,7 +111,18 @@ static const char queue_schema_sql[] =
     "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_attempt_ms);"
     /* Per sink, so that one sink's backlog of due rows (a receiver down for a day) does not
      * have to be stepped over by every fetch for another sink. */
-    "CREATE INDEX IF NOT EXISTS deliveries_sink_due ON deliveries (sink, state, next_attempt_ms);";
+    "CREATE INDEX IF NOT EXISTS deliveries_sink_due ON deliveries (sink, state, next_attempt_ms);"
+    /* Version 2. */
+    "CREATE TABLE IF NOT EXISTS attempts ("
+    " event_rowid INTEGER NOT NULL,"
+    " sink TEXT NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " started_ms INTEGER NOT NULL,"
+    " finished_ms INTEGER NOT NULL,"
+    " outcome INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " error TEXT,"
+    " PRIMARY KEY (event_rowid, sink, attempt)) WITHOUT ROWID;";
 
 enum queue_stmt {
     STMT_BEGIN,
@@ -95,6 +131,8 @@ enum queue_stmt {
     STMT_INSERT_EVENT,
     STMT_INSERT_DELIVERY,
     STMT_UPDATE_DELIVERY,
+    STMT_TRIM_ATTEMPTS,
+    STMT_INSERT_ATTEMPT,
     STMT_FETCH_DUE,
     STMT_NEXT_DUE,
     STMT_COUNT_
@@ -112,6 +150,11 @@ static const char *const queue_stmt_sql[STMT_COUNT_] = {
     [STMT_UPDATE_DELIVERY] = "UPDATE deliveries SET state = ?1, attempts = ?2, "
                              "next_attempt_ms = ?3, last_error = ?4, last_status = ?5, "
                              "updated_ms = ?6 WHERE event_rowid = ?7 AND sink = ?8",
+    [STMT_TRIM_ATTEMPTS] = "DELETE FROM attempts WHERE event_rowid = ?1 AND sink = ?2 "
+                           "AND attempt >= ?3",
+    [STMT_INSERT_ATTEMPT] = "INSERT INTO attempts (event_rowid, sink, attempt, started_ms, "
+                            "finished_ms, outcome, status, error) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [STMT_FETCH_DUE] = "SELECT d.event_rowid, d.attempts, e.received_ms, e.body "
                        "FROM deliveries d JOIN events e ON e.rowid = d.event_rowid "
                        "WHERE d.state = 0 AND d.next_attempt_ms <= ?1 AND d.sink = ?2 "
@@ -368,7 +411,8 @@ static int queue_setup(struct crs_queue *q)
     }
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
-    if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, "PRAGMA user_version = 1") != 0) {
+    if (queue_exec(q, queue_schema_sql) != 0 ||
+        queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
@@ -513,6 +557,41 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job,
     return 0;
 }
 
+/*
+ * Appends the attempt u finished to the delivery's history, inside the job's transaction. Rows
+ * numbered u->attempts and above are left over from before a retry or replay restarted the
+ * count: they go first, which keeps the history at most max_attempts rows per delivery.
+ */
+static int job_record_attempt(struct crs_queue *q, struct queue_job *job,
+                              const struct crs_delivery_update *u)
+{
+    sqlite3_stmt *trim = q->stmt[STMT_TRIM_ATTEMPTS];
+    sqlite3_stmt *ins = q->stmt[STMT_INSERT_ATTEMPT];
+    int rc;
+
+    sqlite3_bind_int64(trim, 1, u->event_row);
+    sqlite3_bind_text(trim, 2, u->sink_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(trim, 3, u->attempts);
+    rc = job_step_done(trim);
+    sqlite3_clear_bindings(trim);
+    if (rc != 0)
+        return job_fail(job, q->db, "trim attempts");
+    sqlite3_bind_int64(ins, 1, u->event_row);
+    sqlite3_bind_text(ins, 2, u->sink_name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 3, u->attempts);
+    sqlite3_bind_int64(ins, 4, u->started_ms);
+    sqlite3_bind_int64(ins, 5, u->updated_ms);
+    sqlite3_bind_int(ins, 6, u->state);
+    sqlite3_bind_int(ins, 7, u->last_status);
+    if (u->last_error[0] != '\0')
+        sqlite3_bind_text(ins, 8, u->last_error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, 8);
+    rc = job_step_done(ins);
+    sqlite3_clear_bindings(ins);
+    return rc == 0 ? 0 : job_fail(job, q->db, "record attempt");
+}
+
 static int job_apply_update(struct crs_queue *q, struct queue_job *job,
                             const struct crs_delivery_update *u)
 {
@@ -532,7 +611,9 @@ static int job_apply_update(struct crs_queue *q, struct queue_job *job,
     sqlite3_bind_text(st, 8, u->sink_name, -1, SQLITE_STATIC);
     rc = job_step_done(st);
     sqlite3_clear_bindings(st);
-    return rc == 0 ? 0 : job_fail(job, q->db, "update delivery");
+    if (rc != 0)
+        return job_fail(job, q->db, "update delivery");
+    return job_record_attempt(q, job, u);
 }
 
 static void job_write(struct crs_queue *q, struct queue_job *job)

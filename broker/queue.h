@@ -94,9 +94,10 @@ struct crs_delivery_update {
     int state;             /* enum crs_delivery_state */
     uint32_t attempts;
     int64_t next_attempt_ms;
-    int64_t updated_ms;
+    int64_t started_ms; /* when the attempt started (the attempts row) */
+    int64_t updated_ms; /* when it finished */
     int last_status;
-    char last_error[256];
+    char last_error[256]; /* capped: the attempts row keeps at most 255 bytes of error text */
 };
 
 /* How the queue talks back to the dispatcher, on the loop thread. */
@@ -163,7 +164,9 @@ void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op);
  *   status:  {"sinks": [{name, pending, dead, delivered_24h, oldest_pending_ms, last_error,
  *             last_error_ms, last_status}], "database": {bytes, free_bytes, events, deliveries}}
  *   events:  params {sink, state, kind, since_ms, request_id, serial, limit} -> {"events": [...]}
- *   show:    params {event_id} -> {"event": document, "received_ms", "deliveries": [...]}
+ *   show:    params {event_id} -> {"event": document, "received_ms", "deliveries": [{sink,
+ *             state, attempts, last_status, last_error, updated_ms, next_attempt_ms, "history":
+ *             [{attempt, started_ms, finished_ms, outcome, status, error}]}]}
  *   retry:   params {event_ids: [...]} or {sink, dead: true, since_ms} -> {"rows": N, ...}
  *   replay:  params {sink, since_ms, kind} -> {"rows": N}
  */

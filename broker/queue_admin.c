@@ -217,7 +217,47 @@ cleanup:
 
 /* ---- events and show ---- */
 
-/* Appends one delivery row per sink of event_row to arr (full: attempts and errors too). */
+/*
+ * Appends the attempts history of one delivery (event_row, sink) to arr, oldest first: attempt,
+ * started_ms, finished_ms, outcome ("retry": failed and rescheduled, "delivered", "dead"), status
+ * (HTTP/SMTP, 0 if none) and error (null when delivered).
+ */
+static int qa_attempts(sqlite3 *db, int64_t event_row, const unsigned char *sink, json_t *arr)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(db,
+                           "SELECT attempt, started_ms, finished_ms, outcome, status, error "
+                           "FROM attempts WHERE event_rowid = ?1 AND sink = ?2 ORDER BY attempt",
+                           -1, &st, NULL) != SQLITE_OK)
+        return CRS_EDB;
+    sqlite3_bind_int64(st, 1, event_row);
+    sqlite3_bind_text(st, 2, (const char *)sink, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int outcome = sqlite3_column_int(st, 3);
+        json_t *a = crs_json_child(arr, NULL, json_object());
+
+        if (a == NULL ||
+            crs_json_put(a, "attempt", json_integer(sqlite3_column_int64(st, 0))) != 0 ||
+            crs_json_put(a, "started_ms", json_integer(sqlite3_column_int64(st, 1))) != 0 ||
+            crs_json_put(a, "finished_ms", json_integer(sqlite3_column_int64(st, 2))) != 0 ||
+            crs_json_put(a, "outcome",
+                         json_string(outcome == CRS_DSTATE_PENDING ? "retry"
+                                                                   : qa_state_name(outcome))) !=
+                0 ||
+            crs_json_put(a, "status", json_integer(sqlite3_column_int64(st, 4))) != 0 ||
+            crs_json_put(a, "error", qa_text(sqlite3_column_text(st, 5))) != 0) {
+            sqlite3_finalize(st);
+            return CRS_ENOMEM;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : CRS_EDB;
+}
+
+/* Appends one delivery row per sink of event_row to arr (full: attempts, errors and the
+ * attempts history too). */
 static int qa_deliveries(sqlite3 *db, int64_t event_row, int full, json_t *arr)
 {
     sqlite3_stmt *st = NULL;
@@ -231,7 +271,7 @@ static int qa_deliveries(sqlite3 *db, int64_t event_row, int full, json_t *arr)
     sqlite3_bind_int64(st, 1, event_row);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int state = sqlite3_column_int(st, 1);
-        json_t *d = crs_json_child(arr, NULL, json_object());
+        json_t *d = crs_json_child(arr, NULL, json_object()), *hist;
 
         if (d == NULL || crs_json_put(d, "sink", qa_text(sqlite3_column_text(st, 0))) != 0 ||
             crs_json_put(d, "state", json_string(qa_state_name(state))) != 0 ||
@@ -246,6 +286,14 @@ static int qa_deliveries(sqlite3 *db, int64_t event_row, int full, json_t *arr)
                          state == CRS_DSTATE_PENDING ? json_integer(sqlite3_column_int64(st, 6))
                                                      : json_null()) != 0)
             goto nomem;
+        hist = crs_json_child(d, "history", json_array());
+        if (hist == NULL)
+            goto nomem;
+        rc = qa_attempts(db, event_row, sqlite3_column_text(st, 0), hist);
+        if (rc != 0) {
+            sqlite3_finalize(st);
+            return rc;
+        }
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : CRS_EDB;
@@ -691,7 +739,8 @@ cleanup:
 /* ---- Retention (broker/retention.c) ---- */
 
 /*
- * An event goes once every delivery of it is finished and old enough: delivered ones after
+ * An event goes (with its deliveries and their attempts history) once every delivery of it is
+ * finished and old enough: delivered ones after
  * retention, dead ones after dead_retention (an event no sink took, after retention). Pending
  * deliveries are never pruned. The oldest events go first, at most `batch` per call; the pages
  * freed are given back once more than CRS_PRUNE_FREE_PAGES of them are free.
@@ -736,7 +785,9 @@ int crs_queue_prune(sqlite3 *db, const struct crs_config *cfg, int64_t now_ms, u
         goto cleanup;
     }
     *pruned = sqlite3_changes(db);
-    if (*pruned > 0 && (sqlite3_exec(db, "DELETE FROM deliveries WHERE event_rowid IN temp.prune",
+    if (*pruned > 0 && (sqlite3_exec(db, "DELETE FROM attempts WHERE event_rowid IN temp.prune",
+                                     NULL, NULL, NULL) != SQLITE_OK ||
+                        sqlite3_exec(db, "DELETE FROM deliveries WHERE event_rowid IN temp.prune",
                                      NULL, NULL, NULL) != SQLITE_OK ||
                         sqlite3_exec(db, "DELETE FROM events WHERE rowid IN temp.prune", NULL, NULL,
                                      NULL) != SQLITE_OK))

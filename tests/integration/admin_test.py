@@ -203,6 +203,39 @@ def test():
         if cli.json("events", "--kind", "startup")["events"]:
             t.fail("a test event was queued")
 
+        # ---- show lists every attempt: two 503s, then the 204 (the script's default). ----
+        srv.script("/hook", [(503, {}), (503, {})])
+        eid = t.send_one(sock, 500)
+
+        def delivered():
+            dels = {d["sink"]: d for d in cli.json("show", eid)["deliveries"]}
+            return dels if dels["hook"]["state"] == "delivered" else None
+        dels = t.wait_for(delivered, "the event delivered on its third attempt")
+        hist = dels["hook"]["history"]
+        got = [(a["attempt"], a["outcome"], a["status"]) for a in hist]
+        if got != [(1, "retry", 503), (2, "retry", 503), (3, "delivered", 204)]:
+            t.fail("show history of hook: %r" % hist)
+        if "503" not in (hist[0]["error"] or "") or "503" not in (hist[1]["error"] or "") or \
+                hist[2]["error"] is not None:
+            t.fail("show history errors: %r" % hist)
+        for a in hist:
+            if a["started_ms"] > a["finished_ms"]:
+                t.fail("attempt finished before it started: %r" % a)
+        if hist[0]["finished_ms"] > hist[1]["started_ms"] or \
+                hist[1]["finished_ms"] > hist[2]["started_ms"]:
+            t.fail("attempts out of order: %r" % hist)
+        if dels["hook"]["attempts"] != 3 or [a["outcome"] for a in
+                                             dels["archive"]["history"]] != ["delivered"]:
+            t.fail("show deliveries after the retries: %r" % dels)
+        reqs = [json.loads(r.body)["event_id"] for r in srv.requests("/hook")]
+        if reqs.count(eid) != 3:
+            t.fail("the receiver saw the event %d times, want 3" % reqs.count(eid))
+        out, _ = cli.run("show", eid)
+        rows = [ln.split() for ln in out.splitlines() if ln.startswith("hook ")]
+        table = [(r[1], r[4], r[5]) for r in rows if len(r) > 5 and r[1].isdigit()]
+        if table != [("1", "retry", "503"), ("2", "retry", "503"), ("3", "delivered", "204")]:
+            t.fail("show's attempts table:\n%s" % out)
+
         # ---- Another user: refused by the broker, and by the socket's own permissions. ----
         nobody = 65534
         _, err = cli.run("status", code=4, user=nobody)

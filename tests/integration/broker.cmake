@@ -19,6 +19,8 @@ if(NOT WIN32 AND CRS_PYTHON3)
   # SIGHUP reopens the log file (the Windows service's PARAMCHANGE does the same).
   crs_broker_test(reload)
   crs_broker_test(retry)
+  # A version-1 queue database is migrated at start (the attempts history table).
+  crs_broker_test(migrate)
   # log_max_size / log_keep: the log file rotates by size.
   crs_broker_test(log_rotation)
   # Mounts small tmpfs file systems to fill disks for real; exits 77 (skipped) where it cannot.

@@ -374,6 +374,19 @@ def unique_sink(tmp, **extra):
     return {"archive": keys}
 
 
+def send_one(sock, request_id, kind="issued"):
+    """Sends one event with a fresh id over a new connection, fails unless it is acked, and
+    returns its id."""
+    c = Client(sock)
+    c.hello()
+    eid = str(uuid.uuid4())
+    c.send_event(event_bytes(eid, kind, request_id))
+    if c.answer() != ("ack", eid, None):
+        fail("event %s (request %d) was not acked" % (eid, request_id))
+    c.close()
+    return eid
+
+
 def check_once_per_event(out, state_dir, count):
     """Checks that the drop holds exactly one JSON per committed event (and `count` of them):
     distinct event ids equal to the events table, and no request id twice."""

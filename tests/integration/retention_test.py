@@ -4,7 +4,8 @@ bounded, and `certrelay status` reports it.
 Without retention the database would hold every event (about 1.5 KB each here: 300 MB). The bound
 checked: certrelay.db stays below 32 MiB (incremental vacuum hands freed pages back) and its WAL
 below 64 MiB (journal_size_limit) plus one forced checkpoint's worth; at the end the events and
-deliveries tables are empty and status counts every event as pruned.
+deliveries tables are empty (and the attempts history with them) and status counts every event as
+pruned.
 
 The sink writes to tmpfs when there is one (/dev/shm), one file name per event kind, so the test
 measures the queue and not the disk the drop lands on.
@@ -12,6 +13,7 @@ measures the queue and not the disk the drop lands on.
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import json
@@ -79,6 +81,14 @@ def test():
             if out_st["sinks"][0]["pending"] != 0:
                 t.fail("deliveries still pending")
             broker.stop_ok()
+            # The attempts history goes with its event.
+            db = sqlite3.connect(os.path.join(state, "certrelay.db"))
+            try:
+                left = db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+            finally:
+                db.close()
+            if left != 0:
+                t.fail("%d attempts rows left after pruning" % left)
         finally:
             shutil.rmtree(out, ignore_errors=True)
 

@@ -116,6 +116,34 @@ int tool_events_main(int argc, char **argv)
     return admin_main(&cmd, argc, argv);
 }
 
+/* The second table of `show`: every recorded attempt of every delivery, oldest first. */
+static void show_print_history(json_t *deliveries)
+{
+    json_t *d, *a;
+    size_t i, j;
+    char started[40], finished[40];
+
+    printf("\n%-16s %7s %-24s %-24s %-10s %7s %s\n", "SINK", "ATTEMPT", "STARTED", "FINISHED",
+           "OUTCOME", "STATUS", "ERROR");
+    json_array_foreach(deliveries, i, d)
+    {
+        json_array_foreach(json_object_get(d, "history"), j, a)
+        {
+            const char *err = json_string_value(json_object_get(a, "error"));
+
+            admin_fmt_time(json_integer_value(json_object_get(a, "started_ms")), started,
+                           sizeof(started));
+            admin_fmt_time(json_integer_value(json_object_get(a, "finished_ms")), finished,
+                           sizeof(finished));
+            printf("%-16s %7lld %-24s %-24s %-10s %7lld %s\n",
+                   json_string_value(json_object_get(d, "sink")),
+                   (long long)json_integer_value(json_object_get(a, "attempt")), started, finished,
+                   json_string_value(json_object_get(a, "outcome")),
+                   (long long)json_integer_value(json_object_get(a, "status")), err ? err : "-");
+        }
+    }
+}
+
 static int show_print(json_t *res, int json)
 {
     json_t *d;
@@ -144,6 +172,7 @@ static int show_print(json_t *res, int json)
                (long long)json_integer_value(json_object_get(d, "last_status")), when, next,
                err ? err : "-");
     }
+    show_print_history(json_object_get(res, "deliveries"));
     return ADMIN_EXIT_OK;
 }
 
