@@ -10,6 +10,7 @@
 #include <uv.h>
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
+#include "certrelay/fs.h"
 #include "certrelay/timefmt.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
@@ -84,9 +85,10 @@ int crs_log_open_file(const char *path)
 
     uv_once(&log_once, log_init);
     if (path != NULL) {
-        f = fopen(path, "a");
-        if (f == NULL)
-            return CRS_EIO;
+        /* Never a FIFO or a device: opening one for writing could block for ever. */
+        int rc = crs_fs_open_append(path, &f);
+        if (rc != 0)
+            return rc;
     }
     uv_mutex_lock(&log_mutex);
     if (log_file != NULL)

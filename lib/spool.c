@@ -56,7 +56,8 @@ int crs_spool_read(const char *path, uint8_t **event_bytes, size_t *len)
     if (path == NULL || event_bytes == NULL || len == NULL)
         return CRS_EINVAL;
     crs_frame_reader_init(&reader, CRS_FRAME_MAX);
-    rc = crs_fs_read_all(path, CRS_FRAME_MAX + CRS_FRAME_HEADER, &data, &dlen);
+    /* Spool files are regular files the stub wrote: a link, FIFO or device is refused. */
+    rc = crs_fs_read_file(path, CRS_FRAME_MAX + CRS_FRAME_HEADER, CRS_FS_NOFOLLOW, &data, &dlen);
     if (rc != 0)
         goto cleanup;
     rc = crs_frame_reader_feed(&reader, data, dlen);

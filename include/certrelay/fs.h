@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /*
  * Writes data to dir/name atomically and durably: a temporary file in dir (".<name>.<rand>.tmp"),
@@ -21,8 +22,16 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
 /* Creates dir and its parents (0700 on Unix). 0 if it exists already. */
 int crs_fs_mkdirs(const char *dir);
 /* Reads a whole file up to max bytes into a fresh buffer (NUL-terminated for convenience).
- * CRS_ETOOBIG above max. */
+ * CRS_ETOOBIG above max. The file is opened without blocking (a FIFO or a device never hangs the
+ * caller) and must be a regular file: CRS_EFTYPE otherwise. */
 int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen);
+/* Flags of crs_fs_read_file. NOFOLLOW: the last path component must not be a symbolic link
+ * (or, on Windows, any reparse point): CRS_EFTYPE. For files in directories the broker owns. */
+#define CRS_FS_NOFOLLOW 1u
+int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen);
+/* Opens a log file for appending (created 0640 if absent) without blocking; it must be a
+ * regular file (CRS_EFTYPE otherwise: a FIFO as log_file would hang every log line). */
+int crs_fs_open_append(const char *path, FILE **out);
 /* Removes a file and makes the removal durable (fsync of the directory). CRS_ENOENT if absent. */
 int crs_fs_unlink_durable(const char *dir, const char *name);
 /* fsync of a directory (no-op on Windows, where MoveFileEx WRITE_THROUGH is enough). */
