@@ -7,6 +7,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
+#include "certrelay/frame.h"
 #include "certrelay/uuid.h"
 
 static const struct {
@@ -140,11 +141,15 @@ int crs_event_validate(const Certrelay__V1__Event *ev)
 int crs_event_unpack(const uint8_t *data, size_t len, Certrelay__V1__Event **out)
 {
     Certrelay__V1__Event *ev;
+    int rc;
 
     if (out != NULL)
         *out = NULL;
     if (data == NULL || out == NULL)
         return CRS_EINVAL;
+    rc = crs_pb_check(&certrelay__v1__event__descriptor, data, len);
+    if (rc != 0)
+        return rc;
     ev = certrelay__v1__event__unpack(&crs_protobuf_allocator, len, data);
     if (ev == NULL)
         return CRS_EPROTO; /* protobuf-c does not distinguish allocation failure from bad input */
