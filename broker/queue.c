@@ -90,6 +90,7 @@ enum queue_stmt {
     STMT_UPDATE_DELIVERY,
     STMT_FETCH_DUE,
     STMT_NEXT_DUE,
+    STMT_EVENT_BODY,
     STMT_COUNT_
 };
 
@@ -111,6 +112,7 @@ static const char *const queue_stmt_sql[STMT_COUNT_] = {
                        "ORDER BY d.next_attempt_ms",
     [STMT_NEXT_DUE] = "SELECT MIN(next_attempt_ms) FROM deliveries "
                       "WHERE state = 0 AND next_attempt_ms > ?1",
+    [STMT_EVENT_BODY] = "SELECT body FROM events WHERE event_id = ?1",
 };
 
 /* The one job in flight. Everything in it belongs to the worker until the after-callback. */
@@ -436,8 +438,55 @@ static int job_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int job_insert_item(struct crs_queue *q, struct queue_job *job,
-                           const struct crs_ingest_item *item)
+/*
+ * Packs the decoded form of body again, so that two encodings of one event compare equal. The
+ * capture time is left out: a client that rebuilds an event to resend it keeps its id and its
+ * content but may stamp a new capture time; what must match is what the sinks deliver.
+ */
+static int job_canonical(const uint8_t *body, size_t len, uint8_t **out, size_t *outlen)
+{
+    Certrelay__V1__Event *ev = NULL;
+    int rc = crs_event_unpack(body, len, &ev);
+
+    if (rc == 0) {
+        ev->has_capture_time_ms = 0;
+        ev->capture_time_ms = 0;
+        rc = crs_event_pack(ev, out, outlen);
+    }
+    crs_event_free(ev);
+    return rc;
+}
+
+/* The item's id is stored already: same event (0), or a different one (item->status set). */
+static int job_check_same(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
+{
+    sqlite3_stmt *st = q->stmt[STMT_EVENT_BODY];
+    uint8_t *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    int rc, same = 0;
+
+    sqlite3_bind_text(st, 1, item->event_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const void *stored = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        same = n == item->len && (n == 0 || memcmp(stored, item->body, n) == 0);
+        if (!same && job_canonical(stored, n, &a, &alen) == 0 &&
+            job_canonical(item->body, item->len, &b, &blen) == 0)
+            same = alen == blen && memcmp(a, b, alen) == 0;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    crs_free(a);
+    crs_free(b);
+    if (rc != SQLITE_ROW)
+        return job_fail(job, q->db, "read stored event");
+    if (!same)
+        item->status = CRS_EEXIST;
+    return 0;
+}
+
+static int job_insert_item(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
 {
     sqlite3_stmt *ins = q->stmt[STMT_INSERT_EVENT];
     sqlite3_stmt *del = q->stmt[STMT_INSERT_DELIVERY];
@@ -454,9 +503,10 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job,
     }
     sqlite3_clear_bindings(ins);
     /* An event already in the table (a resend after a lost Ack, or a re-spooled copy) keeps its
-     * original deliveries; acknowledging it again is correct because it is durable. */
+     * original deliveries; acknowledging it again is correct because it is durable. But the same
+     * id on different content is another event that would be silently lost: refuse it. */
     if (sqlite3_changes(q->db) == 0)
-        return 0;
+        return job_check_same(q, job, item);
     rowid = sqlite3_last_insert_rowid(q->db);
     for (i = 0; i < item->nroutes; i++) {
         sqlite3_bind_int64(del, 1, rowid);
@@ -495,7 +545,7 @@ static int job_apply_update(struct crs_queue *q, struct queue_job *job,
 
 static void job_write(struct crs_queue *q, struct queue_job *job)
 {
-    const struct crs_ingest_item *item;
+    struct crs_ingest_item *item;
     const struct crs_delivery_update *u;
     int rc = 0;
 
@@ -639,7 +689,15 @@ static void job_after(uv_work_t *req, int status)
     while (item != NULL) {
         struct crs_ingest_item *next = item->next;
         item->next = NULL;
-        item->done(item, job.status, job.status ? job.reason : NULL);
+        if (job.status != 0) {
+            item->done(item, job.status, job.reason);
+        } else if (item->status != 0) {
+            crs_warn("event %s refused: its id is already stored with different content",
+                     item->event_id);
+            item->done(item, item->status, CRS_QUEUE_ID_REUSED);
+        } else {
+            item->done(item, 0, NULL);
+        }
         item = next;
     }
     if (job.updates != NULL) {

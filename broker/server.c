@@ -378,7 +378,7 @@ static void conn_item_done(struct crs_ingest_item *item, int status, const char 
  * length and the Event, so the bytes are sliced out without copying; anything else (a foreign
  * encoder's field order) is repacked from the decoded message.
  */
-static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Event *ev,
+static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Event *ev, int repack,
                             const uint8_t **out, size_t *outlen, uint8_t **owned)
 {
     uint64_t v = 0;
@@ -386,7 +386,7 @@ static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Eve
     unsigned shift = 0;
 
     *owned = NULL;
-    if (n > 1 && p[0] == 0x12) {
+    if (!repack && n > 1 && p[0] == 0x12) {
         while (i < n && i <= 10) {
             v |= (uint64_t)(p[i] & 0x7f) << shift;
             shift += 7;
@@ -448,7 +448,13 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
         conn_fail(c, "invalid event of %zu bytes: %s", len, crs_strerror(rc));
         return;
     }
-    rc = conn_event_bytes(payload, len, ev, &body, &blen, &owned);
+    /* The envelope is ours (decoded above); a non-canonical id is rewritten and repacked. */
+    rc = crs_event_id_canonicalize((Certrelay__V1__Event *)ev);
+    if (rc < 0) {
+        conn_fail(c, "invalid event id");
+        return;
+    }
+    rc = conn_event_bytes(payload, len, ev, rc == 1, &body, &blen, &owned);
     if (rc == 0)
         rc = crs_ingest_item_new(c->srv->cfg, ev, body, blen, &item);
     crs_free(owned);

@@ -33,6 +33,7 @@ struct spool_file {
     char *name;
     struct crs_ingest_item *item; /* read by the worker; NULL when the file was skipped */
     int committed;
+    int conflict; /* its event id belongs to a different stored event: moved aside */
 };
 
 struct crs_spooldrain {
@@ -253,6 +254,13 @@ static void sd_delete_work(uv_work_t *req)
     int rc;
 
     for (f = sd->files; f != NULL; f = f->next) {
+        if (f->conflict) {
+            char *path = crs_path_join(sd->cfg->spool_dir, f->name);
+            if (path != NULL)
+                sd_move_aside(sd, path, f->name, CRS_EEXIST);
+            crs_free(path);
+            continue;
+        }
         if (!f->committed)
             continue;
         rc = crs_fs_unlink_durable(sd->cfg->spool_dir, f->name);
@@ -300,7 +308,9 @@ static void sd_item_done(struct crs_ingest_item *item, int status, const char *r
 
     f->item = NULL;
     f->committed = status == 0;
-    if (status != 0 && !sd->failed) {
+    /* Refused on its own (its id is another event's): kept aside for a human, not retried. */
+    f->conflict = status == CRS_EEXIST;
+    if (status != 0 && !f->conflict && !sd->failed) {
         sd->failed = 1;
         crs_error("spool: events could not be committed (%s); the files stay and are retried",
                   reason ? reason : crs_strerror(status));

@@ -138,6 +138,22 @@ int crs_event_validate(const Certrelay__V1__Event *ev)
     return 0;
 }
 
+int crs_event_id_canonicalize(Certrelay__V1__Event *ev)
+{
+    char *p;
+    int changed = 0;
+
+    if (ev == NULL || ev->event_id == NULL || !crs_uuid_valid(ev->event_id))
+        return CRS_EPROTO;
+    for (p = ev->event_id; *p != '\0'; p++) {
+        if (*p >= 'A' && *p <= 'F') {
+            *p = (char)(*p - 'A' + 'a');
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
 int crs_event_unpack(const uint8_t *data, size_t len, Certrelay__V1__Event **out)
 {
     Certrelay__V1__Event *ev;

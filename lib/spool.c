@@ -76,7 +76,7 @@ int crs_spool_read(const char *path, uint8_t **event_bytes, size_t *len)
     if (rc != 0)
         goto cleanup;
     if (env->body_case != CERTRELAY__V1__ENVELOPE__BODY_EVENT ||
-        crs_event_validate(env->event) != 0) {
+        crs_event_validate(env->event) != 0 || crs_event_id_canonicalize(env->event) < 0) {
         rc = CRS_EPROTO;
         goto cleanup;
     }
