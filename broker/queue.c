@@ -246,6 +246,179 @@ void crs_fetch_free(struct crs_fetch *f)
     crs_free(f);
 }
 
+/* ---- Checking the database before use ----
+ *
+ * The WAL file (https://sqlite.org/fileformat2.html#walformat):
+ *
+ *   header, 32 bytes:  magic 0x377f0682|3 | version | page size | checkpoint seq |
+ *                      salt-1 | salt-2 | checksum-1 | checksum-2        (big-endian u32 each)
+ *   frame, 24 bytes + one page:
+ *                      page number | db size after commit (0 unless a commit frame) |
+ *                      salt-1 | salt-2 | checksum-1 | checksum-2 | page data
+ *
+ * Checksums are cumulative from the header on. SQLite replays frames up to the last commit frame
+ * before the first invalid one and ignores the rest. A frame failing its checksum is normal as
+ * the very end (a write torn by a crash, never acknowledged); but a commit frame carrying the
+ * current salts after it means committed transactions, acknowledged events among them, would be
+ * dropped without a word. That is what queue_check_wal reports.
+ */
+
+#define WAL_HEADER       32u
+#define WAL_FRAME_HEADER 24u
+/* Largest WAL read into memory for the check (the broker checkpoints far below this). */
+#define WAL_CHECK_MAX (1024u * 1024u * 1024u)
+
+static uint32_t wal_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void wal_checksum(int big, const uint8_t *p, size_t n, uint32_t *s1, uint32_t *s2)
+{
+    size_t i;
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint32_t x0, x1;
+        if (big) {
+            x0 = wal_be32(p + i);
+            x1 = wal_be32(p + i + 4);
+        } else {
+            x0 = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                 (uint32_t)p[i + 3] << 24;
+            x1 = (uint32_t)p[i + 4] | (uint32_t)p[i + 5] << 8 | (uint32_t)p[i + 6] << 16 |
+                 (uint32_t)p[i + 7] << 24;
+        }
+        *s1 += x0 + *s2;
+        *s2 += x1 + *s1;
+    }
+}
+
+/*
+ * Reads the WAL beside the database: 0 when it is absent or consistent, 1 when committed
+ * transactions would be lost (what is written into why), or a negative code.
+ */
+static int queue_check_wal(const char *wal, char *why, size_t whylen)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0, off, psize, fsize, nframes, bad_at = 0, valid = 0, later_commits = 0;
+    uint32_t magic, s1 = 0, s2 = 0, salt1, salt2;
+    int big, rc, broken = 0;
+
+    rc = crs_fs_read_file(wal, WAL_CHECK_MAX, CRS_FS_NOFOLLOW, &buf, &len);
+    if (rc == CRS_ENOENT)
+        return 0;
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot read the write-ahead log %s: %s", wal, crs_strerror(rc));
+        return 1;
+    }
+    rc = 0;
+    if (len < WAL_HEADER)
+        goto cleanup; /* empty or never written: nothing to replay */
+    magic = wal_be32(buf);
+    psize = wal_be32(buf + 8);
+    big = magic & 1;
+    if ((magic & ~1u) == 0x377f0682u && psize >= 512 && psize <= 65536 &&
+        (psize & (psize - 1)) == 0) {
+        wal_checksum(big, buf, 24, &s1, &s2);
+    }
+    if ((magic & ~1u) != 0x377f0682u || psize < 512 || psize > 65536 ||
+        (psize & (psize - 1)) != 0 || s1 != wal_be32(buf + 24) || s2 != wal_be32(buf + 28)) {
+        /* SQLite ignores a WAL whose header is invalid. Harmless only if it holds no frames. */
+        if (len > WAL_HEADER + WAL_FRAME_HEADER + 512) {
+            snprintf(why, whylen,
+                     "the write-ahead log's header is damaged: SQLite would ignore all %zu bytes "
+                     "of it",
+                     len);
+            rc = 1;
+        }
+        goto cleanup;
+    }
+    salt1 = wal_be32(buf + 16);
+    salt2 = wal_be32(buf + 20);
+    fsize = WAL_FRAME_HEADER + psize;
+    nframes = (len - WAL_HEADER) / fsize;
+    for (off = WAL_HEADER; off + fsize <= len; off += fsize) {
+        const uint8_t *f = buf + off;
+        int mine = wal_be32(f + 8) == salt1 && wal_be32(f + 12) == salt2;
+
+        if (broken) {
+            /* Past the break: count commits of this same WAL generation SQLite will drop. */
+            if (mine && wal_be32(f + 4) != 0)
+                later_commits++;
+            continue;
+        }
+        if (mine) {
+            wal_checksum(big, f, 8, &s1, &s2);
+            wal_checksum(big, f + WAL_FRAME_HEADER, psize, &s1, &s2);
+        }
+        if (!mine || wal_be32(f) == 0 || s1 != wal_be32(f + 16) || s2 != wal_be32(f + 20)) {
+            broken = 1;
+            bad_at = (off - WAL_HEADER) / fsize;
+            continue;
+        }
+        valid++;
+    }
+    if (later_commits > 0) {
+        snprintf(why, whylen,
+                 "the write-ahead log is damaged at frame %zu of %zu: SQLite would silently drop "
+                 "%zu committed transactions after it",
+                 bad_at + 1, nframes, later_commits);
+        rc = 1;
+    }
+
+cleanup:
+    crs_free(buf);
+    return rc;
+}
+
+/* Keeps a copy of the damaged WAL beside it for whoever investigates, before SQLite rewrites it. */
+static void queue_keep_wal(const struct crs_config *cfg)
+{
+    char name[96];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char *wal = crs_path_join(cfg->state_dir, QUEUE_DB_NAME "-wal");
+    int rc = wal ? crs_fs_read_file(wal, WAL_CHECK_MAX, CRS_FS_NOFOLLOW, &buf, &len) : CRS_ENOMEM;
+
+    snprintf(name, sizeof(name), "%s-wal.damaged-%lld", QUEUE_DB_NAME, (long long)crs_now_ms());
+    if (rc == 0)
+        rc = crs_fs_write_atomic(cfg->state_dir, name, buf, len);
+    if (rc == 0)
+        crs_warn("database: a copy of the damaged write-ahead log is kept as %s", name);
+    else if (rc != CRS_ENOENT)
+        crs_error("database: cannot keep a copy of the damaged write-ahead log: %s",
+                  crs_strerror(rc));
+    crs_free(buf);
+    crs_free(wal);
+}
+
+/* PRAGMA quick_check: 0 when "ok", 1 with its first finding in why, or CRS_EDB. */
+static int queue_quick_check(sqlite3 *db, char *why, size_t whylen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = CRS_EDB, step;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(5)", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "quick_check cannot run: %s", sqlite3_errmsg(db));
+        return 1;
+    }
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (r != NULL && strcmp(r, "ok") == 0) {
+            rc = 0;
+        } else {
+            snprintf(why, whylen, "quick_check reports: %s", r ? r : "(null)");
+            rc = 1;
+        }
+    } else {
+        snprintf(why, whylen, "quick_check fails: %s", sqlite3_errmsg(db));
+        rc = 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- Opening ---- */
 
 static int queue_exec(struct crs_queue *q, const char *sql)
@@ -368,8 +541,9 @@ static void queue_close_db(struct crs_queue *q)
 int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue **out)
 {
     struct crs_queue *q = NULL;
-    char *path = NULL;
-    int rc;
+    char *path = NULL, *wal = NULL;
+    char why[320];
+    int rc, damaged;
 
     if (out == NULL)
         return CRS_EINVAL;
@@ -390,12 +564,45 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
     }
     q->loop = loop;
     q->cfg = cfg;
+    /* Before SQLite opens it: its recovery would drop a damaged tail without a word. */
+    wal = crs_asprintf("%s-wal", path);
+    if (wal == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    damaged = queue_check_wal(wal, why, sizeof(why));
+    if (damaged == 1) {
+        if (!cfg->salvage) {
+            crs_error("database %s: %s. Refusing to run on a damaged queue: restore it from a "
+                      "backup, or start once with --salvage (salvage = true) to keep a copy of "
+                      "the log and run on what is intact",
+                      path, why);
+            rc = CRS_EDB;
+            goto cleanup;
+        }
+        crs_warn("database %s: %s; salvaging as asked: those transactions are lost", path, why);
+        queue_keep_wal(cfg);
+    }
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         crs_error("cannot open database %s: %s", path,
                   q->db ? sqlite3_errmsg(q->db) : "out of memory");
         rc = CRS_EDB;
         goto cleanup;
+    }
+    if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
+        if (!cfg->salvage) {
+            crs_error("database %s is damaged (%s). Refusing to run on it: restore it from a "
+                      "backup, or start once with --salvage (salvage = true) to run on what is "
+                      "readable",
+                      path, why);
+            rc = CRS_EDB;
+            goto cleanup;
+        }
+        crs_warn("database %s is damaged (%s); running on what is readable, as asked", path, why);
+    } else {
+        crs_info("database %s checked: write-ahead log %s, quick_check ok", path,
+                 damaged == 1 ? "salvaged" : "consistent");
     }
     rc = queue_setup(q);
     if (rc != 0) {
@@ -411,6 +618,7 @@ cleanup:
         queue_close_db(q);
         crs_free(q);
     }
+    crs_free(wal);
     crs_free(path);
     return rc;
 }

@@ -66,6 +66,7 @@ struct crs_config {
     int log_level;             /* enum crs_log_level; default info */
     uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
+    int salvage;               /* run on a damaged queue database (see broker/queue.h) */
     struct crs_sink_config *sinks;
     size_t nsinks;
 };
