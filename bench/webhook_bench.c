@@ -22,14 +22,14 @@
 #include <uv.h>
 
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/log.h"
 #include "certrelay/uuid.h"
-#include "certrelay/webhook_format.h"
+#include "sinks/webhook/formats.h"
 #include "curl_uv.h"
-#include "sink.h"
+#include "sinks/sink.h"
 
 #define NEVENTS 64
 

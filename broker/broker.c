@@ -22,12 +22,13 @@
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
+#include "certrelay/thread.h"
 #include "certrelay/version.h"
 #include "dispatch.h"
 #include "platform.h"
 #include "queue.h"
 #include "server.h"
-#include "sink.h"
+#include "sinks/sink.h"
 #include "spooldrain.h"
 
 struct crs_broker {
@@ -43,7 +44,7 @@ struct crs_broker {
     int stopping;
     int stopped;
     unsigned pending; /* parts still stopping */
-    /* Called once everything is closed; crs_broker_main closes its own handles here. */
+    /* Called once everything is closed; crs_broker_run closes its own handles here. */
     void (*on_stopped)(void *arg);
     void *on_stopped_arg;
 };
@@ -226,47 +227,147 @@ void crs_broker_free(struct crs_broker *b)
     crs_free(b);
 }
 
-/* ---- The foreground program ---- */
+/* ---- The lifecycle: one run, for the console and the Windows service ---- */
 
-struct broker_main {
+/* Requests another thread sends (crs_broker_request); bits in run->requests. */
+#define REQ_STOP   0x1u
+#define REQ_RELOAD 0x2u
+
+struct broker_run {
     uv_loop_t loop;
     struct crs_broker *b;
+    const struct crs_broker_hooks *hooks;
+    const char *log_path; /* reopened on reload; NULL when there is no log file */
     uv_signal_t sigint;
     uv_signal_t sigterm;
+#ifndef _WIN32
+    uv_signal_t sighup;
+#endif
     uv_async_t async;
-    int have_sigint, have_sigterm, have_async;
+    uv_timer_t tick;
+    unsigned requests;
+    int have_sigint, have_sigterm, have_sighup, have_async, have_tick, stopping;
 };
 
-static void main_signal_cb(uv_signal_t *h, int signum)
-{
-    struct broker_main *m = h->data;
+/* The running broker crs_broker_request wakes, NULL whenever its loop cannot take a wake-up
+ * (before the async handle exists, after it is closed). */
+static crs_mutex_t run_lock = CRS_MUTEX_INIT;
+static struct broker_run *run_current;
 
+static void run_tick_cb(uv_timer_t *t)
+{
+    struct broker_run *r = t->data;
+
+    r->hooks->stop_tick(r->hooks->arg);
+}
+
+/* Begins the graceful stop once, starting the hooks' progress timer. The timer is unreferenced,
+ * so it does not keep the loop alive once the broker has stopped. */
+static void run_stop(struct broker_run *r)
+{
+    if (r->stopping)
+        return;
+    r->stopping = 1;
+    if (r->hooks != NULL && r->hooks->stop_tick != NULL && r->hooks->stop_tick_ms > 0 &&
+        uv_timer_init(&r->loop, &r->tick) == 0) {
+        r->have_tick = 1;
+        r->tick.data = r;
+        uv_unref((uv_handle_t *)&r->tick);
+        uv_timer_start(&r->tick, run_tick_cb, r->hooks->stop_tick_ms, r->hooks->stop_tick_ms);
+    }
+    crs_broker_stop(r->b);
+}
+
+/* The broker cannot change its configuration while running; what a reload can do safely is
+ * reopen the log file, which is what log rotation needs. */
+static void run_reload(struct broker_run *r, const char *cause)
+{
+    int rc;
+
+    if (r->log_path == NULL) {
+        crs_info("%s: no log file to reopen; settings apply at the next start", cause);
+        return;
+    }
+    crs_log_open_file(NULL);
+    rc = crs_log_open_file(r->log_path);
+    if (rc != 0)
+        crs_warn("cannot reopen the log file %s: %s", r->log_path, crs_strerror(rc));
+    crs_info("%s: log file reopened; other settings apply at the next start", cause);
+}
+
+static void run_signal_cb(uv_signal_t *h, int signum)
+{
+    struct broker_run *r = h->data;
+
+#ifndef _WIN32
+    if (signum == SIGHUP) {
+        run_reload(r, "SIGHUP");
+        return;
+    }
+#endif
     crs_info("received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    crs_broker_stop(m->b);
+    run_stop(r);
 }
 
-static void main_async_cb(uv_async_t *h)
+static void run_async_cb(uv_async_t *h)
 {
-    struct broker_main *m = h->data;
+    struct broker_run *r = h->data;
+    unsigned req;
 
-    crs_info("stop requested");
-    crs_broker_stop(m->b);
+    crs_mutex_lock(&run_lock);
+    req = r->requests;
+    r->requests = 0;
+    crs_mutex_unlock(&run_lock);
+    if (req & REQ_RELOAD)
+        run_reload(r, "parameter change");
+    if ((req & REQ_STOP) && !r->stopping) {
+        crs_info("stop requested");
+        run_stop(r);
+    }
 }
 
-static void main_close_handles(void *arg)
+int crs_broker_request(enum crs_broker_request what)
 {
-    struct broker_main *m = arg;
+    int rc = CRS_ENOENT;
 
-    if (m->have_sigint)
-        uv_close((uv_handle_t *)&m->sigint, NULL);
-    if (m->have_sigterm)
-        uv_close((uv_handle_t *)&m->sigterm, NULL);
-    if (m->have_async)
-        uv_close((uv_handle_t *)&m->async, NULL);
-    m->have_sigint = m->have_sigterm = m->have_async = 0;
+    if (what != CRS_BROKER_STOP && what != CRS_BROKER_RELOAD)
+        return CRS_EINVAL;
+    crs_mutex_lock(&run_lock);
+    if (run_current != NULL) {
+        run_current->requests |= what == CRS_BROKER_STOP ? REQ_STOP : REQ_RELOAD;
+        uv_async_send(&run_current->async);
+        rc = 0;
+    }
+    crs_mutex_unlock(&run_lock);
+    return rc;
 }
 
-static void main_walk_cb(uv_handle_t *h, void *arg)
+/* on_stopped: everything of the broker is closed, so the run's own handles close too and
+ * uv_run() returns. */
+static void run_close_handles(void *arg)
+{
+    struct broker_run *r = arg;
+
+    crs_mutex_lock(&run_lock);
+    if (run_current == r)
+        run_current = NULL;
+    crs_mutex_unlock(&run_lock);
+    if (r->have_sigint)
+        uv_close((uv_handle_t *)&r->sigint, NULL);
+    if (r->have_sigterm)
+        uv_close((uv_handle_t *)&r->sigterm, NULL);
+#ifndef _WIN32
+    if (r->have_sighup)
+        uv_close((uv_handle_t *)&r->sighup, NULL);
+#endif
+    if (r->have_async)
+        uv_close((uv_handle_t *)&r->async, NULL);
+    if (r->have_tick)
+        uv_close((uv_handle_t *)&r->tick, NULL);
+    r->have_sigint = r->have_sigterm = r->have_sighup = r->have_async = r->have_tick = 0;
+}
+
+static void run_walk_cb(uv_handle_t *h, void *arg)
 {
     crs_error("internal error: handle of type %s still open at exit",
               uv_handle_type_name(uv_handle_get_type(h)));
@@ -274,11 +375,21 @@ static void main_walk_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+static int run_signal(struct broker_run *r, uv_signal_t *h, int signum)
+{
+    if (uv_signal_init(&r->loop, h) != 0)
+        return 0;
+    h->data = r;
+    /* Windows has no SIGTERM delivery; the service stops through crs_broker_request instead. */
+    uv_signal_start(h, run_signal_cb, signum);
+    return 1;
+}
+
 /*
  * Sizes the threadpool: one thread for the queue's job, one per concurrent delivery, and a
  * margin for the spool drain, so a burst of slow file writes never delays the commit that acks.
  */
-static unsigned main_threads(const struct crs_config *cfg)
+static unsigned run_threads(const struct crs_config *cfg)
 {
     unsigned n = 4;
     size_t i;
@@ -288,95 +399,100 @@ static unsigned main_threads(const struct crs_config *cfg)
     return n;
 }
 
-int crs_broker_main(const struct crs_config *cfg, uv_async_t **stop_async)
+int crs_broker_run(const struct crs_config *cfg, const struct crs_broker_hooks *hooks)
 {
-    struct broker_main *m = NULL;
-    int status = 1, rc, loop_open = 0;
+    struct broker_run *r = NULL;
+    const char *log_path;
+    int rc, loop_open = 0, log_open = 0;
 
-    if (stop_async != NULL)
-        *stop_async = NULL;
     if (cfg == NULL)
-        return 1;
+        return CRS_EINVAL;
+    log_path = hooks != NULL && hooks->log_path != NULL ? hooks->log_path : cfg->log_file;
     crs_log_set_level((enum crs_log_level)cfg->log_level);
-    if (cfg->log_file != NULL) {
-        rc = crs_log_open_file(cfg->log_file);
-        if (rc != 0) {
-            crs_error("cannot open log file %s: %s", cfg->log_file, crs_strerror(rc));
-            return 1;
+    if (log_path != NULL) {
+        rc = crs_log_open_file(log_path);
+        if (rc == 0) {
+            log_open = 1;
+        } else if (hooks == NULL || !hooks->log_optional) {
+            crs_error("cannot open log file %s: %s", log_path, crs_strerror(rc));
+            return rc;
+        } else {
+            crs_warn("cannot open the log file %s: %s", log_path, crs_strerror(rc));
         }
     }
-    rc = crs_platform_init(main_threads(cfg));
+    rc = crs_platform_init(run_threads(cfg));
     if (rc != 0)
         crs_warn("platform setup: %s", crs_strerror(rc));
 
-    m = crs_calloc(1, sizeof(*m));
-    if (m == NULL) {
+    r = crs_calloc(1, sizeof(*r));
+    if (r == NULL) {
         crs_error("out of memory");
+        rc = CRS_ENOMEM;
         goto cleanup;
     }
-    rc = uv_loop_init(&m->loop);
+    r->hooks = hooks;
+    r->log_path = log_path;
+    rc = uv_loop_init(&r->loop);
     if (rc != 0) {
         crs_error("cannot create the event loop: %s", uv_strerror(rc));
+        rc = CRS_EIO;
         goto cleanup;
     }
     loop_open = 1;
-    rc = crs_broker_new(cfg, &m->loop, &m->b);
+    rc = crs_broker_new(cfg, &r->loop, &r->b);
     if (rc != 0) {
         crs_error("cannot create the broker: %s", crs_strerror(rc));
         goto cleanup;
     }
-    m->b->on_stopped = main_close_handles;
-    m->b->on_stopped_arg = m;
+    r->b->on_stopped = run_close_handles;
+    r->b->on_stopped_arg = r;
 
-    if (uv_signal_init(&m->loop, &m->sigint) == 0) {
-        m->have_sigint = 1;
-        m->sigint.data = m;
-        uv_signal_start(&m->sigint, main_signal_cb, SIGINT);
+    r->have_sigint = run_signal(r, &r->sigint, SIGINT);
+    r->have_sigterm = run_signal(r, &r->sigterm, SIGTERM);
+#ifndef _WIN32
+    r->have_sighup = run_signal(r, &r->sighup, SIGHUP);
+#endif
+    rc = uv_async_init(&r->loop, &r->async, run_async_cb);
+    if (rc != 0) {
+        crs_error("cannot create the stop handle: %s", uv_strerror(rc));
+        rc = CRS_EIO;
+    } else {
+        r->have_async = 1;
+        r->async.data = r;
+        rc = crs_broker_start(r->b);
     }
-    if (uv_signal_init(&m->loop, &m->sigterm) == 0) {
-        m->have_sigterm = 1;
-        m->sigterm.data = m;
-        /* Windows has no SIGTERM delivery; the service stops through stop_async instead. */
-        uv_signal_start(&m->sigterm, main_signal_cb, SIGTERM);
+    if (rc == 0) {
+        crs_mutex_lock(&run_lock);
+        run_current = r;
+        crs_mutex_unlock(&run_lock);
+        if (hooks != NULL && hooks->on_running != NULL)
+            hooks->on_running(hooks->arg, cfg);
+    } else {
+        /* The parts already started close their handles through the ordinary stop. */
+        r->stopping = 1;
+        crs_broker_stop(r->b);
     }
-    if (stop_async != NULL) {
-        rc = uv_async_init(&m->loop, &m->async, main_async_cb);
-        if (rc != 0) {
-            crs_error("cannot create the stop handle: %s", uv_strerror(rc));
-            crs_broker_stop(m->b);
-        } else {
-            m->have_async = 1;
-            m->async.data = m;
-            *stop_async = &m->async;
-        }
-    }
-
-    rc = crs_broker_start(m->b);
-    status = rc == 0 ? 0 : 1;
-    if (rc != 0)
-        crs_broker_stop(m->b);
-    uv_run(&m->loop, UV_RUN_DEFAULT);
-    if (stop_async != NULL)
-        *stop_async = NULL;
+    uv_run(&r->loop, UV_RUN_DEFAULT);
 
 cleanup:
-    if (m != NULL) {
-        crs_broker_free(m->b);
-        m->b = NULL;
+    if (r != NULL) {
+        crs_broker_free(r->b);
+        r->b = NULL;
         if (loop_open) {
-            main_close_handles(m);
-            if (uv_loop_close(&m->loop) == UV_EBUSY) {
-                uv_walk(&m->loop, main_walk_cb, NULL);
-                uv_run(&m->loop, UV_RUN_DEFAULT);
-                uv_loop_close(&m->loop);
-                status = 1;
+            run_close_handles(r);
+            if (uv_loop_close(&r->loop) == UV_EBUSY) {
+                uv_walk(&r->loop, run_walk_cb, NULL);
+                uv_run(&r->loop, UV_RUN_DEFAULT);
+                uv_loop_close(&r->loop);
+                if (rc == 0)
+                    rc = CRS_EIO;
             }
         }
-        crs_free(m);
+        crs_free(r);
     }
-    if (cfg->log_file != NULL)
+    if (log_open && (hooks == NULL || hooks->log_path == NULL))
         crs_log_open_file(NULL);
-    return status;
+    return rc;
 }
 
 int crs_broker_default_config(struct crs_config **out)

@@ -7,7 +7,7 @@
 #define CERTRELAY_BROKER_H
 
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 
 struct crs_broker;
 
@@ -29,11 +29,41 @@ void crs_broker_stop(struct crs_broker *b);
 /* Frees a stopped broker (after uv_run returned). NULL is a no-op. */
 void crs_broker_free(struct crs_broker *b);
 
-/* The whole foreground program: load cfg, run until SIGINT/SIGTERM (or stop_async), return the
- * process exit status. Used by main() and, on Windows, by the service's worker thread.
- * stop_async, when non-NULL, receives a uv_async_t the caller may uv_async_send() from another
- * thread to stop the broker. */
-int crs_broker_main(const struct crs_config *cfg, uv_async_t **stop_async);
+/*
+ * What a shell adds to crs_broker_run. Every member may be 0/NULL (the console needs none).
+ */
+struct crs_broker_hooks {
+    /* The log file to open and to reopen on reload, instead of cfg->log_file. The caller closes
+     * it (crs_log_open_file(NULL)) after crs_broker_run returns; cfg->log_file is closed by
+     * crs_broker_run itself. */
+    const char *log_path;
+    /* Whether the broker runs on when the log file cannot be opened (the service still has the
+     * Event Log); otherwise that is a failure to start. */
+    int log_optional;
+    /* Called on the loop thread once the broker has started and takes events. */
+    void (*on_running)(void *arg, const struct crs_config *cfg);
+    /* Called on the loop thread every stop_tick_ms while a stop winds down. */
+    void (*stop_tick)(void *arg);
+    unsigned stop_tick_ms;
+    void *arg;
+};
+
+/*
+ * The broker's one lifecycle, for the console (broker/main.c, Unix and Windows) and the Windows
+ * service (broker/win/service.c): opens the log file, sizes the threadpool, runs a loop with the
+ * broker until it stops, tears down and returns 0 after a clean stop or a negative CRS_E* code
+ * when it could not start. SIGINT and SIGTERM stop it and, on Unix, SIGHUP reloads it;
+ * crs_broker_request does the same from any thread. hooks may be NULL.
+ */
+int crs_broker_run(const struct crs_config *cfg, const struct crs_broker_hooks *hooks);
+
+enum crs_broker_request {
+    CRS_BROKER_STOP,   /* the graceful stop SIGTERM starts */
+    CRS_BROKER_RELOAD, /* what SIGHUP does: reopen the log file (settings apply at the next start) */
+};
+/* Sends a request to the broker crs_broker_run is running, from any thread (the Windows service
+ * control handler). 0, or CRS_ENOENT when no broker runs or it has finished. */
+int crs_broker_request(enum crs_broker_request what);
 
 /*
  * The built-in default configuration (the demo): listen on crs_default_pipe(), state and spool

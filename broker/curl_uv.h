@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <curl/curl.h>
 #include <uv.h>
-#include "certrelay/sinkconf.h"
+#include "sinks/tls.h"
 
 struct crs_curl_multi;
 struct crs_curl_xfer;

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "queue.h"
-#include "sink.h"
+#include "sinks/sink.h"
 
 struct crs_dispatcher;
 

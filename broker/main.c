@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "broker.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/log.h"
-#include "certrelay/sinkconf.h"
+#include "sinks/file/settings.h"
 #include "certrelay/version.h"
 #ifdef _WIN32
 #include "win/service.h"
@@ -81,7 +81,7 @@ static int run(const char *path, int salvage)
     }
     if (salvage)
         cfg->salvage = 1;
-    status = crs_broker_main(cfg, NULL);
+    status = crs_broker_run(cfg, NULL) == 0 ? 0 : 1;
     crs_config_free(cfg);
     return status;
 }

@@ -8,12 +8,16 @@
  *       rowid       INTEGER PRIMARY KEY,
  *       event_id    TEXT UNIQUE NOT NULL,   -- the UUIDv7 minted by the stub at capture
  *       kind        INTEGER NOT NULL,       -- CRS_EVENT_* bit
- *       received_ms INTEGER NOT NULL,       -- when the broker received it (max_age counts from
- * here) body        BLOB NOT NULL);         -- the packed certrelay.v1.Event, as received CREATE
- * TABLE deliveries ( event_rowid     INTEGER NOT NULL,   -- events.rowid sink            TEXT NOT
- * NULL,      -- the NAME of [sink.NAME] state           INTEGER NOT NULL,   -- 0 pending, 1
- * delivered, 2 dead attempts        INTEGER NOT NULL, next_attempt_ms INTEGER NOT NULL, last_error
- * TEXT, last_status     INTEGER,            -- HTTP/SMTP status of the last attempt, 0 if none
+ *       received_ms INTEGER NOT NULL,       -- when the broker received it (max_age counts from here)
+ *       body        BLOB NOT NULL);         -- the packed certrelay.v1.Event, as received
+ *   CREATE TABLE deliveries (
+ *       event_rowid     INTEGER NOT NULL,   -- events.rowid
+ *       sink            TEXT NOT NULL,      -- the NAME of [sink.NAME]
+ *       state           INTEGER NOT NULL,   -- 0 pending, 1 delivered, 2 dead
+ *       attempts        INTEGER NOT NULL,
+ *       next_attempt_ms INTEGER NOT NULL,
+ *       last_error      TEXT,
+ *       last_status     INTEGER,            -- HTTP/SMTP status of the last attempt, 0 if none
  *       updated_ms      INTEGER NOT NULL,
  *       PRIMARY KEY (event_rowid, sink));
  *   CREATE INDEX deliveries_due ON deliveries (state, next_attempt_ms);

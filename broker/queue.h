@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay.pb-c.h"
 
 struct crs_queue;

@@ -7,7 +7,7 @@
 #define CERTRELAY_BROKER_SERVER_H
 
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "queue.h"
 
 /*

@@ -8,7 +8,7 @@
 #define CERTRELAY_BROKER_SPOOLDRAIN_H
 
 #include <uv.h>
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "queue.h"
 
 /* Files read per round, and bytes; the rest waits for the next round. */

@@ -1,5 +1,5 @@
 # Third-party libraries as imported targets with one set of names for both builds:
-#   crs::uv crs::protobuf_c crs::sqlite3 crs::jansson crs::inih crs::curl crs::crypto
+#   crs::uv crs::protobuf_c crs::sqlite3 crs::jansson crs::curl crs::crypto
 # Native builds take Debian's -dev packages through pkg-config. The Windows build takes static
 # libraries that cmake/WindowsDeps.cmake builds from Debian's source packages with mingw-w64.
 if(WIN32)
@@ -17,11 +17,10 @@ pkg_check_modules(CRS_PC_UV REQUIRED IMPORTED_TARGET GLOBAL libuv)
 pkg_check_modules(CRS_PC_PROTOBUF_C REQUIRED IMPORTED_TARGET GLOBAL libprotobuf-c)
 pkg_check_modules(CRS_PC_SQLITE3 REQUIRED IMPORTED_TARGET GLOBAL sqlite3)
 pkg_check_modules(CRS_PC_JANSSON REQUIRED IMPORTED_TARGET GLOBAL jansson)
-pkg_check_modules(CRS_PC_INIH REQUIRED IMPORTED_TARGET GLOBAL inih)
 pkg_check_modules(CRS_PC_CURL REQUIRED IMPORTED_TARGET GLOBAL libcurl)
 pkg_check_modules(CRS_PC_CRYPTO REQUIRED IMPORTED_TARGET GLOBAL libcrypto)
 
-foreach(dep uv protobuf_c sqlite3 jansson inih curl crypto)
+foreach(dep uv protobuf_c sqlite3 jansson curl crypto)
   string(TOUPPER ${dep} up)
   add_library(crs::${dep} INTERFACE IMPORTED GLOBAL)
   target_link_libraries(crs::${dep} INTERFACE PkgConfig::CRS_PC_${up})

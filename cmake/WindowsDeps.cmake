@@ -70,16 +70,6 @@ crs_wdeps_target(uv libuv.a
 crs_wdeps_target(protobuf_c libprotobuf-c.a)
 crs_wdeps_target(sqlite3 libsqlite3.a)
 crs_wdeps_target(jansson libjansson.a)
-# libinih may be missing from the prefix when the archive does not serve its source (see
-# scripts/build-windows-deps); lib/config.c then uses its own inih-compatible line splitter.
-if(EXISTS "${CRS_WINDOWS_DEPS_PREFIX}/lib/libinih.a")
-  crs_wdeps_target(inih libinih.a)
-else()
-  message(WARNING "WindowsDeps: libinih's source was not available from the Debian archive; "
-                  "lib/config.c is built with CRS_NO_INIH (its inih-compatible line splitter)")
-  add_library(crs::inih INTERFACE IMPORTED GLOBAL)
-  target_compile_definitions(crs::inih INTERFACE CRS_NO_INIH=1)
-endif()
 # curl's headers default to dllimport unless CURL_STATICLIB is defined. The libraries are the ones
 # upstream's makefile links a Schannel build with (crypt32 for the certificate store, advapi32 for
 # CryptoAPI); SSPI needs no import library because curl loads secur32.dll at run time.

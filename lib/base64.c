@@ -38,19 +38,9 @@ static int b64_value(unsigned char c)
     return B64_BAD;
 }
 
-char *crs_base64_encode(const uint8_t *data, size_t len)
+size_t crs_base64_encode_to(const uint8_t *data, size_t len, char *out)
 {
     size_t i, n = 0;
-    char *out;
-
-    if (!data && len > 0)
-        return NULL;
-    /* 4 output bytes per started group of 3, plus the NUL, must fit in a size_t. */
-    if (len / 3 >= (SIZE_MAX - 5) / 4)
-        return NULL;
-    out = crs_malloc((len + 2) / 3 * 4 + 1);
-    if (!out)
-        return NULL;
 
     for (i = 0; i + 3 <= len; i += 3) {
         uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
@@ -76,6 +66,22 @@ char *crs_base64_encode(const uint8_t *data, size_t len)
         out[n++] = '=';
     }
     out[n] = '\0';
+    return n;
+}
+
+char *crs_base64_encode(const uint8_t *data, size_t len)
+{
+    char *out;
+
+    if (!data && len > 0)
+        return NULL;
+    /* 4 output bytes per started group of 3, plus the NUL, must fit in a size_t. */
+    if (len / 3 >= (SIZE_MAX - 5) / 4)
+        return NULL;
+    out = crs_malloc((len + 2) / 3 * 4 + 1);
+    if (!out)
+        return NULL;
+    crs_base64_encode_to(data, len, out);
     return out;
 }
 

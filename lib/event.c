@@ -10,32 +10,50 @@
 #include "certrelay/frame.h"
 #include "certrelay/uuid.h"
 
+/* The one table of event kinds: bit, short name (configuration, JSON, templates) and title (mail
+ * subjects, chat headings, {{kind_title}}). */
 static const struct {
     uint32_t kind;
     const char *name;
+    const char *title;
 } kind_names[] = {
-    {CRS_EVENT_ISSUED, "issued"},
-    {CRS_EVENT_PENDING, "pending"},
-    {CRS_EVENT_DENIED, "denied"},
-    {CRS_EVENT_REVOKED, "revoked"},
-    {CRS_EVENT_RETRIEVE_PENDING, "retrieve_pending"},
-    {CRS_EVENT_CRL_ISSUED, "crl_issued"},
-    {CRS_EVENT_SHUTDOWN, "shutdown"},
-    {CRS_EVENT_STARTUP, "startup"},
-    {CRS_EVENT_UNREVOKED, "unrevoked"},
-    {CRS_EVENT_IMPORTED, "imported"},
+    {CRS_EVENT_ISSUED, "issued", "Certificate issued"},
+    {CRS_EVENT_PENDING, "pending", "Request pending"},
+    {CRS_EVENT_DENIED, "denied", "Request denied"},
+    {CRS_EVENT_REVOKED, "revoked", "Certificate revoked"},
+    {CRS_EVENT_RETRIEVE_PENDING, "retrieve_pending", "Pending request retrieved"},
+    {CRS_EVENT_CRL_ISSUED, "crl_issued", "CRL published"},
+    {CRS_EVENT_SHUTDOWN, "shutdown", "CA service stopping"},
+    {CRS_EVENT_STARTUP, "startup", "CA service started"},
+    {CRS_EVENT_UNREVOKED, "unrevoked", "Certificate unrevoked"},
+    {CRS_EVENT_IMPORTED, "imported", "Certificate imported"},
 };
 
 #define NKINDS (sizeof(kind_names) / sizeof(kind_names[0]))
 
-const char *crs_event_name(uint32_t kind)
+/* The table's row for exactly one known bit, or -1. */
+static int kind_index(uint32_t kind)
 {
     size_t i;
 
     for (i = 0; i < NKINDS; i++)
         if (kind_names[i].kind == kind)
-            return kind_names[i].name;
-    return NULL;
+            return (int)i;
+    return -1;
+}
+
+const char *crs_event_name(uint32_t kind)
+{
+    int i = kind_index(kind);
+
+    return i < 0 ? NULL : kind_names[i].name;
+}
+
+const char *crs_event_title(uint32_t kind)
+{
+    int i = kind_index(kind);
+
+    return i < 0 ? NULL : kind_names[i].title;
 }
 
 int crs_event_from_name(const char *name, uint32_t *kind)
@@ -199,4 +217,25 @@ void crs_event_serial_hex(const Certrelay__V1__Event *ev, char *out, size_t outl
             out[n++] = (char)tolower((unsigned char)*s);
     }
     out[n] = '\0';
+}
+
+char *crs_event_thumbprint(const char *hash)
+{
+    char *buf;
+    size_t i, n = 0;
+
+    if (hash == NULL)
+        return crs_strdup("");
+    buf = crs_malloc(strlen(hash) + 1);
+    if (buf == NULL)
+        return NULL;
+    for (i = 0; hash[i] != '\0'; i++) {
+        char c = hash[i];
+
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    buf[n] = '\0';
+    return buf;
 }

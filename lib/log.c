@@ -5,20 +5,18 @@
  * to each output under one mutex so lines from threads never interleave.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/timefmt.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/thread.h"
 
 #define CRS_LOG_LINE_MAX 2048
 
-static uv_once_t log_once = UV_ONCE_INIT;
-static uv_mutex_t log_mutex;
+static crs_mutex_t log_mutex = CRS_MUTEX_INIT;
 static int log_level = CRS_LOG_INFO;
 static int log_stderr = 1;
 static crs_log_output_fn log_fn;
@@ -26,12 +24,6 @@ static void *log_ctx;
 static FILE *log_file;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
-
-static void log_init(void)
-{
-    if (uv_mutex_init(&log_mutex) != 0)
-        abort();
-}
 
 void crs_log_set_level(enum crs_log_level level)
 {
@@ -64,37 +56,34 @@ int crs_log_level_parse(const char *s, enum crs_log_level *out)
 
 void crs_log_set_stderr(int on)
 {
-    uv_once(&log_once, log_init);
-    uv_mutex_lock(&log_mutex);
+    crs_mutex_lock(&log_mutex);
     log_stderr = on;
-    uv_mutex_unlock(&log_mutex);
+    crs_mutex_unlock(&log_mutex);
 }
 
 void crs_log_set_output(crs_log_output_fn fn, void *ctx)
 {
-    uv_once(&log_once, log_init);
-    uv_mutex_lock(&log_mutex);
+    crs_mutex_lock(&log_mutex);
     log_fn = fn;
     log_ctx = ctx;
-    uv_mutex_unlock(&log_mutex);
+    crs_mutex_unlock(&log_mutex);
 }
 
 int crs_log_open_file(const char *path)
 {
     FILE *f = NULL;
 
-    uv_once(&log_once, log_init);
     if (path != NULL) {
         /* Never a FIFO or a device: opening one for writing could block for ever. */
         int rc = crs_fs_open_append(path, &f);
         if (rc != 0)
             return rc;
     }
-    uv_mutex_lock(&log_mutex);
+    crs_mutex_lock(&log_mutex);
     if (log_file != NULL)
         fclose(log_file);
     log_file = f;
-    uv_mutex_unlock(&log_mutex);
+    crs_mutex_unlock(&log_mutex);
     return 0;
 }
 
@@ -113,8 +102,7 @@ void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     crs_sanitize_oneline(line + n);
 
-    uv_once(&log_once, log_init);
-    uv_mutex_lock(&log_mutex);
+    crs_mutex_lock(&log_mutex);
     if (log_stderr) {
         fputs(line, stderr);
         fputc('\n', stderr);
@@ -127,7 +115,7 @@ void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
     }
     if (log_fn != NULL)
         log_fn(log_ctx, level, line);
-    uv_mutex_unlock(&log_mutex);
+    crs_mutex_unlock(&log_mutex);
 }
 
 void crs_log(enum crs_log_level level, const char *fmt, ...)

@@ -166,3 +166,23 @@ int crs_ascii_ncasecmp(const char *a, const char *b, size_t n)
     }
     return 0;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* ASCII blanks                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+int crs_ascii_isspace(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+const char *crs_ascii_trim(const char *s, size_t *n)
+{
+    while (*n > 0 && crs_ascii_isspace((unsigned char)*s)) {
+        s++;
+        (*n)--;
+    }
+    while (*n > 0 && crs_ascii_isspace((unsigned char)s[*n - 1]))
+        (*n)--;
+    return s;
+}

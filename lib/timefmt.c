@@ -163,3 +163,26 @@ int crs_time_parse_rfc3339(const char *s, int64_t *unix_ms)
     *unix_ms = ms;
     return 0;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* RFC 5322 date (mail)                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+void crs_time_rfc5322(int64_t unix_ms, char *out, size_t outlen)
+{
+    static const char *const wd[] = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
+    static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    int64_t days, secs, y;
+    unsigned m, d;
+
+    if (!out || outlen == 0)
+        return;
+    days = unix_ms / MS_PER_DAY;
+    if (unix_ms % MS_PER_DAY < 0)
+        days--;
+    secs = (unix_ms - days * MS_PER_DAY) / 1000;
+    crs_civil_from_days(days, &y, &m, &d);
+    snprintf(out, outlen, "%s, %02u %s %04lld %02d:%02d:%02d +0000", wd[((days % 7) + 7) % 7], d,
+             mon[m - 1], (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
+}

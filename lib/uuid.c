@@ -10,23 +10,16 @@
  * 0x800 each millisecond, which keeps ids unguessable while leaving room to increment.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
+#include "certrelay/random.h"
+#include "certrelay/thread.h"
 #include "certrelay/uuid.h"
 
-static uv_once_t uuid_once = UV_ONCE_INIT;
-static uv_mutex_t uuid_mutex;
+static crs_mutex_t uuid_mutex = CRS_MUTEX_INIT;
 static uint64_t last_ms;
 static uint32_t counter;
-
-static void uuid_init(void)
-{
-    if (uv_mutex_init(&uuid_mutex) != 0)
-        abort();
-}
 
 int crs_uuid7(char out[CRS_UUID_STRLEN + 1])
 {
@@ -39,13 +32,12 @@ int crs_uuid7(char out[CRS_UUID_STRLEN + 1])
     if (out == NULL)
         return CRS_EINVAL;
     out[0] = '\0';
-    rc = uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL);
+    rc = crs_random(rnd, sizeof(rnd));
     if (rc != 0)
         return CRS_EIO;
 
     now = (uint64_t)crs_now_ms();
-    uv_once(&uuid_once, uuid_init);
-    uv_mutex_lock(&uuid_mutex);
+    crs_mutex_lock(&uuid_mutex);
     if (now > last_ms) {
         last_ms = now;
         counter = ((uint32_t)rnd[8] << 8 | rnd[9]) & 0x7ff;
@@ -55,7 +47,7 @@ int crs_uuid7(char out[CRS_UUID_STRLEN + 1])
     }
     ms = last_ms;
     ctr = counter;
-    uv_mutex_unlock(&uuid_mutex);
+    crs_mutex_unlock(&uuid_mutex);
 
     b[0] = (uint8_t)(ms >> 40);
     b[1] = (uint8_t)(ms >> 32);

@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
@@ -32,12 +31,13 @@
 #include "certrelay/log.h"
 #include "certrelay/spool.h"
 #include "certrelay/stub.h"
+#include "certrelay/text.h"
+#include "certrelay/thread.h"
 #include "certrelay/uuid.h"
 #include "certrelay/version.h"
 #include "transport.h"
 
-#define STUB_DEFAULT_TIMEOUT_MS 2000u
-#define STUB_DEFAULT_MAX_CONN   8u
+#define STUB_DEFAULT_MAX_CONN 8u
 /* certsrv's CertCount is the number of CA certificates (renewals); 1024 is far beyond any CA. */
 #define STUB_MAX_CA_CERTS 1024
 /* Caps on enumerations, so a misbehaving reader cannot grow an event without bound. */
@@ -74,7 +74,7 @@ struct crs_stub {
     size_t hello_len;
 
     /* Guards the idle list only; never held across I/O. */
-    uv_mutex_t lock;
+    crs_mutex_t lock;
     struct stub_conn *idle;
     uint32_t nidle;
 };
@@ -93,82 +93,20 @@ void crs_prop_value_clear(struct crs_prop_value *v)
 }
 
 /*
- * Length of the valid UTF-8 sequence at s (at most n bytes), or 0 when it is invalid: overlong
- * forms, UTF-16 surrogates and code points above U+10FFFF are all refused, as RFC 3629 asks.
- */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/*
- * Makes *s valid UTF-8 by replacing each invalid byte with U+FFFD. Strings travel on to JSON
- * documents, mail and file names; a lone surrogate from a hostile request must not make a sink
- * fail on every attempt. Returns 0 or CRS_ENOMEM (then *s is unchanged).
+ * Makes *s valid UTF-8 (crs_utf8_sanitize: each invalid sequence becomes U+FFFD). Strings travel
+ * on to JSON documents, mail and file names; a lone surrogate from a hostile request must not make
+ * a sink fail on every attempt. Returns 0 or CRS_ENOMEM (then *s is unchanged).
  */
 static int utf8_repair(char **s)
 {
-    const unsigned char *p = (const unsigned char *)*s;
     size_t n = strlen(*s);
-    size_t bad = 0;
+    char *out;
 
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq_len(p + i, n - i);
-        if (k == 0) {
-            bad++;
-            i++;
-        } else {
-            i += k;
-        }
-    }
-    if (bad == 0)
+    if (crs_utf8_valid(*s, n))
         return 0;
-
-    char *out = crs_malloc(n + bad * 2 + 1);
+    out = crs_utf8_sanitize(*s, n);
     if (out == NULL)
         return CRS_ENOMEM;
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq_len(p + i, n - i);
-        if (k == 0) {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        } else {
-            memcpy(out + o, p + i, k);
-            o += k;
-            i += k;
-        }
-    }
-    out[o] = '\0';
     crs_free(*s);
     *s = out;
     return 0;
@@ -826,13 +764,13 @@ static int conn_open(struct crs_stub *stub, uint64_t deadline, struct stub_conn 
 static struct stub_conn *pool_pop(struct crs_stub *stub)
 {
     for (;;) {
-        uv_mutex_lock(&stub->lock);
+        crs_mutex_lock(&stub->lock);
         struct stub_conn *c = stub->idle;
         if (c != NULL) {
             stub->idle = c->next;
             stub->nidle--;
         }
-        uv_mutex_unlock(&stub->lock);
+        crs_mutex_unlock(&stub->lock);
         if (c == NULL)
             return NULL;
         c->next = NULL;
@@ -848,14 +786,14 @@ static void pool_push(struct crs_stub *stub, struct stub_conn *c)
 {
     int keep = 0;
 
-    uv_mutex_lock(&stub->lock);
+    crs_mutex_lock(&stub->lock);
     if (stub->nidle < stub->max_connections) {
         c->next = stub->idle;
         stub->idle = c;
         stub->nidle++;
         keep = 1;
     }
-    uv_mutex_unlock(&stub->lock);
+    crs_mutex_unlock(&stub->lock);
     if (!keep)
         conn_close(c);
 }
@@ -980,7 +918,7 @@ int crs_stub_new(const struct crs_stub_options *opts, struct crs_stub **out)
     stub = crs_calloc(1, sizeof(*stub));
     if (stub == NULL)
         return CRS_ENOMEM;
-    if (uv_mutex_init(&stub->lock) != 0) {
+    if (crs_mutex_init(&stub->lock) != 0) {
         crs_free(stub);
         return CRS_ENOMEM;
     }
@@ -994,7 +932,7 @@ int crs_stub_new(const struct crs_stub_options *opts, struct crs_stub **out)
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    stub->timeout_ms = opts->timeout_ms ? opts->timeout_ms : STUB_DEFAULT_TIMEOUT_MS;
+    stub->timeout_ms = opts->timeout_ms ? opts->timeout_ms : CRS_STUB_DEFAULT_TIMEOUT_MS;
     stub->max_connections = opts->max_connections ? opts->max_connections : STUB_DEFAULT_MAX_CONN;
     stub->capture_raw_request = opts->capture_raw_request != 0;
 
@@ -1020,7 +958,7 @@ void crs_stub_free(struct crs_stub *stub)
         stub->idle = c->next;
         conn_close(c);
     }
-    uv_mutex_destroy(&stub->lock);
+    crs_mutex_destroy(&stub->lock);
     crs_free(stub->pipe);
     crs_free(stub->spool_dir);
     crs_free(stub->ca_config);
@@ -1032,7 +970,7 @@ void crs_stub_free(struct crs_stub *stub)
 int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs_prop_reader *rd,
                     struct crs_stub_result *res)
 {
-    uint64_t t0 = uv_hrtime();
+    uint64_t t0 = crs_mono_us();
     Certrelay__V1__Event *ev = NULL;
     uint8_t *bytes = NULL;
     uint8_t *frame = NULL;
@@ -1075,7 +1013,7 @@ int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs
 
 cleanup:
     if (res != NULL)
-        res->elapsed_us = (uv_hrtime() - t0) / 1000u;
+        res->elapsed_us = crs_mono_us() - t0;
     crs_free(frame);
     crs_free(bytes);
     crs_stub_event_free(ev);

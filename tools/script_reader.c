@@ -10,10 +10,11 @@
 #include <jansson.h>
 
 #include "certrelay/alloc.h"
+#include "certrelay/base64.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/fs.h"
-#include "certrelay/json.h"
+#include "certrelay/timefmt.h"
 #include "proptable.h"
 #include "script_reader.h"
 

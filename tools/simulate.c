@@ -23,7 +23,7 @@
 
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
-#include "certrelay/config.h"
+#include "certrelay/defaults.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/stub.h"
@@ -403,7 +403,7 @@ static int sim_parse(int argc, char **argv, struct sim_opts *o)
     memset(o, 0, sizeof(*o));
     o->count = 100;
     o->concurrency = 4;
-    o->timeout_ms = 2000;
+    o->timeout_ms = CRS_STUB_DEFAULT_TIMEOUT_MS;
     o->seed = 1;
     o->first_request_id = 1;
     o->mask = CRS_EVENT_ALL;

@@ -22,6 +22,8 @@
 #include "pipe_auth.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
+#include "certrelay/text.h"
+#include "certrelay/win/wstr.h"
 
 #define PIPE_PREFIX "\\\\.\\pipe\\"
 /* CreateNamedPipe's limit for the whole name, prefix included. */
@@ -53,7 +55,7 @@ static int pipe_in_use(const char *address)
 {
     WCHAR name[PIPE_NAME_MAX];
 
-    if (MultiByteToWideChar(CP_UTF8, 0, address, -1, name, PIPE_NAME_MAX) <= 0)
+    if (crs_win_wide_buf(address, strlen(address), 0, name, PIPE_NAME_MAX) <= 0)
         return 0;
     if (WaitNamedPipeW(name, 1))
         return 1;
@@ -66,7 +68,7 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
 
     if (pipe == NULL || address == NULL || address[0] == '\0')
         return CRS_EINVAL;
-    if (_strnicmp(address, PIPE_PREFIX, strlen(PIPE_PREFIX)) != 0 ||
+    if (crs_ascii_ncasecmp(address, PIPE_PREFIX, strlen(PIPE_PREFIX)) != 0 ||
         address[strlen(PIPE_PREFIX)] == '\0' || strlen(address) >= PIPE_NAME_MAX) {
         crs_error("listen = %s is not a pipe name such as \\\\.\\pipe\\CertRelay", address);
         return CRS_EINVAL;

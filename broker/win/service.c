@@ -5,12 +5,13 @@
  * StartServiceCtrlDispatcherW blocks the main thread as the dispatcher until the service stops.
  * The SCM runs service_main on a thread of its own, and that thread is the broker's loop thread:
  *
- *   service_main    START_PENDING -> configuration, logging, private directories
- *                   -> crs_broker_start (listening) -> RUNNING -> uv_run ... -> STOPPED
- *   service_ctrl    (dispatcher thread) STOP, SHUTDOWN: STOP_PENDING, then wake the loop with
- *                   uv_async_send; PARAMCHANGE: wake the loop to reopen the log file
- *   ctl_cb          (loop thread) crs_broker_stop, and a timer that keeps reporting STOP_PENDING
- *                   checkpoints while the commit in flight finishes
+ *   service_main    START_PENDING -> configuration, private directories -> crs_broker_run, the
+ *                   broker's one lifecycle (broker.c), whose hooks report RUNNING once it
+ *                   listens and STOP_PENDING checkpoints while the commit in flight finishes
+ *                   -> STOPPED
+ *   service_ctrl    (dispatcher thread) STOP, SHUTDOWN: STOP_PENDING, then crs_broker_request
+ *                   (CRS_BROKER_STOP), as SIGTERM on Unix; PARAMCHANGE: CRS_BROKER_RELOAD, as
+ *                   SIGHUP, which reopens the log file
  *
  * Files (the defaults; certrelay.ini may move each):
  *
@@ -29,15 +30,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <uv.h>
-
 #include "broker.h"
 #include "platform.h"
 #include "service.h"
-#include "eventlog.h"
-#include "secdir.h"
+#include "certrelay/win/eventlog.h"
+#include "certrelay/win/secdir.h"
+#include "certrelay/win/wstr.h"
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
@@ -53,36 +53,19 @@
 #define STOP_WAIT_HINT_MS  15000
 #define STOP_CHECKPOINT_MS 1000
 
-/* Controls the handler passes to the loop thread. */
-#define CTL_STOP        0x1
-#define CTL_PARAMCHANGE 0x2
-
 /* ------------------------------------------------------------------------------------------ */
 /* Shared state                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * The handler runs on the dispatcher thread and service_main on its own, so what they share is
- * guarded: `lock` covers the status and the async pointer, which is NULL whenever the loop
- * cannot take a wake-up (before it runs, after it stopped).
+ * The handler runs on the dispatcher thread and service_main (with the broker's loop) on its
+ * own, so the status they share is guarded by `lock`.
  */
 static struct {
     SERVICE_STATUS_HANDLE handle;
     SERVICE_STATUS status;
     CRITICAL_SECTION lock;
-    uv_async_t *ctl;
-    LONG controls;
 } svc;
-
-/* Loop-thread state of the running service. */
-struct service_run {
-    uv_loop_t loop;
-    uv_async_t ctl;
-    uv_timer_t checkpoint;
-    struct crs_broker *broker;
-    char *log_path;
-    int ctl_open, timer_open, timer_running;
-};
 
 static void report_status(DWORD state, DWORD exit_code, DWORD specific, DWORD wait_hint)
 {
@@ -122,7 +105,7 @@ static int file_exists(const char *path)
 {
     WCHAR w[MAX_PATH + 1];
 
-    if (MultiByteToWideChar(CP_UTF8, 0, path, -1, w, MAX_PATH + 1) <= 0)
+    if (crs_win_wide_buf(path, strlen(path), 0, w, MAX_PATH + 1) <= 0)
         return 1; /* unknown: let the load error stand */
     return GetFileAttributesW(w) != INVALID_FILE_ATTRIBUTES;
 }
@@ -186,7 +169,7 @@ static char *parent_dir(const char *path)
 }
 
 /* Creates the directories the broker writes to, private to SYSTEM and Administrators when we
- * create them (secdir.h explains why the spool must be). */
+ * create them (certrelay/win/secdir.h explains why the spool must be). */
 static void make_private_dirs(const struct crs_config *cfg, const char *log_path)
 {
     char *log_dir = log_path != NULL ? parent_dir(log_path) : NULL;
@@ -207,81 +190,51 @@ static void make_private_dirs(const struct crs_config *cfg, const char *log_path
     crs_free(log_dir);
 }
 
-/* The same sizing as crs_broker_main: the queue's job, one thread per concurrent delivery and a
- * margin for the spool drain, so slow sinks never delay the commit that acks. */
-static unsigned service_threads(const struct crs_config *cfg)
-{
-    unsigned n = 4;
-    size_t i;
-
-    for (i = 0; i < cfg->nsinks; i++)
-        n += cfg->sinks[i].concurrency;
-    return n;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* The running service                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
+/*
+ * The SCM's controls become the requests SIGTERM and SIGHUP are on Unix: STOP (and SHUTDOWN) the
+ * graceful stop, PARAMCHANGE the reload, which reopens the log file.
+ */
 static DWORD WINAPI service_ctrl(DWORD control, DWORD type, void *data, void *ctx)
 {
-    LONG bit;
-
     switch (control) {
     case SERVICE_CONTROL_INTERROGATE:
         return NO_ERROR;
     case SERVICE_CONTROL_STOP:
     case SERVICE_CONTROL_SHUTDOWN:
-        bit = CTL_STOP;
-        break;
+        /* The critical section is recursive, so reporting under it is fine; holding it keeps
+         * the STOPPED report after the loop returns from overtaking this STOP_PENDING. */
+        EnterCriticalSection(&svc.lock);
+        if (svc.status.dwCurrentState == SERVICE_RUNNING)
+            report_status(SERVICE_STOP_PENDING, NO_ERROR, 0, STOP_WAIT_HINT_MS);
+        crs_broker_request(CRS_BROKER_STOP);
+        LeaveCriticalSection(&svc.lock);
+        return NO_ERROR;
     case SERVICE_CONTROL_PARAMCHANGE:
-        bit = CTL_PARAMCHANGE;
-        break;
+        crs_broker_request(CRS_BROKER_RELOAD);
+        return NO_ERROR;
     default:
         return ERROR_CALL_NOT_IMPLEMENTED;
     }
-    /* The critical section is recursive, so reporting under it is fine; holding it keeps the
-     * loop from dropping svc.ctl between the check and the send. */
-    EnterCriticalSection(&svc.lock);
-    if (svc.ctl != NULL) {
-        InterlockedOr(&svc.controls, bit);
-        if (bit == CTL_STOP && svc.status.dwCurrentState == SERVICE_RUNNING)
-            report_status(SERVICE_STOP_PENDING, NO_ERROR, 0, STOP_WAIT_HINT_MS);
-        uv_async_send(svc.ctl);
-    }
-    LeaveCriticalSection(&svc.lock);
-    return NO_ERROR;
 }
 
-/* While the broker winds down, tell the SCM every second that it is making progress. The timer
- * is unreferenced, so it does not keep the loop alive once the broker has stopped. */
-static void checkpoint_cb(uv_timer_t *t)
+/* crs_broker_run's hooks: the SCM hears RUNNING once the broker takes events, and while it winds
+ * down, every second, that it is making progress. arg is the log file's path. */
+static void service_running(void *arg, const struct crs_config *cfg)
+{
+    report_status(SERVICE_RUNNING, NO_ERROR, 0, 0);
+    crs_eventlog_writef(CRS_EVENTLOG_SOURCE_BROKER, CRS_LOG_INFO,
+                        "CertRelay broker %s is running: pipe %s, queue %s, spool %s, log %s.",
+                        CRS_VERSION, cfg->listen, cfg->state_dir, cfg->spool_dir,
+                        (const char *)arg);
+}
+
+static void service_stop_tick(void *arg)
 {
     report_status(SERVICE_STOP_PENDING, NO_ERROR, 0, STOP_WAIT_HINT_MS);
-}
-
-static void ctl_cb(uv_async_t *h)
-{
-    struct service_run *run = h->data;
-    LONG controls = InterlockedExchange(&svc.controls, 0);
-    int rc;
-
-    if (controls & CTL_PARAMCHANGE) {
-        /* The broker cannot change its configuration while running; what a parameter change
-         * can do safely is reopen the log file, which is what log rotation needs. */
-        crs_log_open_file(NULL);
-        rc = crs_log_open_file(run->log_path);
-        if (rc != 0)
-            crs_warn("cannot reopen the log file %s: %s", run->log_path, crs_strerror(rc));
-        crs_info("parameter change: log file reopened; other settings apply at the next start");
-    }
-    if ((controls & CTL_STOP) && !run->timer_running) {
-        crs_info("stop requested by the Service Control Manager");
-        if (run->timer_open && uv_timer_start(&run->checkpoint, checkpoint_cb, STOP_CHECKPOINT_MS,
-                                              STOP_CHECKPOINT_MS) == 0)
-            run->timer_running = 1;
-        crs_broker_stop(run->broker);
-    }
 }
 
 /*
@@ -290,95 +243,34 @@ static void ctl_cb(uv_async_t *h)
  */
 static int service_run(void)
 {
-    struct service_run *run = NULL;
+    struct crs_broker_hooks hooks;
     struct crs_config *cfg = NULL;
     char err[CRS_CONFIG_ERRLEN];
-    int rc, loop_open = 0;
+    char *log_path = NULL;
+    int rc;
 
     rc = load_config(NULL, &cfg, err, sizeof(err));
     if (rc != 0) {
         crs_error("configuration: %s", err[0] != '\0' ? err : crs_strerror(rc));
         return rc;
     }
-    run = crs_calloc(1, sizeof(*run));
-    if (run == NULL || (run->log_path = service_log_path(cfg)) == NULL) {
+    log_path = service_log_path(cfg);
+    if (log_path == NULL) {
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    make_private_dirs(cfg, run->log_path);
-    crs_log_set_level((enum crs_log_level)cfg->log_level);
-    rc = crs_log_open_file(run->log_path);
-    if (rc != 0)
-        crs_warn("cannot open the log file %s: %s", run->log_path, crs_strerror(rc));
-    rc = crs_platform_init(service_threads(cfg));
-    if (rc != 0)
-        crs_warn("platform setup: %s", crs_strerror(rc));
-
-    rc = uv_loop_init(&run->loop);
-    if (rc != 0) {
-        crs_error("cannot create the event loop: %s", uv_strerror(rc));
-        rc = CRS_EIO;
-        goto cleanup;
-    }
-    loop_open = 1;
-    rc = crs_broker_new(cfg, &run->loop, &run->broker);
-    if (rc != 0) {
-        crs_error("cannot create the broker: %s", crs_strerror(rc));
-        goto cleanup;
-    }
-    if (uv_async_init(&run->loop, &run->ctl, ctl_cb) == 0) {
-        run->ctl_open = 1;
-        run->ctl.data = run;
-        uv_unref((uv_handle_t *)&run->ctl);
-    }
-    if (uv_timer_init(&run->loop, &run->checkpoint) == 0) {
-        run->timer_open = 1;
-        uv_unref((uv_handle_t *)&run->checkpoint);
-    }
-    if (!run->ctl_open) {
-        crs_error("cannot create the stop handle");
-        rc = CRS_EIO;
-        crs_broker_stop(run->broker);
-        uv_run(&run->loop, UV_RUN_DEFAULT);
-        goto cleanup;
-    }
-
-    rc = crs_broker_start(run->broker);
-    if (rc != 0) {
-        /* The parts already started close their handles through the ordinary stop. */
-        crs_broker_stop(run->broker);
-        uv_run(&run->loop, UV_RUN_DEFAULT);
-        goto cleanup;
-    }
-    EnterCriticalSection(&svc.lock);
-    svc.ctl = &run->ctl;
-    LeaveCriticalSection(&svc.lock);
-    report_status(SERVICE_RUNNING, NO_ERROR, 0, 0);
-    crs_eventlog_writef(CRS_EVENTLOG_SOURCE_BROKER, CRS_LOG_INFO,
-                        "CertRelay broker %s is running: pipe %s, queue %s, spool %s, log %s.",
-                        CRS_VERSION, cfg->listen, cfg->state_dir, cfg->spool_dir, run->log_path);
-
-    uv_run(&run->loop, UV_RUN_DEFAULT);
-
-    EnterCriticalSection(&svc.lock);
-    svc.ctl = NULL;
-    LeaveCriticalSection(&svc.lock);
+    make_private_dirs(cfg, log_path);
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.log_path = log_path;
+    hooks.log_optional = 1;
+    hooks.on_running = service_running;
+    hooks.stop_tick = service_stop_tick;
+    hooks.stop_tick_ms = STOP_CHECKPOINT_MS;
+    hooks.arg = log_path;
+    rc = crs_broker_run(cfg, &hooks);
 
 cleanup:
-    if (run != NULL) {
-        crs_broker_free(run->broker);
-        if (run->ctl_open)
-            uv_close((uv_handle_t *)&run->ctl, NULL);
-        if (run->timer_open)
-            uv_close((uv_handle_t *)&run->checkpoint, NULL);
-        if (loop_open) {
-            uv_run(&run->loop, UV_RUN_DEFAULT);
-            if (uv_loop_close(&run->loop) != 0)
-                crs_error("internal error: handles still open when the service stopped");
-        }
-        crs_free(run->log_path);
-        crs_free(run);
-    }
+    crs_free(log_path);
     crs_config_free(cfg);
     return rc;
 }
@@ -479,8 +371,8 @@ static int console_main(const char *path)
     log_path = cfg->log_file != NULL ? crs_strdup(cfg->log_file) : NULL;
     make_private_dirs(cfg, log_path);
     crs_free(log_path);
-    /* crs_broker_main opens cfg->log_file itself, and stops on Ctrl+C (SIGINT). */
-    status = crs_broker_main(cfg, NULL);
+    /* crs_broker_run opens cfg->log_file itself, and stops on Ctrl+C (SIGINT). */
+    status = crs_broker_run(cfg, NULL) == 0 ? 0 : 1;
     crs_config_free(cfg);
     return status;
 }
@@ -515,19 +407,14 @@ static char *utf8_arg(int index)
 {
     WCHAR **wargv;
     char *out = NULL;
-    int wargc = 0, n;
+    int wargc = 0;
 
     wargv = CommandLineToArgvW(GetCommandLineW(), &wargc);
     if (wargv == NULL)
         return NULL;
-    if (index < wargc) {
-        n = WideCharToMultiByte(CP_UTF8, 0, wargv[index], -1, NULL, 0, NULL, NULL);
-        if (n > 0 && (out = crs_malloc((size_t)n)) != NULL &&
-            WideCharToMultiByte(CP_UTF8, 0, wargv[index], -1, out, n, NULL, NULL) != n) {
-            crs_free(out);
-            out = NULL;
-        }
-    }
+    /* A command line holds at most 32,767 characters. */
+    if (index < wargc && crs_win_utf8(wargv[index], -1, 32767 * 3, &out, NULL) != 0)
+        out = NULL;
     LocalFree(wargv);
     return out;
 }

@@ -10,6 +10,9 @@
 
 /* Base64 (RFC 4648, padded) of data into a fresh string (crs_free). NULL on allocation failure. */
 char *crs_base64_encode(const uint8_t *data, size_t len);
+/* The same into out, which must hold (len + 2) / 3 * 4 + 1 bytes; returns the characters written
+ * (without the NUL). */
+size_t crs_base64_encode_to(const uint8_t *data, size_t len, char *out);
 /* Decodes standard base64 (whitespace ignored). 0, CRS_EINVAL or CRS_ENOMEM. */
 int crs_base64_decode(const char *text, uint8_t **out, size_t *outlen);
 

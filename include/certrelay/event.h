@@ -30,6 +30,9 @@
  * crl_issued, startup, shutdown. Returns NULL for a value that is not exactly one known bit.
  */
 const char *crs_event_name(uint32_t kind);
+/* The kind's title for people ("Certificate issued", "CRL published", ...): {{kind_title}}, mail
+ * subjects and chat headings. NULL for a value that is not exactly one known bit. */
+const char *crs_event_title(uint32_t kind);
 /* Parses a short name; 0 and *kind set, or CRS_EINVAL. */
 int crs_event_from_name(const char *name, uint32_t *kind);
 /* Parses a comma/space separated list ("issued, revoked"; "all") into a mask; err names the bad
@@ -56,5 +59,8 @@ int crs_event_id_canonicalize(Certrelay__V1__Event *ev);
  * Writes "" when the event has none. out must hold at least 129 bytes (serials are <= 20 octets
  * by RFC 5280, we allow 64). */
 void crs_event_serial_hex(const Certrelay__V1__Event *ev, char *out, size_t outlen);
+/* A certificate hash as certsrv shows it ("A1 b2 ...") normalized: lowercase, whitespace removed.
+ * A fresh string (crs_free), "" for NULL; NULL only on allocation failure. */
+char *crs_event_thumbprint(const char *hash);
 
 #endif

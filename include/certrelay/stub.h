@@ -56,10 +56,14 @@ struct crs_prop_reader {
     int (*enum_attributes)(void *ctx, crs_attr_cb cb, void *arg);
 };
 
+/* The whole-call bound when nothing sets one: the exit module's TimeoutMs default, the
+ * simulator's --timeout-ms default. */
+#define CRS_STUB_DEFAULT_TIMEOUT_MS 2000u
+
 struct crs_stub_options {
     const char *pipe;         /* broker address; default crs_default_pipe() */
     const char *spool_dir;    /* default crs_default_spool_dir() */
-    uint32_t timeout_ms;      /* whole-call bound, default 2000 */
+    uint32_t timeout_ms;      /* whole-call bound, default CRS_STUB_DEFAULT_TIMEOUT_MS */
     int capture_raw_request;  /* include RawRequest, default 0 */
     const char *ca_config;    /* strConfig from Initialize (also sent in Hello) */
     const char *stub_version; /* default CRS_VERSION */

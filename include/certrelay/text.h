@@ -26,4 +26,9 @@ void crs_utf8_truncate(char *s, size_t max);
 int crs_ascii_casecmp(const char *a, const char *b);
 int crs_ascii_ncasecmp(const char *a, const char *b, size_t n);
 
+/* True for the C locale's blanks: space, \t, \r, \n, \v, \f (whatever the current locale). */
+int crs_ascii_isspace(int c);
+/* Trims those blanks around s[0..*n): returns the new start and shortens *n. */
+const char *crs_ascii_trim(const char *s, size_t *n);
+
 #endif

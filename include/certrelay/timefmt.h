@@ -21,4 +21,8 @@ void crs_time_rfc3339(int64_t unix_ms, char *out, size_t outlen);
 /* Parses RFC 3339 (Z or numeric offset, optional fraction) into Unix ms. 0 or CRS_EINVAL. */
 int crs_time_parse_rfc3339(const char *s, int64_t *unix_ms);
 
+/* RFC 5322 date in UTC (the mail Date header): "Tue, 01 Jul 2025 10:00:00 +0000". out must
+ * hold 32 bytes. */
+void crs_time_rfc5322(int64_t unix_ms, char *out, size_t outlen);
+
 #endif

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uv.h>
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
+#include "certrelay/random.h"
 
 char *crs_path_join(const char *dir, const char *name)
 {
@@ -74,7 +74,7 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
     if (dir == NULL || name == NULL || name[0] == '\0' || strchr(name, '/') != NULL ||
         (a == NULL && alen > 0) || (b == NULL && blen > 0))
         return CRS_EINVAL;
-    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0)
+    if (crs_random(rnd, sizeof(rnd)) != 0)
         return CRS_EIO;
     tmp = crs_asprintf("%s/.%s.%02x%02x%02x%02x%02x%02x.tmp", dir, name, rnd[0], rnd[1], rnd[2],
                        rnd[3], rnd[4], rnd[5]);

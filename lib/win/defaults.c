@@ -18,28 +18,10 @@
 #include <stdint.h>
 #include "certrelay/alloc.h"
 #include "certrelay/defaults.h"
+#include "certrelay/win/wstr.h"
 
 #define PIPE_DEFAULT        "\\\\.\\pipe\\CertRelay"
 #define PROGRAMDATA_DEFAULT "C:\\ProgramData"
-
-/* Converts a NUL-terminated UTF-16 string to a fresh UTF-8 string; NULL on failure. */
-static char *utf16_to_utf8(const wchar_t *w)
-{
-    char *out;
-    int n;
-
-    n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
-    if (n <= 0)
-        return NULL;
-    out = crs_malloc((size_t)n);
-    if (out == NULL)
-        return NULL;
-    if (WideCharToMultiByte(CP_UTF8, 0, w, -1, out, n, NULL, NULL) != n) {
-        crs_free(out);
-        return NULL;
-    }
-    return out;
-}
 
 /*
  * Reads an environment variable as UTF-8 into *out. Returns 0 with *out NULL when the variable
@@ -63,7 +45,9 @@ static int env_utf8(const wchar_t *name, char **out)
         crs_free(w);
         return -1;
     }
-    *out = utf16_to_utf8(w);
+    /* An environment variable holds at most 32,767 characters. */
+    if (crs_win_utf8(w, -1, (size_t)n * 3, out, NULL) != 0)
+        *out = NULL;
     crs_free(w);
     return *out != NULL ? 0 : -1;
 }

@@ -10,46 +10,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
+#include "certrelay/random.h"
+#include "certrelay/win/wstr.h"
 
-/* UTF-8 to a fresh UTF-16 string, or NULL. */
+/* A path to a fresh UTF-16 string, or NULL (invalid UTF-8, or out of memory). */
 static WCHAR *to_wide(const char *s)
 {
-    int n;
     WCHAR *w;
 
-    n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-    if (n <= 0)
-        return NULL;
-    w = crs_malloc((size_t)n * sizeof(WCHAR));
-    if (w == NULL)
-        return NULL;
-    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
-        crs_free(w);
-        return NULL;
-    }
-    return w;
+    return crs_win_wide(s, CRS_WSTR_STRICT, &w) == 0 ? w : NULL;
 }
 
+/* A file name from FindNextFileW (at most MAX_PATH units) to a fresh UTF-8 string, or NULL. */
 static char *to_utf8(const WCHAR *w)
 {
-    int n;
     char *s;
 
-    n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
-    if (n <= 0)
-        return NULL;
-    s = crs_malloc((size_t)n);
-    if (s == NULL)
-        return NULL;
-    if (WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL) != n) {
-        crs_free(s);
-        return NULL;
-    }
-    return s;
+    return crs_win_utf8(w, -1, (size_t)MAX_PATH * 3, &s, NULL) == 0 ? s : NULL;
 }
 
 char *crs_path_join(const char *dir, const char *name)
@@ -96,7 +76,7 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
     if (dir == NULL || name == NULL || name[0] == '\0' || strpbrk(name, "/\\") != NULL ||
         (a == NULL && alen > 0) || (b == NULL && blen > 0))
         return CRS_EINVAL;
-    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0)
+    if (crs_random(rnd, sizeof(rnd)) != 0)
         return CRS_EIO;
     tmp = crs_asprintf("%s\\.%s.%02x%02x%02x%02x%02x%02x.tmp", dir, name, rnd[0], rnd[1], rnd[2],
                        rnd[3], rnd[4], rnd[5]);

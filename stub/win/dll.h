@@ -4,9 +4,11 @@
  *   dllmain.c   DllMain, the class factories, the module lock count, (un)registration
  *   exit.c      CertRelay.Exit: ICertExit2 (Initialize, Notify, GetDescription, GetManageModule)
  *   manage.c    CertRelay.ExitManage: ICertManageModule for the CA snap-in
+ *   settings.c  the registry settings both objects read
  *   reader.c    struct crs_prop_reader over a CCertServerExit object
- *   eventlog.c  the Windows Event Log (source "CertRelay")
- *   wstr.c      UTF-16 <-> UTF-8 at the COM boundary
+ *
+ * Calls go one way: dllmain.c -> exit.c -> manage.c -> settings.c. The Event Log, private
+ * directories and UTF-16 conversion are lib's Windows half (include/certrelay/win/).
  */
 #ifndef CERTRELAY_STUB_WIN_DLL_H
 #define CERTRELAY_STUB_WIN_DLL_H
@@ -17,6 +19,7 @@
 #include "guids.h"
 #include "certrelay/stub.h"
 #include "certrelay/version.h"
+#include "certrelay/win/wstr.h"
 
 /* The module handle, for GetModuleFileNameW. */
 extern HINSTANCE crs_dll_instance;
@@ -28,10 +31,6 @@ extern HINSTANCE crs_dll_instance;
  */
 void crs_dll_lock(void);
 void crs_dll_unlock(void);
-
-/* Runs libuv's process-wide initialization once, contained (see dllmain.c). Initialize calls it
- * before the stub core can touch libuv. */
-void crs_dll_prepare_libuv(void);
 
 /* Object constructors used by the class factories and GetManageModule. */
 HRESULT crs_exit_create(REFIID riid, void **out);
@@ -79,13 +78,5 @@ void crs_win_reader_init(struct crs_win_reader *wr, ICertServerExit *server, LON
                          struct crs_prop_reader *out);
 /* Maps a failed HRESULT from certsrv to a CRS_E* code. */
 int crs_win_hresult_error(HRESULT hr);
-
-/*
- * UTF-16 <-> UTF-8. wlen may be -1 for a NUL-terminated string. A result longer than max_bytes
- * (not counting the NUL) gives CRS_ETOOBIG; invalid UTF-16 is replaced, not rejected, because a
- * CA's strings are data to forward, not to judge. Results are crs_malloc'ed.
- */
-int crs_win_utf8(const WCHAR *w, int wlen, size_t max_bytes, char **out, size_t *outlen);
-int crs_win_wide(const char *s, WCHAR **out);
 
 #endif

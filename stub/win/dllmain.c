@@ -21,10 +21,8 @@
  */
 #include <stdio.h>
 
-#include <uv.h>
-
 #include "dll.h"
-#include "eventlog.h"
+#include "certrelay/win/eventlog.h"
 
 #include <olectl.h>
 
@@ -51,36 +49,6 @@ BOOL WINAPI DllMain(HINSTANCE instance, DWORD reason, void *reserved)
     if (reason == DLL_PROCESS_ATTACH)
         crs_dll_instance = instance;
     return TRUE;
-}
-
-/*
- * The first libuv call that needs its process-wide setup (uv_hrtime, uv_random: the stub core
- * makes both for every event) runs libuv's one-time initialization, which was written for
- * programs, not for a DLL inside someone else's service. It registers a console control handler
- * and a power-resume callback that point into this DLL's code, and it replaces the process's
- * error mode with SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX | SEM_NOOPENFILEERRORBOX, which
- * would keep Windows Error Reporting from ever seeing a certsrv crash. So Initialize runs it once
- * at a known moment through here: the module is pinned first (those callbacks must never point
- * into an unloaded DLL, so COM's FreeLibrary after DllCanUnloadNow then leaves it mapped), and
- * certsrv's error mode is put back right after.
- */
-static INIT_ONCE libuv_once = INIT_ONCE_STATIC_INIT;
-
-static BOOL CALLBACK contain_libuv_init(INIT_ONCE *once, void *param, void **ctx)
-{
-    HMODULE self = NULL;
-    UINT mode = GetErrorMode();
-
-    GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
-                       (LPCWSTR)(void *)&crs_dll_instance, &self);
-    (void)uv_hrtime();
-    SetErrorMode(mode);
-    return TRUE;
-}
-
-void crs_dll_prepare_libuv(void)
-{
-    InitOnceExecuteOnce(&libuv_once, contain_libuv_init, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "dll.h"
-#include "eventlog.h"
+#include "certrelay/win/eventlog.h"
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/version.h"
@@ -189,7 +189,7 @@ static const char *broker_state(const char *pipe)
     WCHAR *wpipe = NULL;
     const char *state;
 
-    if (crs_win_wide(pipe, &wpipe) != 0)
+    if (crs_win_wide(pipe, 0, &wpipe) != 0)
         return "unknown (out of memory)";
     if (WaitNamedPipeW(wpipe, 50))
         state = "listening";
@@ -244,7 +244,7 @@ static HRESULT WINAPI manage_Configure(ICertManageModule *iface, const BSTR conf
         goto cleanup;
     }
     crs_eventlog_write(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO, text);
-    if (desktop_is_interactive() && crs_win_wide(text, &wtext) == 0) {
+    if (desktop_is_interactive() && crs_win_wide(text, 0, &wtext) == 0) {
         owner = InterlockedCompareExchangePointer((void **)&This->owner, NULL, NULL);
         MessageBoxW(owner, wtext, CRS_DLL_NAME, MB_OK | MB_ICONINFORMATION);
     }

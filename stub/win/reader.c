@@ -51,7 +51,7 @@ static int name_to_bstr(const char *name, BSTR *out)
     *out = NULL;
     if (name == NULL || strnlen(name, READER_MAX_NAME + 1) > READER_MAX_NAME)
         return CRS_EINVAL;
-    rc = crs_win_wide(name, &w);
+    rc = crs_win_wide(name, 0, &w);
     if (rc != 0)
         return rc;
     *out = SysAllocString(w);

@@ -13,6 +13,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
+#include "certrelay/win/wstr.h"
 #include "../transport.h"
 
 /* One overlapped operation moves at most this much, well inside a DWORD. */
@@ -61,24 +62,6 @@ static DWORD transport_left(uint64_t deadline_ms)
     return left > 0x7fffffffu ? 0x7fffffffu : (DWORD)left;
 }
 
-/* UTF-8 to a fresh UTF-16 string (crs_free it). */
-static int transport_widen(const char *s, WCHAR **out)
-{
-    *out = NULL;
-    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-    if (n <= 0)
-        return CRS_EINVAL;
-    WCHAR *w = crs_malloc((size_t)n * sizeof(WCHAR));
-    if (w == NULL)
-        return CRS_ENOMEM;
-    if (MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) != n) {
-        crs_free(w);
-        return CRS_EINVAL;
-    }
-    *out = w;
-    return 0;
-}
-
 /*
  * Opens the pipe. ERROR_PIPE_BUSY means the broker exists but every instance is taken: wait for
  * one with WaitNamedPipeW for the time left (never 0, which would mean "the default wait") and
@@ -97,7 +80,7 @@ int crs__transport_open(const char *address, uint64_t deadline_ms, struct crs_tr
     if (address == NULL || address[0] == '\0')
         return CRS_EINVAL;
 
-    rc = transport_widen(address, &wname);
+    rc = crs_win_wide(address, CRS_WSTR_STRICT, &wname);
     if (rc != 0)
         goto cleanup;
 

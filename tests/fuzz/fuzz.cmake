@@ -1,16 +1,25 @@
 # Fuzz targets. Each builds as a corpus replayer run by CTest (label unit), and, with clang and
 # -DCRS_FUZZ=ON, as a libFuzzer binary: build/<dir>/tests/fuzz_frame_libfuzzer tests/fuzz/corpus/frame
+#   frame:  the frame reader, envelope decoding and event validation (lib/)
+#   config: the INI reader and the configuration loader (broker/config/, sink settings)
 if(NOT WIN32)
-  add_executable(fuzz_frame_replay ${CMAKE_CURRENT_LIST_DIR}/fuzz_frame.c
-                                   ${CMAKE_CURRENT_LIST_DIR}/fuzz_main.c)
-  target_link_libraries(fuzz_frame_replay PRIVATE certrelay_core)
-  add_test(NAME fuzz_frame_corpus
-           COMMAND fuzz_frame_replay ${CMAKE_CURRENT_LIST_DIR}/corpus/frame)
-  set_tests_properties(fuzz_frame_corpus PROPERTIES LABELS unit)
-  if(CRS_FUZZ)
-    add_executable(fuzz_frame_libfuzzer ${CMAKE_CURRENT_LIST_DIR}/fuzz_frame.c)
-    target_compile_options(fuzz_frame_libfuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_options(fuzz_frame_libfuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
-    target_link_libraries(fuzz_frame_libfuzzer PRIVATE certrelay_core)
-  endif()
+  foreach(target frame config)
+    if(target STREQUAL "frame")
+      set(lib certrelay_core)
+    else()
+      set(lib certrelay_broker)
+    endif()
+    add_executable(fuzz_${target}_replay ${CMAKE_CURRENT_LIST_DIR}/fuzz_${target}.c
+                                         ${CMAKE_CURRENT_LIST_DIR}/fuzz_main.c)
+    target_link_libraries(fuzz_${target}_replay PRIVATE ${lib})
+    add_test(NAME fuzz_${target}_corpus
+             COMMAND fuzz_${target}_replay ${CMAKE_CURRENT_LIST_DIR}/corpus/${target})
+    set_tests_properties(fuzz_${target}_corpus PROPERTIES LABELS unit)
+    if(CRS_FUZZ)
+      add_executable(fuzz_${target}_libfuzzer ${CMAKE_CURRENT_LIST_DIR}/fuzz_${target}.c)
+      target_compile_options(fuzz_${target}_libfuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
+      target_link_options(fuzz_${target}_libfuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
+      target_link_libraries(fuzz_${target}_libfuzzer PRIVATE ${lib})
+    endif()
+  endforeach()
 endif()

@@ -16,6 +16,8 @@ target_link_libraries(test_broker_dispatch PRIVATE certrelay_broker)
 if(NOT WIN32 AND CRS_PYTHON3)
   crs_broker_test(framing)
   crs_broker_test(shutdown)
+  # SIGHUP reopens the log file (the Windows service's PARAMCHANGE does the same).
+  crs_broker_test(reload)
   crs_broker_test(retry)
   # Mounts small tmpfs file systems to fill disks for real; exits 77 (skipped) where it cannot.
   crs_broker_test(diskfull)

@@ -3,6 +3,7 @@
 #
 # Unit: the portable formatting (bodies, signatures, HTTP rules, mail formatting, config keys).
 crs_add_unit_test(test_webhook_format ${CMAKE_CURRENT_LIST_DIR}/../unit/test_webhook_format.c)
+target_link_libraries(test_webhook_format PRIVATE certrelay_broker)
 
 # Integration: certrelayd and `certrelay simulate` against real servers on 127.0.0.1 that the
 # tests start themselves (http_server.py, smtp_server.py with Debian's python3-aiosmtpd) and a

@@ -2,6 +2,8 @@
 crs_add_unit_test(test_frame ${CMAKE_CURRENT_LIST_DIR}/test_frame.c)
 crs_add_unit_test(test_event ${CMAKE_CURRENT_LIST_DIR}/test_event.c)
 crs_add_unit_test(test_uuid ${CMAKE_CURRENT_LIST_DIR}/test_uuid.c)
+# The test starts its threads with libuv; the core itself does not link it.
+target_link_libraries(test_uuid PRIVATE crs::uv)
 # POSIX file-system checks (truncation, rm -rf); the Windows file code is exercised end to end by
 # the Wine tests (spool written by the DLL, drained by the service).
 if(NOT WIN32)

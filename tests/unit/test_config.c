@@ -15,12 +15,15 @@
 #endif
 #include "check.h"
 #include "certrelay/alloc.h"
-#include "certrelay/config.h"
+#include "config/config.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/frame.h"
 #include "certrelay/log.h"
-#include "certrelay/sinkconf.h"
+#include "sinks/file/settings.h"
+#include "sinks/webhook/settings.h"
+#include "sinks/email/settings.h"
+#include "sinks/sink.h"
 
 /* A configuration that sets every key the core knows, spread over two sinks. */
 static const char full_config[] = "; CertRelay test configuration\n"

@@ -8,7 +8,7 @@
 #include "check.h"
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
-#include "certrelay/json.h"
+#include "render/json.h"
 
 #define R       "\xef\xbf\xbd" /* U+FFFD */
 #define HOSTILE "\"},\"x\":\"<\\/script>\\u0000"

@@ -5,7 +5,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
-#include "certrelay/template.h"
+#include "render/template.h"
 
 #define R "\xef\xbf\xbd" /* U+FFFD */
 

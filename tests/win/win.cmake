@@ -17,6 +17,15 @@ set_target_properties(crs_wine_harness PROPERTIES OUTPUT_NAME harness)
 target_include_directories(crs_wine_harness PRIVATE ${PROJECT_SOURCE_DIR}/stub/win)
 target_link_libraries(crs_wine_harness PRIVATE ole32 oleaut32 advapi32 crypt32 uuid)
 
+# certrelay_exit.dll imports only system DLLs certsrv already has and links no libuv or jansson
+# (objdump of the DLL; needs no Wine, but belongs with the Windows checks).
+if(CRS_PYTHON3 AND CMAKE_OBJDUMP)
+  add_test(NAME win_exit_dll_imports
+    COMMAND ${CRS_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/check_dll_imports.py
+            --objdump ${CMAKE_OBJDUMP} --dll $<TARGET_FILE:certrelay_exit>)
+  set_tests_properties(win_exit_dll_imports PROPERTIES LABELS wine TIMEOUT 120)
+endif()
+
 find_program(CRS_WINE64 NAMES wine64 PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
 find_program(CRS_WINESERVER NAMES wineserver PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
 if(NOT CRS_FIXTURE_DIR)

@@ -1,0 +1,74 @@
+/*
+ * The broker's INI configuration (read with config/ini.c). Parsing is kept apart from the runtime:
+ * this file knows sections and keys, the broker knows what to do with them.
+ *
+ *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
+ *                            commit_batch_max
+ *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
+ *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
+ *                            timeout) and the type's own keys (sinks/<type>/settings.c).
+ *
+ * Every error is reported as "FILE:LINE: message" with FILE exactly as given.
+ */
+#ifndef CERTRELAY_BROKER_CONFIG_H
+#define CERTRELAY_BROKER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "certrelay/defaults.h"
+
+#define CRS_CONFIG_ERRLEN 512
+
+struct crs_sink_type; /* sinks/sink.h: a type's settings functions and driver */
+
+struct crs_sink_config {
+    char *name;                       /* the NAME of [sink.NAME] */
+    const struct crs_sink_type *type; /* never NULL once loaded */
+    int line;                         /* line of the section header, for later messages */
+    uint32_t events;                  /* CRS_EVENT_* mask; default CRS_EVENT_ALL */
+    char **templates;                 /* certificate template names or OIDs; NULL = all */
+    size_t ntemplates;
+    uint32_t max_attempts;      /* default 12 */
+    int64_t max_age_ms;         /* default 7d */
+    int64_t backoff_initial_ms; /* default 1s */
+    int64_t backoff_max_ms;     /* default 10m */
+    uint32_t concurrency;       /* parallel deliveries, default 4 */
+    int64_t timeout_ms;         /* per attempt, default 30s */
+    void *typed;                /* the type's own parsed settings */
+};
+
+struct crs_config {
+    char *path;                /* as given */
+    char *listen;              /* pipe name or socket path */
+    char *state_dir;           /* holds certrelay.db */
+    char *spool_dir;           /* where the stub spools */
+    char *log_file;            /* NULL: stderr only */
+    int log_level;             /* enum crs_log_level; default info */
+    uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
+    uint32_t commit_batch_max; /* events per group commit, default 1024 */
+    int salvage;               /* run on a damaged queue database (see broker/queue.h) */
+    struct crs_sink_config *sinks;
+    size_t nsinks;
+};
+
+/*
+ * Loads and validates path. On error returns CRS_ECONFIG (or CRS_ENOENT/CRS_ENOMEM) and writes
+ * "FILE:LINE: message" into err (LINE 0 when the file cannot be read at all).
+ */
+int crs_config_load(const char *path, struct crs_config **out, char *err, size_t errlen);
+/* Same, from a string; `name` stands for FILE in messages. */
+int crs_config_load_string(const char *name, const char *text, struct crs_config **out, char *err,
+                           size_t errlen);
+void crs_config_free(struct crs_config *cfg);
+
+/* Parses "500ms", "1s", "10m", "2h", "7d" (a bare number means seconds). 0 or CRS_EINVAL. */
+int crs_parse_duration_ms(const char *s, int64_t *ms);
+/* Parses true/false/yes/no/on/off/1/0. */
+int crs_parse_bool(const char *s, int *out);
+/* Parses a decimal unsigned integer within [min,max]. */
+int crs_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+/* Splits a comma-separated list, trimming blanks; NULL-terminated array of fresh strings. */
+int crs_split_list(const char *s, char ***out, size_t *count);
+void crs_strv_free(char **v);
+
+#endif
