@@ -19,6 +19,10 @@ int crs_fs_write_atomic(const char *dir, const char *name, const void *data, siz
 /* Multi-part variant (a header and a body) without concatenating them first. */
 int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
                          const void *b, size_t blen);
+/* Same, but never replaces anything: CRS_EEXIST when dir/name exists (of whatever type), and
+ * nothing is written. The final name appears complete or not at all (link, or MoveFileEx
+ * without REPLACE_EXISTING). */
+int crs_fs_write_new(const char *dir, const char *name, const void *data, size_t len);
 /* Creates dir and its parents (0700 on Unix). 0 if it exists already. */
 int crs_fs_mkdirs(const char *dir);
 /* Reads a whole file up to max bytes into a fresh buffer (NUL-terminated for convenience).
@@ -36,6 +40,9 @@ int crs_fs_open_append(const char *path, FILE **out);
 int crs_fs_unlink_durable(const char *dir, const char *name);
 /* fsync of a directory (no-op on Windows, where MoveFileEx WRITE_THROUGH is enough). */
 int crs_fs_sync_dir(const char *dir);
+/* The absolute path of an existing directory with every symbolic link resolved, fresh (Unix:
+ * realpath). On Windows, where junctions are not resolved here, the path as given. */
+int crs_fs_realpath(const char *path, char **out);
 /* Joins dir and name with the platform separator into a fresh string. */
 char *crs_path_join(const char *dir, const char *name);
 

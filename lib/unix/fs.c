@@ -16,6 +16,22 @@
 #include "certrelay/fs.h"
 #include "certrelay/random.h"
 
+int crs_fs_realpath(const char *path, char **out)
+{
+    char *r;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    r = realpath(path, NULL);
+    if (r == NULL)
+        return crs_translate_sys_error(errno);
+    *out = crs_strdup(r);
+    free(r);
+    return *out != NULL ? 0 : CRS_ENOMEM;
+}
+
 char *crs_path_join(const char *dir, const char *name)
 {
     size_t dl;
@@ -64,8 +80,11 @@ int crs_fs_sync_dir(const char *dir)
     return rc;
 }
 
-int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
-                         const void *b, size_t blen)
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber);
+
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber)
 {
     char *tmp = NULL, *final = NULL;
     uint8_t rnd[6];
@@ -104,8 +123,26 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
     fd = -1;
     if (rc != 0)
         goto cleanup;
-    if (rename(tmp, final) != 0) {
-        rc = crs_translate_sys_error(errno);
+    if (noclobber) {
+        /* link() never replaces: EEXIST if anything has the name, even a dangling link. A file
+         * system without hard links gets a checked rename (not atomic against a racing writer,
+         * but the broker is the only writer of its names). */
+        struct stat st;
+        if (link(tmp, final) == 0) {
+            unlink(tmp);
+        } else if (errno == EEXIST) {
+            rc = CRS_EEXIST;
+            goto cleanup;
+        } else if (lstat(final, &st) == 0) {
+            rc = CRS_EEXIST;
+            goto cleanup;
+        } else if (rename(tmp, final) != 0) {
+            rc = crs_translate_sys_error(errno);
+            goto cleanup;
+        }
+    } else if (rename(tmp, final) != 0) {
+        /* A directory in the way is not an input/output error. */
+        rc = errno == EISDIR ? CRS_EFTYPE : crs_translate_sys_error(errno);
         goto cleanup;
     }
     rc = crs_fs_sync_dir(dir);

@@ -64,8 +64,11 @@ int crs_fs_sync_dir(const char *dir)
     return dir == NULL ? CRS_EINVAL : 0;
 }
 
-int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
-                         const void *b, size_t blen)
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber);
+
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber)
 {
     char *tmp = NULL, *final = NULL;
     WCHAR *wtmp = NULL, *wfinal = NULL;
@@ -105,7 +108,9 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
     h = INVALID_HANDLE_VALUE;
     if (rc != 0)
         goto cleanup;
-    if (!MoveFileExW(wtmp, wfinal, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+    /* Without REPLACE_EXISTING, MoveFileEx fails with ERROR_ALREADY_EXISTS: no clobbering. */
+    if (!MoveFileExW(wtmp, wfinal,
+                     (noclobber ? 0 : MOVEFILE_REPLACE_EXISTING) | MOVEFILE_WRITE_THROUGH))
         rc = crs_translate_sys_error((int)GetLastError());
 
 cleanup:
@@ -118,6 +123,16 @@ cleanup:
     crs_free(tmp);
     crs_free(final);
     return rc;
+}
+
+int crs_fs_realpath(const char *path, char **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    *out = crs_strdup(path);
+    return *out != NULL ? 0 : CRS_ENOMEM;
 }
 
 int crs_fs_mkdirs(const char *dir)

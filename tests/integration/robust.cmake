@@ -1,7 +1,7 @@
 # Robustness under faults and hostile input (issue 13): real brokers, sockets, files, tmpfs disks
 # and HTTP receivers, driven as a user or an attacker would. Label: integration.
 if(NOT WIN32 AND CRS_PYTHON3)
-  foreach(t shutdown storm files memory ids wal)
+  foreach(t shutdown storm files memory ids wal drop)
     crs_broker_test(robust_${t})
   endforeach()
   # Mount small tmpfs file systems (full disks); exit 77 (skipped) where that is not allowed.
