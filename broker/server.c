@@ -142,6 +142,23 @@ static void server_check_stopped(struct crs_server *s)
     }
 }
 
+/* ---- Bounds: the configuration's, or the defaults in server.h ---- */
+
+static size_t server_budget(const struct crs_server *s)
+{
+    return s->cfg->memory_budget ? s->cfg->memory_budget : CRS_SERVER_MEMORY_BUDGET;
+}
+
+static size_t server_max_conns(const struct crs_server *s)
+{
+    return s->cfg->max_connections ? s->cfg->max_connections : CRS_SERVER_MAX_CONNECTIONS;
+}
+
+static uint64_t server_ms(int64_t configured, unsigned dflt)
+{
+    return configured > 0 ? (uint64_t)configured : dflt;
+}
+
 /* ---- Memory accounting ---- */
 
 static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
@@ -159,7 +176,7 @@ static void server_budget_check(struct crs_server *s)
 {
     struct conn *c;
 
-    if (!s->over_budget || s->held >= CRS_SERVER_MEMORY_BUDGET)
+    if (!s->over_budget || s->held >= server_budget(s))
         return;
     s->over_budget = 0;
     crs_info("memory budget for incoming frames available again (%zu bytes held)", s->held);
@@ -181,7 +198,7 @@ static void conn_account_reader(struct conn *c)
         return;
     s->held = s->held - c->reader_bytes + now;
     c->reader_bytes = now;
-    if (s->held >= CRS_SERVER_MEMORY_BUDGET && !s->over_budget) {
+    if (s->held >= server_budget(s) && !s->over_budget) {
         s->over_budget = 1;
         crs_warn("memory budget for incoming frames spent (%zu bytes held by %zu connections); "
                  "connections with large frames wait",
@@ -622,20 +639,23 @@ static void server_sweep_cb(uv_timer_t *t)
 {
     struct crs_server *s = t->data;
     uint64_t now = crs_mono_ms();
+    uint64_t hello = server_ms(s->cfg->hello_timeout_ms, CRS_SERVER_HELLO_MS);
+    uint64_t frame = server_ms(s->cfg->frame_timeout_ms, CRS_SERVER_FRAME_MS);
+    uint64_t idle = server_ms(s->cfg->idle_timeout_ms, CRS_SERVER_IDLE_MS);
     struct conn *c, *next;
 
     for (c = s->conns; c != NULL; c = next) {
         next = c->next; /* conn_fail closes asynchronously: c stays linked until its callback */
         if (c->closing || c->draining)
             continue;
-        if (!c->hello && now - c->accepted_ms >= CRS_SERVER_HELLO_MS)
-            conn_fail(c, "no Hello within %u ms of connecting", CRS_SERVER_HELLO_MS);
-        else if (c->frame_ms != 0 && now - c->frame_ms >= CRS_SERVER_FRAME_MS)
-            conn_fail(c, "frame not completed within %u ms (%zu bytes of it received)",
-                      CRS_SERVER_FRAME_MS, crs_frame_reader_pending(&c->reader));
+        if (!c->hello && now - c->accepted_ms >= hello)
+            conn_fail(c, "no Hello within %llu ms of connecting", (unsigned long long)hello);
+        else if (c->frame_ms != 0 && now - c->frame_ms >= frame)
+            conn_fail(c, "frame not completed within %llu ms (%zu bytes of it received)",
+                      (unsigned long long)frame, crs_frame_reader_pending(&c->reader));
         else if (c->hello && c->unacked == 0 && c->frame_ms == 0 && !c->paused &&
-                 now - c->active_ms >= CRS_SERVER_IDLE_MS) {
-            crs_debug("conn %llu: idle for %u ms; closing", c->id, CRS_SERVER_IDLE_MS);
+                 now - c->active_ms >= idle) {
+            crs_debug("conn %llu: idle for %llu ms; closing", c->id, (unsigned long long)idle);
             conn_close(c);
         }
     }
@@ -688,14 +708,14 @@ static void server_on_connection(uv_stream_t *listener, int status)
         conn_fail(c, "accept failed: %s", uv_strerror(rc));
         return;
     }
-    if (s->nconns - s->nclosing > CRS_SERVER_MAX_CONNECTIONS) {
+    if (s->nconns - s->nclosing > server_max_conns(s)) {
         struct conn *victim = server_victim(s, c);
         if (victim == NULL) {
-            conn_fail(c, "too many connections (%u), all busy", CRS_SERVER_MAX_CONNECTIONS);
+            conn_fail(c, "too many connections (%zu), all busy", server_max_conns(s));
             return;
         }
-        conn_fail(victim, "%s, and all %u connections are taken",
-                  victim->hello ? "idle longest" : "no Hello yet", CRS_SERVER_MAX_CONNECTIONS);
+        conn_fail(victim, "%s, and all %zu connections are taken",
+                  victim->hello ? "idle longest" : "no Hello yet", server_max_conns(s));
     }
     if (!crs_listen_client_authorized(&c->pipe)) {
         conn_fail(c, "client not authorized");
@@ -768,10 +788,17 @@ int crs_server_start(struct crs_server *s, struct crs_queue *q)
         return crs_from_uv_error(rc);
     }
     if (!s->sweep_open) {
-        /* A quarter of the shortest deadline, at most a second, is precise enough. */
-        uint64_t period = CRS_SERVER_HELLO_MS / 4;
+        /* A quarter of the shortest deadline, between 25 ms and a second, is precise enough. */
+        uint64_t period = server_ms(s->cfg->hello_timeout_ms, CRS_SERVER_HELLO_MS);
+        if (server_ms(s->cfg->frame_timeout_ms, CRS_SERVER_FRAME_MS) < period)
+            period = server_ms(s->cfg->frame_timeout_ms, CRS_SERVER_FRAME_MS);
+        if (server_ms(s->cfg->idle_timeout_ms, CRS_SERVER_IDLE_MS) < period)
+            period = server_ms(s->cfg->idle_timeout_ms, CRS_SERVER_IDLE_MS);
+        period /= 4;
         if (period > 1000)
             period = 1000;
+        if (period < 25)
+            period = 25;
         uv_timer_init(s->loop, &s->sweep);
         s->sweep.data = s;
         s->sweep_open = 1;

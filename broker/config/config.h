@@ -3,7 +3,8 @@
  * this file knows sections and keys, the broker knows what to do with them.
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
- *                            commit_batch_max
+ *                            commit_batch_max, max_connections, memory_budget, hello_timeout,
+ *                            frame_timeout, idle_timeout, salvage
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -47,6 +48,12 @@ struct crs_config {
     uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
     int salvage;               /* run on a damaged queue database (see broker/queue.h) */
+    /* The server's bounds (broker/server.h); 0 means the default there. */
+    uint32_t max_connections;
+    uint32_t memory_budget; /* bytes */
+    int64_t hello_timeout_ms;
+    int64_t frame_timeout_ms;
+    int64_t idle_timeout_ms;
     struct crs_sink_config *sinks;
     size_t nsinks;
 };

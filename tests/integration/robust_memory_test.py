@@ -12,7 +12,11 @@ sees it (VmRSS and VmHWM of the broker process), with generous headroom.
 3. Idle connections: 1,100 connections that never say Hello; a real client still gets its
    events acked (the oldest silent connections are evicted), and silent connections are closed.
 4. Unanswered acks: a client that sends 30,000 events and never reads an answer costs the
-   broker under 3 MiB beyond what the same events cost a client that reads them (before: 7 MB)."""
+   broker under 3 MiB beyond what the same events cost a client that reads them (before: 7 MB).
+5. The deadlines and the connection limit, configured short ([broker] hello_timeout,
+   frame_timeout, idle_timeout, max_connections): a silent connection, an unfinished frame and
+   an idle connection after Hello are each closed; with every slot taken by silent connections a
+   client is still served."""
 
 import os
 import resource
@@ -195,9 +199,44 @@ def unread_acks(broker, sock):
     s.close()
 
 
+def deadlines(opts, tmp):
+    config, settings = t.write_config(tmp, state_dir=tmp.join("state-dl"),
+                                      listen=tmp.join("dl.sock"), hello_timeout="300ms",
+                                      frame_timeout="500ms", idle_timeout="1s",
+                                      max_connections="8")
+    broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
+    sock = settings["listen"]
+    try:
+        silent = t.Client(sock, timeout=30)
+        partial = t.Client(sock, timeout=30)
+        partial.hello()
+        partial.send(struct.pack(">I", 1000) + b"\x12" * 10)
+        idle = t.Client(sock, timeout=30)
+        idle.hello()
+        for c, what in ((silent, "a silent connection"), (partial, "an unfinished frame"),
+                        (idle, "an idle connection")):
+            if not c.closed_by_peer():
+                t.fail("%s was not closed" % what)
+            c.close()
+        text = broker.log_text()
+        for needle in ("no Hello within 300 ms", "frame not completed within 500 ms"):
+            if needle not in text:
+                t.fail("not logged: %r" % needle)
+        many = [t.Client(sock, timeout=30) for _ in range(8)]
+        served(sock, "with all 8 slots taken by silent connections")
+        for c in many:
+            c.close()
+        t.log("deadlines: silent, unfinished and idle connections closed; served at the limit")
+    finally:
+        rc = broker.stop()
+    if rc != 0:
+        t.fail("broker exited with %d" % rc)
+
+
 def test():
     opts = t.args("certrelayd")
     with t.TempDir("robust_memory") as tmp:
+        deadlines(opts, tmp)
         config, settings = t.write_config(tmp)
         broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
         try:
