@@ -423,6 +423,21 @@ static int queue_quick_check(sqlite3 *db, char *why, size_t whylen)
     return rc;
 }
 
+/* Says what the check found: refused (CRS_EDB) unless the operator asked to salvage (0). */
+static int queue_damaged(const struct crs_config *cfg, const char *path, const char *why,
+                         const char *salvaged)
+{
+    if (!cfg->salvage) {
+        crs_error("database %s is damaged: %s. Refusing to run on a damaged queue: restore it "
+                  "from a backup, or start once with --salvage (salvage = true) to run on what "
+                  "is intact",
+                  path, why);
+        return CRS_EDB;
+    }
+    crs_warn("database %s is damaged: %s; salvaging as asked: %s", path, why, salvaged);
+    return 0;
+}
+
 /* ---- Opening ---- */
 
 static int queue_exec(struct crs_queue *q, const char *sql)
@@ -576,15 +591,9 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
     }
     damaged = queue_check_wal(wal, why, sizeof(why));
     if (damaged == 1) {
-        if (!cfg->salvage) {
-            crs_error("database %s: %s. Refusing to run on a damaged queue: restore it from a "
-                      "backup, or start once with --salvage (salvage = true) to keep a copy of "
-                      "the log and run on what is intact",
-                      path, why);
-            rc = CRS_EDB;
+        rc = queue_damaged(cfg, path, why, "those transactions are lost");
+        if (rc != 0)
             goto cleanup;
-        }
-        crs_warn("database %s: %s; salvaging as asked: those transactions are lost", path, why);
         queue_keep_wal(cfg);
     }
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -595,15 +604,9 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
         goto cleanup;
     }
     if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
-        if (!cfg->salvage) {
-            crs_error("database %s is damaged (%s). Refusing to run on it: restore it from a "
-                      "backup, or start once with --salvage (salvage = true) to run on what is "
-                      "readable",
-                      path, why);
-            rc = CRS_EDB;
+        rc = queue_damaged(cfg, path, why, "running on what is readable");
+        if (rc != 0)
             goto cleanup;
-        }
-        crs_warn("database %s is damaged (%s); running on what is readable, as asked", path, why);
     } else {
         crs_info("database %s checked: write-ahead log %s, quick_check ok", path,
                  damaged == 1 ? "salvaged" : "consistent");

@@ -64,15 +64,9 @@ def one_run(opts, tmp, n):
     config, settings = t.write_config(tmp, sinks=sinks, state_dir=tmp.join("state%d" % n),
                                       listen=tmp.join("s%d.sock" % n))
     broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
-    c = t.Client(settings["listen"])
-    c.hello()
-    acked = []
-    for i in range(EVENTS):
-        eid = str(uuid.uuid4())
-        c.send_event(t.event_bytes(eid, "issued", i + 1))
-        if c.answer() == ("ack", eid, None):
-            acked.append(eid)
-    c.close()
+    acked = [str(uuid.uuid4()) for _ in range(EVENTS)]
+    t.send_acked(settings["listen"], [(e, t.event_bytes(e, "issued", i + 1))
+                                      for i, e in enumerate(acked)])
     # Let attempts fail and be retried for a moment (a different moment each run).
     t.wait_for(lambda: "attempt" in broker.log_text(), "failing attempts")
     time.sleep(0.05 * (n % 5))

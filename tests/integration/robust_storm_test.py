@@ -49,14 +49,9 @@ def log_volume(opts, tmp):
                                       listen=tmp.join("down.sock"))
     broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
     try:
-        c = t.Client(settings["listen"])
-        c.hello()
-        for i in range(200):
-            eid = str(uuid.uuid4())
-            c.send_event(t.event_bytes(eid, "issued", i + 1))
-            if c.answer()[0] != "ack":
-                t.fail("event not acked")
-        c.close()
+        ids = [str(uuid.uuid4()) for _ in range(200)]
+        t.send_acked(settings["listen"], [(e, t.event_bytes(e, "issued", i + 1))
+                                          for i, e in enumerate(ids)])
         state = settings["state_dir"]
         t.wait_for(lambda: t.db_rows(state, "SELECT SUM(attempts) FROM deliveries")[0][0] >= 2000,
                    "2000 failed attempts")
@@ -88,15 +83,9 @@ def test():
             config, settings = t.write_config(tmp, sinks=sinks,
                                               state_dir=os.path.join(statefs, "state"))
             broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
-            c = t.Client(settings["listen"])
-            c.hello()
-            ids = []
-            for i in range(EVENTS):
-                eid = str(uuid.uuid4())
-                c.send_event(t.event_bytes(eid, "issued", i + 1))
-                if c.answer() != ("ack", eid, None):
-                    t.fail("event %d not acked" % i)
-                ids.append(eid)
+            ids = [str(uuid.uuid4()) for _ in range(EVENTS)]
+            t.send_acked(settings["listen"], [(e, t.event_bytes(e, "issued", i + 1))
+                                              for i, e in enumerate(ids)])
             # The first POSTs are being answered slowly: fill the disk under them.
             t.wait_for(lambda: srv.requests(), "the first POST")
             filler = fill(statefs)
@@ -127,7 +116,6 @@ def test():
             per_event = collections.Counter(r.headers.get("webhook-id") for r in srv.requests())
             if sorted(per_event) != sorted(ids) or max(per_event.values()) != 1:
                 t.fail("want each event POSTed exactly once, got %s" % dict(per_event))
-            c.close()
             broker.stop_ok()
         finally:
             if broker is not None and broker.running():

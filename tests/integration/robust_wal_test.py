@@ -29,15 +29,10 @@ def start_fails(opts, config, tmp, what):
 
 def fill(opts, tmp, config, settings):
     broker = t.Broker(opts.certrelayd, config, tmp, settings["listen"]).start()
-    c = t.Client(settings["listen"])
-    c.hello()
     ids = [str(uuid.uuid4()) for _ in range(EVENTS)]
     # One at a time: one commit each, so the damaged frame has many commits after it.
-    for i, eid in enumerate(ids):
-        c.send_event(t.event_bytes(eid, "issued", i + 1, der=os.urandom(600)))
-        if c.answer() != ("ack", eid, None):
-            t.fail("event %d not acked" % i)
-    c.close()
+    t.send_acked(settings["listen"], [(e, t.event_bytes(e, "issued", i + 1, der=os.urandom(600)))
+                                      for i, e in enumerate(ids)])
     return broker, ids
 
 
