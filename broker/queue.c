@@ -60,8 +60,10 @@
  * its own job once the queue is idle and the WAL holds QUEUE_CKPT_IDLE frames, or inside a job
  * when the WAL reaches QUEUE_CKPT_FORCE frames (a broker that is never idle still bounds it).
  */
-#define QUEUE_CKPT_IDLE  1000
-#define QUEUE_CKPT_FORCE 16000
+/* A database that keeps failing is reported at most this often. */
+#define QUEUE_FAIL_LOG_MS 60000
+#define QUEUE_CKPT_IDLE   1000
+#define QUEUE_CKPT_FORCE  16000
 
 static const char queue_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -144,9 +146,11 @@ struct crs_queue {
     struct crs_delivery_update *up_head, *up_tail;
 
     struct queue_job job;
-    int wal_frames; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
-    int busy;       /* a job is in flight */
-    int in_after;   /* inside the after-callback: defer pumping to its end */
+    int wal_frames;         /* frames in the WAL after the last commit (sqlite3_wal_hook) */
+    int64_t fail_logged_ms; /* last failed job reported; 0 while jobs succeed */
+    unsigned fail_quiet;    /* failed jobs since, not reported */
+    int busy;               /* a job is in flight */
+    int in_after;           /* inside the after-callback: defer pumping to its end */
     int closing;
     int closed;
     void (*close_cb)(void *arg);
@@ -893,11 +897,26 @@ static void job_after(uv_work_t *req, int status)
         job.status = CRS_EINTERNAL;
         snprintf(job.reason, sizeof(job.reason), "database job canceled");
     }
-    if (job.status != 0)
-        crs_error("group commit of %zu events and %s delivery updates failed: %s", job.nitems,
-                  job.updates ? "some" : "no", job.reason);
-    else if (job.nitems > 0)
+    if (job.status != 0) {
+        /* A database that keeps failing (a full disk for hours) is reported once a minute. */
+        int64_t now = crs_now_ms();
+        if (q->fail_logged_ms == 0 || now - q->fail_logged_ms >= QUEUE_FAIL_LOG_MS) {
+            crs_error("group commit of %zu events and %s delivery updates failed: %s%s", job.nitems,
+                      job.updates ? "some" : "no", job.reason,
+                      q->fail_quiet > 0 ? " (and more failures since the last report)" : "");
+            q->fail_logged_ms = now;
+            q->fail_quiet = 0;
+        } else {
+            q->fail_quiet++;
+        }
+    } else if (q->fail_logged_ms != 0) {
+        crs_info("database writes succeed again (%u failed jobs not reported one by one)",
+                 q->fail_quiet);
+        q->fail_logged_ms = 0;
+        q->fail_quiet = 0;
+    } else if (job.nitems > 0) {
         crs_debug("committed %zu events", job.nitems);
+    }
 
     q->in_after = 1;
     item = job.items;
