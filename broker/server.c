@@ -40,6 +40,8 @@ struct conn {
     size_t unsent_bytes;  /* answers written but not yet taken, with their bookkeeping */
     size_t reader_bytes;  /* the frame reader's buffer, as last counted in srv->held */
     uint64_t accepted_ms, active_ms, frame_ms; /* monotonic; frame_ms 0 without a partial frame */
+    /* The protocol version the stub announced: the current one or the previous (frame.h). */
+    uint32_t protocol;
     struct conn *prev, *next;
 };
 
@@ -432,19 +434,28 @@ static void conn_on_hello(struct conn *c, const Certrelay__V1__Hello *h)
         conn_fail(c, "second Hello on one connection");
         return;
     }
-    if (!h->has_protocol_version || h->protocol_version != CRS_PROTOCOL_VERSION) {
-        conn_fail(c, "unsupported protocol version %u (this broker speaks %u)",
+    /* The current version and the previous one: after an upgrade, certsrv keeps the old module
+     * loaded until CertSvc restarts, and it must keep delivering to the new broker. */
+    if (!h->has_protocol_version ||
+        !crs_protocol_accepts(CRS_PROTOCOL_VERSION, h->protocol_version)) {
+        conn_fail(c, "unsupported protocol version %u (this broker speaks %u%s)",
                   h->has_protocol_version ? (unsigned)h->protocol_version : 0u,
-                  CRS_PROTOCOL_VERSION);
+                  CRS_PROTOCOL_VERSION, CRS_PROTOCOL_VERSION > 1 ? " and the one before" : "");
         return;
     }
     c->hello = 1;
+    c->protocol = h->protocol_version;
     /* Both strings come from the peer: one line each, bounded, before they reach the log. */
     snprintf(version, sizeof(version), "%s", h->stub_version ? h->stub_version : "?");
     snprintf(ca, sizeof(ca), "%s", h->ca_config ? h->ca_config : "?");
     crs_sanitize_oneline(version);
     crs_sanitize_oneline(ca);
-    crs_debug("conn %llu: hello from stub %s, CA \"%s\"", c->id, version, ca);
+    if (c->protocol != CRS_PROTOCOL_VERSION)
+        crs_info("conn %llu: stub %s of CA \"%s\" speaks the previous protocol version %u; "
+                 "restart CertSvc to load the current module",
+                 c->id, version, ca, (unsigned)c->protocol);
+    else
+        crs_debug("conn %llu: hello from stub %s, CA \"%s\"", c->id, version, ca);
 }
 
 static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,

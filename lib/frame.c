@@ -53,6 +53,11 @@ int crs_frame_encode(const Certrelay__V1__Envelope *env, uint8_t **out, size_t *
     return 0;
 }
 
+int crs_protocol_accepts(uint32_t current, uint32_t version)
+{
+    return version != 0 && (version == current || version + 1 == current);
+}
+
 int crs_frame_hello(uint32_t protocol_version, const char *stub_version, const char *ca_config,
                     uint8_t **out, size_t *outlen)
 {

@@ -9,9 +9,17 @@
  *                   broker's one lifecycle (broker.c), whose hooks report RUNNING once it
  *                   listens and STOP_PENDING checkpoints while the commit in flight finishes
  *                   -> STOPPED
- *   service_ctrl    (dispatcher thread) STOP, SHUTDOWN: STOP_PENDING, then crs_broker_request
- *                   (CRS_BROKER_STOP), as SIGTERM on Unix; PARAMCHANGE: CRS_BROKER_RELOAD, as
- *                   SIGHUP, which reopens the log file
+ *   service_ctrl    (dispatcher thread) STOP, PRESHUTDOWN, SHUTDOWN: STOP_PENDING, then
+ *                   crs_broker_request (CRS_BROKER_STOP), as SIGTERM on Unix; PARAMCHANGE:
+ *                   CRS_BROKER_RELOAD, as SIGHUP, which reopens the log file
+ *
+ * At shutdown Windows gives the services that take only SHUTDOWN a few seconds in all
+ * (WaitToKillServiceTimeout), shared among them, and then ends their processes: a commit in
+ * flight on a slow disk could be cut off. A service that takes PRESHUTDOWN is told first and
+ * waited for, up to its pre-shutdown timeout (`certrelay install` sets 30 s), while it reports
+ * STOP_PENDING checkpoints: the stop commits the batch in flight, acknowledges it, and closes the
+ * queue before the machine goes down. Whatever the module sends after that is spooled and
+ * drained at the next start.
  *
  * Files (the defaults; certrelay.ini may move each):
  *
@@ -76,10 +84,10 @@ static void report_status(DWORD state, DWORD exit_code, DWORD specific, DWORD wa
     svc.status.dwServiceSpecificExitCode = specific;
     svc.status.dwWaitHint = wait_hint;
     /* Controls are taken only while running: a stop during start would race the start. */
-    svc.status.dwControlsAccepted =
-        state == SERVICE_RUNNING
-            ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PARAMCHANGE
-            : 0;
+    svc.status.dwControlsAccepted = state == SERVICE_RUNNING
+                                        ? SERVICE_ACCEPT_STOP | SERVICE_ACCEPT_PRESHUTDOWN |
+                                              SERVICE_ACCEPT_SHUTDOWN | SERVICE_ACCEPT_PARAMCHANGE
+                                        : 0;
     if (state == SERVICE_RUNNING || state == SERVICE_STOPPED)
         svc.status.dwCheckPoint = 0;
     else
@@ -195,8 +203,9 @@ static void make_private_dirs(const struct crs_config *cfg, const char *log_path
 /* ------------------------------------------------------------------------------------------ */
 
 /*
- * The SCM's controls become the requests SIGTERM and SIGHUP are on Unix: STOP (and SHUTDOWN) the
- * graceful stop, PARAMCHANGE the reload, which reopens the log file.
+ * The SCM's controls become the requests SIGTERM and SIGHUP are on Unix: STOP, PRESHUTDOWN and
+ * SHUTDOWN (sent to a service still running after the pre-shutdown phase) the graceful stop,
+ * PARAMCHANGE the reload, which reopens the log file.
  */
 static DWORD WINAPI service_ctrl(DWORD control, DWORD type, void *data, void *ctx)
 {
@@ -204,6 +213,7 @@ static DWORD WINAPI service_ctrl(DWORD control, DWORD type, void *data, void *ct
     case SERVICE_CONTROL_INTERROGATE:
         return NO_ERROR;
     case SERVICE_CONTROL_STOP:
+    case SERVICE_CONTROL_PRESHUTDOWN:
     case SERVICE_CONTROL_SHUTDOWN:
         /* The critical section is recursive, so reporting under it is fine; holding it keeps
          * the STOPPED report after the loop returns from overtaking this STOP_PENDING. */

@@ -8,23 +8,14 @@
 #include <stddef.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "certrelay/printf.h"
+
 void *crs_malloc(size_t size);
 void *crs_calloc(size_t n, size_t size);
 void *crs_realloc(void *ptr, size_t size);
 void crs_free(void *ptr);
 char *crs_strdup(const char *s);
 char *crs_strndup(const char *s, size_t n);
-/* GCC's "printf" format archetype means the Microsoft runtime's formats on mingw-w64 targets, but
- * the Windows build uses mingw's C99 stdio (the default with -std=c11), whose formats are GNU's
- * (%zu, %lld): printf-like functions are declared with CRS_PRINTF_ARCHETYPE. */
-#ifndef CRS_PRINTF_ARCHETYPE
-#if defined(__MINGW32__)
-#define CRS_PRINTF_ARCHETYPE gnu_printf
-#else
-#define CRS_PRINTF_ARCHETYPE printf
-#endif
-#endif
-
 /* printf into a fresh allocation; NULL on allocation failure. */
 char *crs_asprintf(const char *fmt, ...)
 #if defined(__GNUC__)

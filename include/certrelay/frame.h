@@ -17,6 +17,16 @@
 #define CRS_FRAME_MAX        (64u * 1024u * 1024u)
 #define CRS_PROTOCOL_VERSION 1u
 
+/*
+ * Protocol versions across upgrades. certsrv keeps the exit module loaded until CertSvc restarts,
+ * so after an upgrade the new broker serves the old module until then: the broker accepts the
+ * version it speaks (current) and the one before it. A stub two versions behind is refused with
+ * a message naming both sides' versions. When CRS_PROTOCOL_VERSION goes up, the server keeps
+ * answering the previous version as that version expects (the connection records which).
+ * 1 when a Hello announcing version may be served by a broker speaking current.
+ */
+int crs_protocol_accepts(uint32_t current, uint32_t version);
+
 /* Encodes env as header + payload into a fresh buffer (crs_free it). CRS_ETOOBIG above max. */
 int crs_frame_encode(const Certrelay__V1__Envelope *env, uint8_t **out, size_t *outlen);
 

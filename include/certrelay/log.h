@@ -8,6 +8,8 @@
 
 #include <stdarg.h>
 
+#include "certrelay/printf.h"
+
 enum crs_log_level { CRS_LOG_ERROR = 0, CRS_LOG_WARN, CRS_LOG_INFO, CRS_LOG_DEBUG };
 
 /* An output receives each formatted line (no trailing newline). */
@@ -21,17 +23,6 @@ void crs_log_set_stderr(int on);
 void crs_log_set_output(crs_log_output_fn fn, void *ctx);
 /* Opens (appending) a log file as an output in addition to the others; NULL closes it. */
 int crs_log_open_file(const char *path);
-
-/* GCC's "printf" format archetype means the Microsoft runtime's formats on mingw-w64 targets, but
- * the Windows build uses mingw's C99 stdio (the default with -std=c11), whose formats are GNU's
- * (%zu, %lld): printf-like functions are declared with CRS_PRINTF_ARCHETYPE. */
-#ifndef CRS_PRINTF_ARCHETYPE
-#if defined(__MINGW32__)
-#define CRS_PRINTF_ARCHETYPE gnu_printf
-#else
-#define CRS_PRINTF_ARCHETYPE printf
-#endif
-#endif
 
 void crs_log(enum crs_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)

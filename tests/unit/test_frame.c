@@ -216,6 +216,21 @@ static void test_alloc_failures(void)
     }
 }
 
+/* The broker serves the current protocol version and the previous one, nothing else. */
+static void test_protocol_versions(void)
+{
+    CHECK(crs_protocol_accepts(CRS_PROTOCOL_VERSION, CRS_PROTOCOL_VERSION));
+    CHECK(!crs_protocol_accepts(CRS_PROTOCOL_VERSION, CRS_PROTOCOL_VERSION + 1));
+    CHECK(!crs_protocol_accepts(CRS_PROTOCOL_VERSION, 0));
+    /* As it will be once the protocol is at version 3: 2 and 3, not 1 or 4. */
+    CHECK(crs_protocol_accepts(3, 3));
+    CHECK(crs_protocol_accepts(3, 2));
+    CHECK(!crs_protocol_accepts(3, 1));
+    CHECK(!crs_protocol_accepts(3, 4));
+    CHECK(!crs_protocol_accepts(1, 0));
+    CHECK(!crs_protocol_accepts(UINT32_MAX, 0));
+}
+
 int main(void)
 {
     round_trip(0, 1);
@@ -228,5 +243,6 @@ int main(void)
     test_zero_length_and_garbage();
     test_truncated();
     test_alloc_failures();
+    test_protocol_versions();
     return CHECK_DONE();
 }

@@ -735,6 +735,8 @@ static void fb_accept_main(void *arg)
         int fd = accept(fb->lfd, NULL, NULL);
         if (fd < 0)
             continue;
+        /* The connection is counted before its thread starts: that thread may answer the stub
+         * at once, and a test that reads nconns right after its call must see the connection. */
         uv_mutex_lock(&fb->lock);
         int slot = fb->nconns < FB_MAX_CONNS ? fb->nconns : -1;
         uv_mutex_unlock(&fb->lock);
@@ -746,14 +748,17 @@ static void fb_accept_main(void *arg)
         c->fb = fb;
         c->fd = fd;
         fb->conn_fds[slot] = fd;
+        uv_mutex_lock(&fb->lock);
+        fb->nconns++;
+        uv_mutex_unlock(&fb->lock);
         if (uv_thread_create(&fb->conn_threads[slot], fb_conn_main, c) != 0) {
+            uv_mutex_lock(&fb->lock);
+            fb->nconns--;
+            uv_mutex_unlock(&fb->lock);
             close(fd);
             free(c);
             continue;
         }
-        uv_mutex_lock(&fb->lock);
-        fb->nconns++;
-        uv_mutex_unlock(&fb->lock);
     }
 }
 

@@ -44,6 +44,8 @@
 #include "render/template.h"
 #include "certrelay/uuid.h"
 #include "curl_uv.h"
+#include "sinks/curl_attempt.h"
+#include "sinks/secret.h"
 
 #define EMAIL_PASSWORD_FILE_MAX (64u * 1024u)
 /* A subject is cut here (bytes of UTF-8) before encoding: a header line stays under 998. */
@@ -51,9 +53,8 @@
 /* Event kinds are bits 0..9. */
 #define EMAIL_KINDS 10u
 
-struct email_attempt;
-
 struct email_sink {
+    struct crs_curl_attempts attempts; /* first: crs_curl_sink_cancel_all finds it there */
     struct crs_sink *sink;
     const struct crs_email_sink_config *ec;
     char *password;
@@ -63,37 +64,21 @@ struct email_sink {
     char *mail_from;   /* "<addr>" */
     struct crs_template *def_subject[EMAIL_KINDS];
     struct crs_template *def_body[EMAIL_KINDS];
-    struct email_attempt *attempts;
 };
 
 struct email_attempt {
-    struct crs_curl_xfer xfer; /* first: the done callback recovers the attempt from it */
+    struct crs_curl_attempt base; /* first: the shared code's callbacks recover the attempt */
     struct email_sink *es;
-    struct crs_delivery *d;
-    struct email_attempt *prev, *next;
     struct curl_slist *headers;
     struct curl_slist *rcpt;
     curl_mime *mime;
     size_t nrcpt;
-    int canceled;
     int skipped; /* nothing to send (no recipient) */
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Open and close                                                                              */
 /* ------------------------------------------------------------------------------------------ */
-
-static void wipe_free(char *s)
-{
-    volatile char *v = s;
-
-    if (s == NULL)
-        return;
-    while (*v)
-        *v++ = 0;
-    crs_free(s);
-}
 
 static unsigned kind_index(uint32_t kind)
 {
@@ -106,13 +91,14 @@ static unsigned kind_index(uint32_t kind)
     return EMAIL_KINDS;
 }
 
-static void email_sink_free(struct email_sink *es)
+static void email_sink_free(void *impl)
 {
+    struct email_sink *es = impl;
     unsigned i;
 
     if (es == NULL)
         return;
-    wipe_free(es->password);
+    crs_secret_free_str(es->password);
     crs_free(es->where);
     crs_free(es->from_header);
     crs_free(es->mail_from);
@@ -145,35 +131,27 @@ static int read_password(const char *sink, const char *path, char **out)
         *out = crs_strndup((const char *)data, len);
         rc = *out ? 0 : CRS_ENOMEM;
     }
-    memset(data, 0, len);
-    crs_free(data);
+    crs_secret_free(data, len);
     return rc;
 }
 
-static int where_parse(struct email_sink *es, const char *name)
+/*
+ * Compiles the built-in template text(kind) of every event kind into v. They are compiled once
+ * per sink; a failure here is a bug, not a configuration error, and unit tests compile every one
+ * of them.
+ */
+static int defaults_compile(const char *(*text)(uint32_t kind), struct crs_template **v)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    int rc = CRS_ECONFIG;
+    char err[200];
+    unsigned i;
+    int rc;
 
-    if (u == NULL)
-        return CRS_ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, es->ec->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        crs_error("sink %s: the SMTP URL cannot be parsed", name);
-        goto cleanup;
+    for (i = 0; i < EMAIL_KINDS; i++) {
+        rc = crs_template_compile(text(1u << i), &v[i], err, sizeof(err));
+        if (rc != 0)
+            return rc;
     }
-    es->where = crs_asprintf("%s://%s:%s", scheme, host, port);
-    rc = es->where ? 0 : CRS_ENOMEM;
-
-cleanup:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
-    return rc;
+    return 0;
 }
 
 static int email_open(struct crs_sink *sink)
@@ -182,8 +160,6 @@ static int email_open(struct crs_sink *sink)
     struct email_sink *es;
     const char *name;
     size_t hostlen;
-    unsigned i;
-    char err[200];
     int rc;
 
     if (sink == NULL || sink->cfg == NULL || sink->cfg->typed == NULL || sink->loop == NULL)
@@ -195,9 +171,12 @@ static int email_open(struct crs_sink *sink)
         return CRS_ENOMEM;
     es->sink = sink;
     es->ec = ec;
-    rc = where_parse(es, name);
-    if (rc != 0)
+    rc = crs_curl_url_where(ec->url, &es->where);
+    if (rc != 0) {
+        if (rc == CRS_ECONFIG)
+            crs_error("sink %s: the SMTP URL cannot be parsed", name);
         goto cleanup;
+    }
     if (ec->password_file != NULL) {
         rc = read_password(name, ec->password_file, &es->password);
         if (rc != 0)
@@ -216,27 +195,13 @@ static int email_open(struct crs_sink *sink)
         rc = CRS_ENOMEM;
         goto cleanup;
     }
-    /* The built-in templates are compiled once per sink; a failure here is a bug, not a
-     * configuration error, and unit tests compile every one of them. */
-    for (i = 0; i < EMAIL_KINDS; i++) {
-        if (ec->subject == NULL) {
-            rc = crs_template_compile(crs_mail_default_subject(1u << i), &es->def_subject[i], err,
-                                      sizeof(err));
-            if (rc != 0)
-                goto cleanup;
-        }
-        if (ec->body == NULL) {
-            rc = crs_template_compile(crs_mail_default_body(1u << i), &es->def_body[i], err,
-                                      sizeof(err));
-            if (rc != 0)
-                goto cleanup;
-        }
-    }
-    rc = crs_curl_multi_acquire(sink->loop, &sink->curl);
-    if (rc != 0) {
-        crs_error("sink %s: cannot set up libcurl: %s", name, crs_strerror(rc));
+    if ((ec->subject == NULL &&
+         (rc = defaults_compile(crs_mail_default_subject, es->def_subject)) != 0) ||
+        (ec->body == NULL && (rc = defaults_compile(crs_mail_default_body, es->def_body)) != 0))
         goto cleanup;
-    }
+    rc = crs_curl_sink_acquire(sink);
+    if (rc != 0)
+        goto cleanup;
     if (ec->tls.insecure)
         crs_warn("sink %s: insecure = true: the TLS certificate of %s is NOT verified", name,
                  es->where);
@@ -258,25 +223,7 @@ cleanup:
 
 static void email_close(struct crs_sink *sink)
 {
-    if (sink == NULL)
-        return;
-    email_sink_free(sink->impl);
-    sink->impl = NULL;
-    crs_curl_multi_release(sink->curl);
-    sink->curl = NULL;
-}
-
-static void email_cancel_all(struct crs_sink *sink)
-{
-    struct email_sink *es = sink ? sink->impl : NULL;
-    struct email_attempt *a;
-
-    if (es == NULL)
-        return;
-    for (a = es->attempts; a != NULL; a = a->next) {
-        a->canceled = 1;
-        crs_curl_multi_cancel(&a->xfer);
-    }
+    crs_curl_sink_close(sink, email_sink_free);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -294,6 +241,15 @@ static int list_add(struct curl_slist **list, const char *line)
         return CRS_ENOMEM;
     *list = l;
     return 0;
+}
+
+/* Appends a line made for the purpose and frees it; NULL (its allocation failed) is CRS_ENOMEM. */
+static int header_take(struct email_attempt *a, char *line)
+{
+    int rc = list_add(&a->headers, line);
+
+    crs_free(line);
+    return rc;
 }
 
 /* Adds "<addr>" to the envelope once, however often it is configured. */
@@ -491,10 +447,8 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
     int rc;
 
     crs_mail_date(crs_now_ms(), date, sizeof(date));
-    line = crs_asprintf("Date: %s", date);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc || (rc = list_add(&a->headers, es->from_header)))
+    if ((rc = header_take(a, crs_asprintf("Date: %s", date))) ||
+        (rc = list_add(&a->headers, es->from_header)))
         return rc;
     rc = header_mailboxes("To", ec->to, ec->nto, requester, &line);
     if (rc)
@@ -502,19 +456,11 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
     /* A message with only Bcc recipients still says who it is for, without naming them. */
     if (line == NULL && ec->ncc == 0)
         line = crs_strdup("To: undisclosed-recipients:;");
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc)
+    if ((rc = header_take(a, line)))
         return rc;
     rc = header_mailboxes("Cc", ec->cc, ec->ncc, NULL, &line);
-    if (rc)
+    if (rc || (line != NULL && (rc = header_take(a, line))))
         return rc;
-    if (line != NULL) {
-        rc = list_add(&a->headers, line);
-        crs_free(line);
-        if (rc)
-            return rc;
-    }
     rc = crs_template_render_fields(st, f, CRS_ESCAPE_HEADER, &subject);
     if (rc)
         return rc;
@@ -524,35 +470,30 @@ static int build_headers(struct email_sink *es, struct email_attempt *a,
         return rc;
     line = crs_asprintf("Subject: %s", enc);
     crs_free(enc);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc)
+    if ((rc = header_take(a, line)))
         return rc;
     msgid = crs_mail_message_id(ev->event_id, es->sink->cfg->name, es->host);
     line = msgid ? crs_asprintf("Message-ID: %s", msgid) : NULL;
     crs_free(msgid);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc || (rc = list_add(&a->headers, "Auto-Submitted: auto-generated")))
+    if ((rc = header_take(a, line)) ||
+        (rc = list_add(&a->headers, "Auto-Submitted: auto-generated")) ||
+        (rc = header_take(a, crs_asprintf("X-CertRelay-Event: %s", kname ? kname : "unknown"))))
         return rc;
-    line = crs_asprintf("X-CertRelay-Event: %s", kname ? kname : "unknown");
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    if (rc)
-        return rc;
-    line = crs_asprintf("X-CertRelay-Event-Id: %s", ev->event_id);
-    rc = list_add(&a->headers, line);
-    crs_free(line);
-    return rc;
+    return header_take(a, crs_asprintf("X-CertRelay-Event-Id: %s", ev->event_id));
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Outcome                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static void attempt_free(struct email_attempt *a)
+/* The MIME tree belongs to the easy handle's lifetime: it is freed before the handle. */
+static void attempt_release(struct crs_curl_attempt *base)
 {
+    struct email_attempt *a = (struct email_attempt *)base;
+
     curl_mime_free(a->mime);
+    if (base->xfer.easy != NULL)
+        curl_easy_cleanup(base->xfer.easy);
     curl_slist_free_all(a->headers);
     curl_slist_free_all(a->rcpt);
     crs_free(a);
@@ -564,54 +505,35 @@ static void attempt_free(struct email_attempt *a)
  * administrator fixes in the configuration and which are therefore retried. Failures without a
  * reply (connection, TLS, timeout, STARTTLS refused) are transient.
  */
-static void email_done(struct crs_curl_xfer *x, CURLcode result)
+static void attempt_outcome(struct crs_curl_attempt *base, CURLcode result, long code,
+                            struct crs_delivery_result *r)
 {
-    struct email_attempt *a = (struct email_attempt *)x;
+    struct email_attempt *a = (struct email_attempt *)base;
     struct email_sink *es = a->es;
-    struct crs_delivery *d = a->d;
-    struct crs_delivery_result r;
-    long code = 0;
 
-    memset(&r, 0, sizeof(r));
-    r.retry_after_ms = -1;
-    if (x->easy != NULL)
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-    r.status = (int)code;
-    if (a->canceled || result == CURLE_ABORTED_BY_CALLBACK) {
-        r.outcome = CRS_DELIVERY_CANCELED;
-        snprintf(r.error, sizeof(r.error), "canceled");
-    } else if (a->skipped) {
-        r.outcome = CRS_DELIVERY_OK;
+    if (a->skipped) {
+        r->outcome = CRS_DELIVERY_OK;
         crs_info("sink %s: event %s: no recipient (no usable requester address): nothing sent",
-                 es->sink->cfg->name, d->event->event_id);
+                 es->sink->cfg->name, base->d->event->event_id);
     } else if (result == CURLE_OK) {
-        r.outcome = CRS_DELIVERY_OK;
+        r->outcome = CRS_DELIVERY_OK;
     } else {
         int auth = code == 530 || code == 534 || code == 535 || code == 538 ||
                    result == CURLE_LOGIN_DENIED;
 
-        r.outcome =
+        r->outcome =
             code >= 500 && code <= 599 && !auth ? CRS_DELIVERY_PERMANENT : CRS_DELIVERY_RETRY;
-        snprintf(r.error, sizeof(r.error), "SMTP %ld, curl %d from %.60s: %s%.120s", code,
+        snprintf(r->error, sizeof(r->error), "SMTP %ld, curl %d from %.60s: %s%.120s", code,
                  (int)result, es->where, auth ? "authentication failed: " : "",
-                 a->errbuf[0] ? a->errbuf : curl_easy_strerror(result));
-        crs_sanitize_oneline(r.error);
+                 crs_curl_attempt_error(base, result));
+        crs_sanitize_oneline(r->error);
     }
-    if (a->prev)
-        a->prev->next = a->next;
-    else
-        es->attempts = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
-    /* The MIME tree belongs to the easy handle's lifetime: free it before the handle. */
-    curl_mime_free(a->mime);
-    a->mime = NULL;
-    if (x->easy != NULL)
-        curl_easy_cleanup(x->easy);
-    x->easy = NULL;
-    attempt_free(a);
-    d->done(d, &r);
 }
+
+static const struct crs_curl_attempt_ops email_attempt_ops = {
+    .outcome = attempt_outcome,
+    .release = attempt_release,
+};
 
 /* ------------------------------------------------------------------------------------------ */
 /* One attempt                                                                                 */
@@ -625,7 +547,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     struct email_attempt *a;
     char *requester = NULL;
     struct crs_fields *fields = NULL;
-    CURL *easy = NULL;
+    CURL *easy;
     CURLcode c = CURLE_OK;
     size_t i;
     int rc;
@@ -641,9 +563,8 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     a = crs_calloc(1, sizeof(*a));
     if (a == NULL)
         return CRS_ENOMEM;
+    crs_curl_attempt_init(&a->base, &es->attempts, d, &email_attempt_ops);
     a->es = es;
-    a->d = d;
-    a->xfer.done = email_done;
 
     for (i = 0; i < ec->nto; i++)
         if ((rc = rcpt_add(a, ec->to[i].addr)))
@@ -664,13 +585,14 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     if (a->nrcpt == 0) {
         /* Only to_requester was configured and this event has no usable address. */
         a->skipped = 1;
-        rc = crs_curl_multi_defer(sink->curl, &a->xfer, CURLE_OK);
+        rc = crs_curl_multi_defer(sink->curl, &a->base.xfer, CURLE_OK);
         if (rc != 0)
             goto cleanup;
         goto started;
     }
 
-    easy = curl_easy_init();
+    /* The attempt owns the handle from here on: attempt_release() cleans it up. */
+    easy = a->base.xfer.easy = curl_easy_init();
     if (easy == NULL) {
         rc = CRS_ENOMEM;
         goto cleanup;
@@ -682,11 +604,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     rc = crs_curl_setup(easy, sink->cfg->timeout_ms, "smtp,smtps", &ec->tls);
     if (rc != 0)
         goto cleanup;
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (c == CURLE_OK)                                                                         \
-            c = curl_easy_setopt(easy, opt, val);                                                  \
-    } while (0)
+#define SET(opt, val) CRS_CURL_SET(c, easy, opt, val)
     SET(CURLOPT_URL, ec->url);
     /*
      * A fresh connection per message, closed afterwards. libcurl matches a cached smtp://
@@ -696,7 +614,7 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
      */
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_FORBID_REUSE, 1L);
-    SET(CURLOPT_ERRORBUFFER, a->errbuf);
+    SET(CURLOPT_ERRORBUFFER, a->base.errbuf);
     SET(CURLOPT_MAIL_FROM, es->mail_from);
     SET(CURLOPT_MAIL_RCPT, a->rcpt);
     /* One refused recipient (a stale requester address) must not cost the others the message. */
@@ -719,39 +637,29 @@ static int email_deliver(struct crs_sink *sink, struct crs_delivery *d)
     }
 #undef SET
     if (c != CURLE_OK) {
-        rc = c == CURLE_OUT_OF_MEMORY ? CRS_ENOMEM : CRS_EINTERNAL;
+        rc = crs_curl_code_error(c);
         goto cleanup;
     }
-    a->xfer.easy = easy;
-    rc = crs_curl_multi_add(sink->curl, &a->xfer);
-    if (rc != 0) {
-        a->xfer.easy = NULL;
+    rc = crs_curl_multi_add(sink->curl, &a->base.xfer);
+    if (rc != 0)
         goto cleanup;
-    }
 
 started:
     crs_fields_free(fields);
     crs_free(requester);
-    a->next = es->attempts;
-    if (es->attempts)
-        es->attempts->prev = a;
-    es->attempts = a;
+    crs_curl_attempt_link(&a->base);
     return 0;
 
 cleanup:
     crs_fields_free(fields);
     crs_free(requester);
-    curl_mime_free(a->mime);
-    a->mime = NULL;
-    if (easy != NULL)
-        curl_easy_cleanup(easy);
-    attempt_free(a);
+    attempt_release(&a->base);
     return rc;
 }
 
 const struct crs_sink_driver crs_email_driver = {
     .open = email_open,
     .deliver = email_deliver,
-    .cancel_all = email_cancel_all,
+    .cancel_all = crs_curl_sink_cancel_all,
     .close = email_close,
 };

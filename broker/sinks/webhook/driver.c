@@ -40,6 +40,8 @@
 #include "certrelay/uuid.h"
 #include "sinks/webhook/formats.h"
 #include "curl_uv.h"
+#include "sinks/curl_attempt.h"
+#include "sinks/secret.h"
 
 _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_PERMANENT == 2,
                "crs_http_status_outcome() returns enum crs_delivery_outcome values");
@@ -58,9 +60,8 @@ _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_P
  */
 #define WEBHOOK_BUILD_OFFLOOP (256u * 1024u)
 
-struct webhook_attempt;
-
 struct webhook_sink {
+    struct crs_curl_attempts attempts; /* first: crs_curl_sink_cancel_all finds it there */
     struct crs_sink *sink;
     const struct crs_webhook_sink_config *wc;
     char *url;   /* from url or url_file */
@@ -72,46 +73,29 @@ struct webhook_sink {
     /* The header lines every attempt sends (content type, user agent, authorization, configured
      * lines), built once; each attempt's own lines are chained in front of them. */
     struct curl_slist *fixed_headers;
-    struct webhook_attempt *attempts;
     CURL *idle[WEBHOOK_IDLE_MAX];
     size_t nidle;
 };
 
 struct webhook_attempt {
-    struct crs_curl_xfer xfer; /* first: the done callback recovers the attempt from it */
+    struct crs_curl_attempt base; /* first: the shared code's callbacks recover the attempt */
     struct webhook_sink *ws;
-    struct crs_delivery *d;
-    struct webhook_attempt *prev, *next;
     char *body;
     size_t bodylen;
     struct curl_slist *headers; /* own[] followed by the sink's fixed_headers */
     struct curl_slist own[3];   /* webhook-id, -timestamp, -signature: no allocation */
     uv_work_t work;             /* body built on the threadpool (large events) */
-    int in_pool;
     int build_rc;
     char id_line[64];
     char ts_line[48];
     char sig_line[32 + CRS_WEBHOOK_SIGNATURE_LEN];
-    int canceled;
     char excerpt[WEBHOOK_EXCERPT_MAX + 1];
     size_t excerpt_len;
-    char errbuf[CURL_ERROR_SIZE];
 };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Secrets                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
-
-static void wipe_free(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-
-    if (p == NULL)
-        return;
-    while (n--)
-        *v++ = 0;
-    crs_free(p);
-}
 
 /* Reads a small secret file with surrounding whitespace trimmed. Logs its own failure (naming
  * the file, never its content). */
@@ -135,11 +119,11 @@ static int read_secret_file(const char *sink, const char *key, const char *path,
         len--;
     if (len == start || memchr(data + start, '\0', len - start) != NULL) {
         crs_error("sink %s: %s '%s' is empty or not text", sink, key, path);
-        wipe_free(data, len);
+        crs_secret_free(data, len);
         return CRS_ECONFIG;
     }
     *out = crs_strndup((const char *)data + start, len - start);
-    wipe_free(data, len);
+    crs_secret_free(data, len);
     return *out ? 0 : CRS_ENOMEM;
 }
 
@@ -164,31 +148,15 @@ static int bearer_token_valid(const char *t)
 /* Checks the URL with curl's own parser and keeps scheme://host:port for log lines. */
 static int url_parse(struct webhook_sink *ws, const char *name)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    int rc = CRS_ECONFIG;
+    int rc = crs_curl_url_where(ws->url, &ws->where);
 
-    if (u == NULL)
-        return CRS_ENOMEM;
-    if (curl_url_set(u, CURLUPART_URL, ws->url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+    if (rc == CRS_ECONFIG) {
         crs_error("sink %s: the webhook URL cannot be parsed", name);
-        goto cleanup;
-    }
-    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+    } else if (rc == 0 && strncmp(ws->where, "http://", 7) != 0 &&
+               strncmp(ws->where, "https://", 8) != 0) {
         crs_error("sink %s: the webhook URL must be http:// or https://", name);
-        goto cleanup;
+        rc = CRS_ECONFIG;
     }
-    ws->where = crs_asprintf("%s://%s:%s", scheme, host, port);
-    rc = ws->where ? 0 : CRS_ENOMEM;
-
-cleanup:
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_url_cleanup(u);
     return rc;
 }
 
@@ -228,8 +196,9 @@ static int fixed_headers_build(struct webhook_sink *ws)
     return 0;
 }
 
-static void webhook_sink_free(struct webhook_sink *ws)
+static void webhook_sink_free(void *impl)
 {
+    struct webhook_sink *ws = impl;
     struct curl_slist *l;
     size_t i;
 
@@ -237,13 +206,11 @@ static void webhook_sink_free(struct webhook_sink *ws)
         return;
     for (i = 0; i < ws->nidle; i++)
         curl_easy_cleanup(ws->idle[i]);
-    if (ws->url)
-        wipe_free(ws->url, strlen(ws->url));
+    crs_secret_free_str(ws->url);
     crs_free(ws->where);
     crs_free(ws->ua);
-    wipe_free(ws->secret, ws->secret_len);
-    if (ws->auth_header)
-        wipe_free(ws->auth_header, strlen(ws->auth_header));
+    crs_secret_free(ws->secret, ws->secret_len);
+    crs_secret_free_str(ws->auth_header);
     for (l = ws->fixed_headers; l != NULL; l = l->next)
         memset(l->data, 0, strlen(l->data)); /* one of them carries the bearer token */
     curl_slist_free_all(ws->fixed_headers);
@@ -288,7 +255,7 @@ static int webhook_open(struct crs_sink *sink)
         if (rc != 0)
             goto cleanup;
         rc = crs_webhook_secret_parse(text, strlen(text), &ws->secret, &ws->secret_len);
-        wipe_free(text, strlen(text));
+        crs_secret_free_str(text);
         text = NULL;
         if (rc != 0) {
             crs_error("sink %s: secret_file '%s' does not hold a base64 secret (whsec_... or "
@@ -306,13 +273,13 @@ static int webhook_open(struct crs_sink *sink)
             crs_error("sink %s: bearer_token_file '%s' must hold one token (letters, digits and "
                       "-._~+/ only)",
                       name, wc->bearer_token_file);
-            wipe_free(text, strlen(text));
+            crs_secret_free_str(text);
             text = NULL;
             rc = CRS_ECONFIG;
             goto cleanup;
         }
         ws->auth_header = crs_asprintf("Authorization: Bearer %s", text);
-        wipe_free(text, strlen(text));
+        crs_secret_free_str(text);
         text = NULL;
         if (ws->auth_header == NULL) {
             rc = CRS_ENOMEM;
@@ -327,11 +294,9 @@ static int webhook_open(struct crs_sink *sink)
     rc = fixed_headers_build(ws);
     if (rc != 0)
         goto cleanup;
-    rc = crs_curl_multi_acquire(sink->loop, &sink->curl);
-    if (rc != 0) {
-        crs_error("sink %s: cannot set up libcurl: %s", name, crs_strerror(rc));
+    rc = crs_curl_sink_acquire(sink);
+    if (rc != 0)
         goto cleanup;
-    }
     if (wc->tls.insecure)
         crs_warn("sink %s: insecure = true: the TLS certificate of %s is NOT verified; anyone on "
                  "the path can read and change deliveries",
@@ -350,28 +315,7 @@ cleanup:
 
 static void webhook_close(struct crs_sink *sink)
 {
-    if (sink == NULL)
-        return;
-    webhook_sink_free(sink->impl);
-    sink->impl = NULL;
-    crs_curl_multi_release(sink->curl);
-    sink->curl = NULL;
-}
-
-static void webhook_cancel_all(struct crs_sink *sink)
-{
-    struct webhook_sink *ws = sink ? sink->impl : NULL;
-    struct webhook_attempt *a;
-
-    if (ws == NULL)
-        return;
-    for (a = ws->attempts; a != NULL; a = a->next) {
-        a->canceled = 1;
-        if (a->in_pool)
-            uv_cancel((uv_req_t *)&a->work); /* else after_build sees `canceled` */
-        else
-            crs_curl_multi_cancel(&a->xfer);
-    }
+    crs_curl_sink_close(sink, webhook_sink_free);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -391,13 +335,6 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata)
         a->excerpt[a->excerpt_len] = '\0';
     }
     return len;
-}
-
-/* The attempt's header nodes are its own (own[]) or the sink's: nothing to free but the body. */
-static void attempt_free(struct webhook_attempt *a)
-{
-    crs_free(a->body);
-    crs_free(a);
 }
 
 /*
@@ -420,8 +357,6 @@ static void easy_put(struct webhook_sink *ws, CURL *easy)
     }
 }
 
-static size_t on_body(char *buf, size_t size, size_t nmemb, void *userdata);
-
 /* A pooled handle, or a new one with the sink's fixed options. NULL on failure. */
 static CURL *easy_get(struct webhook_sink *ws)
 {
@@ -437,15 +372,9 @@ static CURL *easy_get(struct webhook_sink *ws)
         curl_easy_cleanup(easy);
         return NULL;
     }
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (c == CURLE_OK)                                                                         \
-            c = curl_easy_setopt(easy, opt, val);                                                  \
-    } while (0)
-    SET(CURLOPT_URL, ws->url);
-    SET(CURLOPT_POST, 1L);
-    SET(CURLOPT_WRITEFUNCTION, on_body);
-#undef SET
+    CRS_CURL_SET(c, easy, CURLOPT_URL, ws->url);
+    CRS_CURL_SET(c, easy, CURLOPT_POST, 1L);
+    CRS_CURL_SET(c, easy, CURLOPT_WRITEFUNCTION, on_body);
     if (c != CURLE_OK) {
         curl_easy_cleanup(easy);
         return NULL;
@@ -466,22 +395,15 @@ static void excerpt_clean(const char *in, char *out, size_t outlen)
     crs_free(c);
 }
 
-/* Unlinks and frees an attempt that was started, then reports r (the last thing it does). */
-static void attempt_finish(struct webhook_attempt *a, const struct crs_delivery_result *r)
+/* The attempt's header nodes are its own (own[]) or the sink's: nothing to free but the body;
+ * its easy handle goes back to the pool. */
+static void attempt_release(struct crs_curl_attempt *base)
 {
-    struct webhook_sink *ws = a->ws;
-    struct crs_delivery *d = a->d;
+    struct webhook_attempt *a = (struct webhook_attempt *)base;
 
-    if (a->prev)
-        a->prev->next = a->next;
-    else
-        ws->attempts = a->next;
-    if (a->next)
-        a->next->prev = a->prev;
-    easy_put(ws, a->xfer.easy);
-    a->xfer.easy = NULL;
-    attempt_free(a);
-    d->done(d, r);
+    easy_put(a->ws, base->xfer.easy);
+    crs_free(a->body);
+    crs_free(a);
 }
 
 /*
@@ -499,41 +421,36 @@ static int64_t retry_after_ms(CURL *easy)
     return (int64_t)s * 1000;
 }
 
-static void webhook_done(struct crs_curl_xfer *x, CURLcode result)
+/* A transfer that ended and was not canceled: what the receiver's HTTP status (or curl) says. */
+static void attempt_outcome(struct crs_curl_attempt *base, CURLcode result, long code,
+                            struct crs_delivery_result *r)
 {
-    struct webhook_attempt *a = (struct webhook_attempt *)x;
-    struct webhook_sink *ws = a->ws;
-    struct crs_delivery_result r;
-    long code = 0;
+    struct webhook_attempt *a = (struct webhook_attempt *)base;
 
-    memset(&r, 0, sizeof(r));
-    r.retry_after_ms = -1;
-    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-    r.status = (int)code;
-    if (a->canceled || result == CURLE_ABORTED_BY_CALLBACK) {
-        r.outcome = CRS_DELIVERY_CANCELED;
-        snprintf(r.error, sizeof(r.error), "canceled");
-    } else if (result == CURLE_OK) {
-        r.outcome = (enum crs_delivery_outcome)crs_http_status_outcome(code);
-        if (r.outcome != CRS_DELIVERY_OK) {
+    if (result == CURLE_OK) {
+        r->outcome = (enum crs_delivery_outcome)crs_http_status_outcome(code);
+        if (r->outcome != CRS_DELIVERY_OK) {
             char ex[WEBHOOK_EXCERPT_MAX + 1];
 
             excerpt_clean(a->excerpt, ex, sizeof(ex));
-            snprintf(r.error, sizeof(r.error), "HTTP %ld from %s%s%s", code, ws->where,
+            snprintf(r->error, sizeof(r->error), "HTTP %ld from %s%s%s", code, a->ws->where,
                      ex[0] ? ": " : "", ex);
-            if (r.outcome == CRS_DELIVERY_RETRY)
-                r.retry_after_ms = retry_after_ms(x->easy);
+            if (r->outcome == CRS_DELIVERY_RETRY)
+                r->retry_after_ms = retry_after_ms(base->xfer.easy);
         }
     } else {
         /* Timeouts, refused or reset connections, DNS and TLS failures: all transient. */
-        r.outcome = CRS_DELIVERY_RETRY;
-        snprintf(r.error, sizeof(r.error), "curl %d: %.200s", (int)result,
-                 a->errbuf[0] ? a->errbuf : curl_easy_strerror(result));
-        crs_sanitize_oneline(r.error);
+        r->outcome = CRS_DELIVERY_RETRY;
+        snprintf(r->error, sizeof(r->error), "curl %d: %.200s", (int)result,
+                 crs_curl_attempt_error(base, result));
+        crs_sanitize_oneline(r->error);
     }
-
-    attempt_finish(a, &r);
 }
+
+static const struct crs_curl_attempt_ops webhook_attempt_ops = {
+    .outcome = attempt_outcome,
+    .release = attempt_release,
+};
 
 /* Chains one line (kept in the attempt) into the attempt's own header nodes. */
 static void own_header(struct webhook_attempt *a, size_t *n, char *line)
@@ -573,9 +490,10 @@ static int attempt_headers(struct webhook_sink *ws, struct webhook_attempt *a, c
 /* Builds the body and the attempt's header lines (on the loop or on a worker thread). */
 static int attempt_build(struct webhook_attempt *a)
 {
-    int rc = crs_webhook_body(a->ws->wc->format, a->d->event, &a->body, &a->bodylen);
+    const Certrelay__V1__Event *ev = a->base.d->event;
+    int rc = crs_webhook_body(a->ws->wc->format, ev, &a->body, &a->bodylen);
 
-    return rc != 0 ? rc : attempt_headers(a->ws, a, a->d->event->event_id);
+    return rc != 0 ? rc : attempt_headers(a->ws, a, ev->event_id);
 }
 
 /* Hands a built attempt to curl. On error nothing was started and the caller still owns a. */
@@ -589,26 +507,19 @@ static int attempt_start(struct webhook_attempt *a)
     easy = easy_get(ws);
     if (easy == NULL)
         return CRS_ENOMEM;
-#define SET(opt, val)                                                                              \
-    do {                                                                                           \
-        if (c == CURLE_OK)                                                                         \
-            c = curl_easy_setopt(easy, opt, val);                                                  \
-    } while (0)
-    SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->bodylen);
-    SET(CURLOPT_POSTFIELDS, a->body);
-    SET(CURLOPT_HTTPHEADER, a->headers);
-    SET(CURLOPT_ERRORBUFFER, a->errbuf);
-    SET(CURLOPT_WRITEDATA, a);
-#undef SET
+    CRS_CURL_SET(c, easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)a->bodylen);
+    CRS_CURL_SET(c, easy, CURLOPT_POSTFIELDS, a->body);
+    CRS_CURL_SET(c, easy, CURLOPT_HTTPHEADER, a->headers);
+    CRS_CURL_SET(c, easy, CURLOPT_ERRORBUFFER, a->base.errbuf);
+    CRS_CURL_SET(c, easy, CURLOPT_WRITEDATA, a);
     if (c != CURLE_OK) {
         easy_put(ws, easy);
-        return c == CURLE_OUT_OF_MEMORY ? CRS_ENOMEM : CRS_EINTERNAL;
+        return crs_curl_code_error(c);
     }
-    a->xfer.easy = easy;
-    a->xfer.done = webhook_done;
-    rc = crs_curl_multi_add(ws->sink->curl, &a->xfer);
+    a->base.xfer.easy = easy;
+    rc = crs_curl_multi_add(ws->sink->curl, &a->base.xfer);
     if (rc != 0) {
-        a->xfer.easy = NULL;
+        a->base.xfer.easy = NULL;
         easy_put(ws, easy);
     }
     return rc;
@@ -625,22 +536,14 @@ static void build_work(uv_work_t *w)
 static void build_done(uv_work_t *w, int status)
 {
     struct webhook_attempt *a = w->data;
-    struct crs_delivery_result r;
-    int rc;
+    int rc = 0;
 
-    a->in_pool = 0;
-    memset(&r, 0, sizeof(r));
-    r.retry_after_ms = -1;
-    if (status == UV_ECANCELED || a->canceled) {
-        r.outcome = CRS_DELIVERY_CANCELED;
-        snprintf(r.error, sizeof(r.error), "canceled");
-    } else if ((rc = a->build_rc) != 0 || (rc = attempt_start(a)) != 0) {
-        r.outcome = CRS_DELIVERY_RETRY;
-        snprintf(r.error, sizeof(r.error), "cannot start delivery: %s", crs_strerror(rc));
-    } else {
-        return; /* webhook_done reports it */
-    }
-    attempt_finish(a, &r);
+    a->base.pending = NULL;
+    if (status == UV_ECANCELED)
+        a->base.canceled = 1;
+    if (a->base.canceled || (rc = a->build_rc) != 0 || (rc = attempt_start(a)) != 0)
+        crs_curl_attempt_abandon(&a->base, rc);
+    /* else the transfer's completion reports it */
 }
 
 static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
@@ -659,8 +562,8 @@ static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
     a = crs_calloc(1, sizeof(*a));
     if (a == NULL)
         return CRS_ENOMEM;
+    crs_curl_attempt_init(&a->base, &ws->attempts, d, &webhook_attempt_ops);
     a->ws = ws;
-    a->d = d;
     if (d->event_len > WEBHOOK_BUILD_OFFLOOP) {
         a->work.data = a;
         rc = uv_queue_work(sink->loop, &a->work, build_work, build_done);
@@ -668,7 +571,7 @@ static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
             rc = CRS_EINTERNAL;
             goto cleanup;
         }
-        a->in_pool = 1;
+        a->base.pending = (uv_req_t *)&a->work;
     } else {
         rc = attempt_build(a);
         if (rc == 0)
@@ -676,20 +579,17 @@ static int webhook_deliver(struct crs_sink *sink, struct crs_delivery *d)
         if (rc != 0)
             goto cleanup;
     }
-    a->next = ws->attempts;
-    if (ws->attempts)
-        ws->attempts->prev = a;
-    ws->attempts = a;
+    crs_curl_attempt_link(&a->base);
     return 0;
 
 cleanup:
-    attempt_free(a);
+    attempt_release(&a->base);
     return rc;
 }
 
 const struct crs_sink_driver crs_webhook_driver = {
     .open = webhook_open,
     .deliver = webhook_deliver,
-    .cancel_all = webhook_cancel_all,
+    .cancel_all = crs_curl_sink_cancel_all,
     .close = webhook_close,
 };

@@ -147,6 +147,41 @@ static int summary_crls(struct summary *sm, const Certrelay__V1__Event *ev)
     return fact_text(sm, "CRLs", buf);
 }
 
+/* A fact shown as its template field's value, in the order of the table. */
+struct fact_field {
+    const char *title;
+    const char *field;
+};
+
+/* What every summary opens with: the certificate and the request. */
+static const struct fact_field facts_head[] = {
+    {"Common name", "common_name"}, {"Subject", "subject"},       {"UPN", "upn"},
+    {"Template", "template"},       {"Requester", "requester"},   {"Request ID", "request_id"},
+    {"Serial number", "serial"},    {"Valid from", "not_before"}, {"Valid until", "not_after"},
+};
+
+/* What every summary closes with: where and when it happened. */
+static const struct fact_field facts_tail[] = {
+    {"CA", "ca"},
+    {"CA host", "ca_host"},
+    {"Time", "time"},
+    {"Event ID", "event_id"},
+};
+
+static int facts_add(struct summary *sm, const struct crs_fields *f, const struct fact_field *v,
+                     size_t n)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        rc = fact_text(sm, v[i].title, crs_fields_get(f, v[i].field));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /*
  * Collects what a person wants to see first. Which facts appear depends on the kind: a revocation
  * shows its reason, a denial its message, a CRL how many CRLs were published.
@@ -177,15 +212,7 @@ static int summary_build(const Certrelay__V1__Event *ev, struct summary *sm)
         goto cleanup;
     }
 
-    if ((rc = fact_text(sm, "Common name", FIELD("common_name"))) ||
-        (rc = fact_text(sm, "Subject", FIELD("subject"))) ||
-        (rc = fact_text(sm, "UPN", FIELD("upn"))) ||
-        (rc = fact_text(sm, "Template", FIELD("template"))) ||
-        (rc = fact_text(sm, "Requester", FIELD("requester"))) ||
-        (rc = fact_text(sm, "Request ID", FIELD("request_id"))) ||
-        (rc = fact_text(sm, "Serial number", FIELD("serial"))) ||
-        (rc = fact_text(sm, "Valid from", FIELD("not_before"))) ||
-        (rc = fact_text(sm, "Valid until", FIELD("not_after"))))
+    if ((rc = facts_add(sm, f, facts_head, sizeof(facts_head) / sizeof(facts_head[0]))))
         goto cleanup;
     if (r && (kind == CRS_EVENT_REVOKED || kind == CRS_EVENT_UNREVOKED)) {
         if ((rc = fact_text(sm, "Revocation reason", FIELD("revocation_reason"))))
@@ -207,10 +234,7 @@ static int summary_build(const Certrelay__V1__Event *ev, struct summary *sm)
     }
     if (kind == CRS_EVENT_CRL_ISSUED && (rc = summary_crls(sm, ev)))
         goto cleanup;
-    if ((rc = fact_text(sm, "CA", FIELD("ca"))) ||
-        (rc = fact_text(sm, "CA host", FIELD("ca_host"))) ||
-        (rc = fact_text(sm, "Time", FIELD("time"))) ||
-        (rc = fact_text(sm, "Event ID", FIELD("event_id"))))
+    if ((rc = facts_add(sm, f, facts_tail, sizeof(facts_tail) / sizeof(facts_tail[0]))))
         goto cleanup;
 #undef FIELD
     crs_fields_free(f);
@@ -254,10 +278,21 @@ static json_t *literal_block(const char *text, const char *size, int bold)
     return block;
 }
 
+/* Appends a Column of the given width to cols; returns its (empty) items array, NULL on failure. */
+static json_t *teams_column(json_t *cols, int width)
+{
+    json_t *col = crs_json_child(cols, NULL, json_object());
+
+    if (!col || crs_json_put(col, "type", json_string_nocheck("Column")) ||
+        crs_json_put(col, "width", json_integer(width)))
+        return NULL;
+    return crs_json_child(col, "items", json_array());
+}
+
 /* One row of the fact table: the title (CertRelay's, in bold) and the literal value. */
 static json_t *teams_fact_row(const struct fact *f)
 {
-    json_t *row = json_object(), *cols, *col, *items, *title;
+    json_t *row = json_object(), *cols, *items, *title;
 
     if (!row)
         return NULL;
@@ -266,21 +301,14 @@ static json_t *teams_fact_row(const struct fact *f)
         !(cols = crs_json_child(row, "columns", json_array())))
         goto fail;
     /* Title column, weight 1. */
-    if (!(col = crs_json_child(cols, NULL, json_object())) ||
-        crs_json_put(col, "type", json_string_nocheck("Column")) ||
-        crs_json_put(col, "width", json_integer(1)) ||
-        !(items = crs_json_child(col, "items", json_array())) ||
-        !(title = crs_json_child(items, NULL, json_object())) ||
+    if (!(items = teams_column(cols, 1)) || !(title = crs_json_child(items, NULL, json_object())) ||
         crs_json_put(title, "type", json_string_nocheck("TextBlock")) ||
         crs_json_put(title, "text", json_string(f->title)) ||
         crs_json_put(title, "weight", json_string_nocheck("Bolder")) ||
         crs_json_put(title, "wrap", json_true()))
         goto fail;
     /* Value column, weight 2. */
-    if (!(col = crs_json_child(cols, NULL, json_object())) ||
-        crs_json_put(col, "type", json_string_nocheck("Column")) ||
-        crs_json_put(col, "width", json_integer(2)) ||
-        !(items = crs_json_child(col, "items", json_array())) ||
+    if (!(items = teams_column(cols, 2)) ||
         crs_json_append(items, literal_block(f->value, NULL, 0)))
         goto fail;
     return row;
