@@ -30,6 +30,7 @@ struct conn {
     struct crs_frame_reader reader;
     unsigned refs;     /* the open handle, plus one per event waiting for its commit */
     int hello;         /* Hello received */
+    int admitted;      /* the client passed crs_listen_client_authorized */
     int closing;       /* uv_close called: no more reads, writes or answers */
     int paused;        /* reading stopped for backpressure */
     int draining;      /* the broker is stopping: answer what is queued, then close */
@@ -583,6 +584,15 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         }
         return;
     }
+    /* Who the client is is asked once its first bytes are here, before any is parsed: a named
+     * pipe tells the client's token (ImpersonateNamedPipeClient) only after a read. */
+    if (!c->admitted) {
+        if (!crs_listen_client_authorized(&c->pipe, c->srv->cfg->ca_account)) {
+            conn_fail(c, "client not authorized");
+            return;
+        }
+        c->admitted = 1;
+    }
     c->active_ms = crs_mono_ms();
     if (c->frame_ms == 0)
         c->frame_ms = c->active_ms;
@@ -728,10 +738,6 @@ static void server_on_connection(uv_stream_t *listener, int status)
         conn_fail(victim, "%s, and all %zu connections are taken",
                   victim->hello ? "idle longest" : "no Hello yet", server_max_conns(s));
     }
-    if (!crs_listen_client_authorized(&c->pipe)) {
-        conn_fail(c, "client not authorized");
-        return;
-    }
     rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
     if (rc != 0) {
         conn_fail(c, "cannot start reading: %s", uv_strerror(rc));
@@ -783,7 +789,7 @@ int crs_server_bind(struct crs_server *s)
 {
     if (s == NULL || s->stopping)
         return CRS_EINVAL;
-    return crs_listen_bind(&s->listener, s->cfg->listen);
+    return crs_listen_bind(&s->listener, s->cfg->listen, s->cfg->ca_account);
 }
 
 int crs_server_start(struct crs_server *s, struct crs_queue *q)

@@ -8,6 +8,10 @@
  *   3. spool   when the broker is absent, slow or refuses, write the Event to the spool directory,
  *              where the broker picks it up later.
  *
+ * A circuit breaker (optional, on in the exit module) keeps an absent or hung broker from costing
+ * certsrv a full timeout per certificate: after the broker failed, calls go straight to the spool
+ * for a back-off window, then one call at a time probes it.
+ *
  * certsrv waits for Notify and calls it from many threads at once, so every blocking step is
  * bounded by one deadline computed at entry, no lock is held across I/O, and a failure of one
  * property never costs the event: certsrv gives us one chance to see it.
@@ -51,6 +55,9 @@
 #define STUB_TRUNC_NOTE_MAX (16u * 1024u)
 /* certsrv's CRLState value for a valid CRL (CA_DISP_VALID). */
 #define STUB_CRL_STATE_VALID 3
+/* certsrv's request dispositions that tell a revocation from a release from hold under 0x8. */
+#define STUB_DISP_ISSUED  20
+#define STUB_DISP_REVOKED 21
 
 enum stub_scope { SCOPE_REQUEST, SCOPE_CERTIFICATE, SCOPE_CA };
 
@@ -66,17 +73,25 @@ struct crs_stub {
     char *spool_dir;
     char *ca_config;
     char *stub_version;
+    char *service; /* the broker's Windows service, NULL: unchecked */
     uint32_t timeout_ms;
     uint32_t max_connections;
     int capture_raw_request;
+    uint32_t breaker_ms; /* 0: no circuit breaker */
 
     uint8_t *hello; /* the Hello frame every new connection sends first */
     size_t hello_len;
 
-    /* Guards the idle list only; never held across I/O. */
+    /* Guards the idle list and the breaker; never held across I/O. */
     crs_mutex_t lock;
     struct stub_conn *idle;
     uint32_t nidle;
+
+    /* The circuit breaker: open while open_until != 0. */
+    uint64_t open_until; /* crs_mono_ms() before which calls skip the broker */
+    uint32_t window_ms;  /* the current back-off window */
+    int probing;         /* one call is probing the broker */
+    int open_error;      /* the failure that opened it, reported for skipped calls */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -711,6 +726,12 @@ int crs_stub_build_event(const struct crs_stub *stub, uint32_t exit_event,
     }
     if (rc != 0)
         goto cleanup;
+    /* certsrv raises 0x8 for a revocation and for a release from hold alike (it never fires
+     * 0x100): a request issued again after 0x8 was released. Without a Disposition the event
+     * stays "revoked", which is what certsrv's 0x8 names. */
+    if (exit_event == CRS_EVENT_REVOKED && ev->request != NULL && ev->request->has_disposition &&
+        ev->request->disposition == STUB_DISP_ISSUED)
+        ev->kind = (Certrelay__V1__EventKind)CRS_EVENT_UNREVOKED;
 
     rc = stub_fit(ev);
     if (rc != 0)
@@ -737,8 +758,10 @@ static void conn_close(struct stub_conn *c)
     crs_free(c);
 }
 
-/* Opens a connection and sends the Hello that must precede its first Event. */
-static int conn_open(struct crs_stub *stub, uint64_t deadline, struct stub_conn **out)
+/* Opens a connection and sends the Hello that must precede its first Event. *server_pid names a
+ * server refused with CRS_EPEERAUTH. */
+static int conn_open(struct crs_stub *stub, uint64_t deadline, struct stub_conn **out,
+                     uint32_t *server_pid)
 {
     struct stub_conn *c;
     int rc;
@@ -748,7 +771,7 @@ static int conn_open(struct crs_stub *stub, uint64_t deadline, struct stub_conn 
     if (c == NULL)
         return CRS_ENOMEM;
     crs_frame_reader_init(&c->fr, STUB_REPLY_MAX);
-    rc = crs__transport_open(stub->pipe, deadline, &c->t);
+    rc = crs__transport_open(stub->pipe, stub->service, deadline, &c->t, server_pid);
     if (rc == 0)
         rc = crs__transport_write_all(c->t, stub->hello, stub->hello_len, deadline);
     if (rc != 0) {
@@ -865,7 +888,7 @@ static int conn_exchange(struct stub_conn *c, const uint8_t *frame, size_t flen,
  * as time remains. Retrying is safe because the broker deduplicates by event id.
  */
 static int stub_send(struct crs_stub *stub, const uint8_t *frame, size_t flen, const char *event_id,
-                     uint64_t deadline)
+                     uint64_t deadline, uint32_t *server_pid)
 {
     for (int attempt = 0;; attempt++) {
         struct stub_conn *c = attempt == 0 ? pool_pop(stub) : NULL;
@@ -874,7 +897,7 @@ static int stub_send(struct crs_stub *stub, const uint8_t *frame, size_t flen, c
         int rc = 0;
 
         if (c == NULL)
-            rc = conn_open(stub, deadline, &c);
+            rc = conn_open(stub, deadline, &c, server_pid);
         if (rc == 0)
             rc = conn_exchange(c, frame, flen, event_id, deadline, &reusable);
         if (rc == 0 && reusable) {
@@ -887,6 +910,75 @@ static int stub_send(struct crs_stub *stub, const uint8_t *frame, size_t flen, c
         if (!pooled || rc != CRS_ECLOSED || crs_mono_ms() >= deadline)
             return rc;
     }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Circuit breaker
+ *
+ *   closed --(broker away)--> open for window_ms --(window over)--> one probe at a time
+ *     ^                                                  | Ack: closed, window reset
+ *     +--------------------------------------------------+ away again: open, window doubled
+ * ------------------------------------------------------------------------------------------- */
+
+enum breaker_pass { BREAKER_SEND, BREAKER_PROBE, BREAKER_SKIP };
+
+/* The failures that say the broker is not there to answer, as opposed to one event refused. */
+static int broker_away(int rc)
+{
+    return rc == CRS_ETIMEDOUT || rc == CRS_ECONNREFUSED || rc == CRS_ECLOSED ||
+           rc == CRS_EPEERAUTH || rc == CRS_EACCES;
+}
+
+/* Decides whether this call may try the broker. *open_error is the failure that opened the
+ * breaker, for a call that skips. */
+static enum breaker_pass breaker_admit(struct crs_stub *stub, int *open_error)
+{
+    enum breaker_pass pass = BREAKER_SEND;
+
+    if (stub->breaker_ms == 0)
+        return BREAKER_SEND;
+    crs_mutex_lock(&stub->lock);
+    if (stub->open_until != 0) {
+        if (!stub->probing && crs_mono_ms() >= stub->open_until) {
+            stub->probing = 1;
+            pass = BREAKER_PROBE;
+        } else {
+            pass = BREAKER_SKIP;
+            *open_error = stub->open_error;
+        }
+    }
+    crs_mutex_unlock(&stub->lock);
+    return pass;
+}
+
+/* Records how a call that tried the broker fared. */
+static void breaker_record(struct crs_stub *stub, enum breaker_pass pass, int send_rc)
+{
+    if (stub->breaker_ms == 0 || pass == BREAKER_SKIP)
+        return;
+    crs_mutex_lock(&stub->lock);
+    if (pass == BREAKER_PROBE)
+        stub->probing = 0;
+    if (broker_away(send_rc)) {
+        /* Calls that set out while the breaker was closed and fail together open it once; only
+         * a failed probe (or the first failure) widens the window. */
+        if (pass == BREAKER_PROBE || stub->open_until == 0) {
+            if (stub->window_ms == 0)
+                stub->window_ms = stub->breaker_ms;
+            else if (pass == BREAKER_PROBE)
+                stub->window_ms = stub->window_ms >= CRS_STUB_MAX_BREAKER_MS / 2
+                                      ? CRS_STUB_MAX_BREAKER_MS
+                                      : stub->window_ms * 2;
+            stub->open_until = crs_mono_ms() + stub->window_ms;
+            stub->open_error = send_rc;
+        }
+    } else if (send_rc == 0 || send_rc == CRS_ENACK) {
+        /* The broker answered: it is there. */
+        stub->open_until = 0;
+        stub->window_ms = 0;
+        stub->open_error = 0;
+    }
+    crs_mutex_unlock(&stub->lock);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -927,14 +1019,18 @@ int crs_stub_new(const struct crs_stub_options *opts, struct crs_stub **out)
     stub->spool_dir = opts->spool_dir ? crs_strdup(opts->spool_dir) : crs_default_spool_dir();
     stub->stub_version = crs_strdup(opts->stub_version ? opts->stub_version : CRS_VERSION);
     stub->ca_config = opts->ca_config ? crs_strdup(opts->ca_config) : NULL;
+    stub->service = opts->broker_service ? crs_strdup(opts->broker_service) : NULL;
     if (stub->pipe == NULL || stub->spool_dir == NULL || stub->stub_version == NULL ||
-        (opts->ca_config != NULL && stub->ca_config == NULL)) {
+        (opts->ca_config != NULL && stub->ca_config == NULL) ||
+        (opts->broker_service != NULL && stub->service == NULL)) {
         rc = CRS_ENOMEM;
         goto cleanup;
     }
     stub->timeout_ms = opts->timeout_ms ? opts->timeout_ms : CRS_STUB_DEFAULT_TIMEOUT_MS;
     stub->max_connections = opts->max_connections ? opts->max_connections : STUB_DEFAULT_MAX_CONN;
     stub->capture_raw_request = opts->capture_raw_request != 0;
+    stub->breaker_ms =
+        opts->breaker_ms > CRS_STUB_MAX_BREAKER_MS ? CRS_STUB_MAX_BREAKER_MS : opts->breaker_ms;
 
     rc = crs_frame_hello(CRS_PROTOCOL_VERSION, stub->stub_version, stub->ca_config, &stub->hello,
                          &stub->hello_len);
@@ -962,6 +1058,7 @@ void crs_stub_free(struct crs_stub *stub)
     crs_free(stub->pipe);
     crs_free(stub->spool_dir);
     crs_free(stub->ca_config);
+    crs_free(stub->service);
     crs_free(stub->stub_version);
     crs_free(stub->hello);
     crs_free(stub);
@@ -976,7 +1073,9 @@ int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs
     uint8_t *frame = NULL;
     size_t len = 0;
     size_t flen = 0;
-    int send_rc;
+    uint32_t server_pid = 0;
+    enum breaker_pass pass;
+    int send_rc = 0;
     int rc;
 
     if (res != NULL)
@@ -988,27 +1087,37 @@ int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs
     rc = crs_stub_build_event(stub, exit_event, rd, &ev);
     if (rc != 0)
         goto cleanup;
-    if (res != NULL)
+    if (res != NULL) {
         snprintf(res->event_id, sizeof(res->event_id), "%s", ev->event_id);
+        res->kind = (uint32_t)ev->kind;
+        if (ev->request != NULL && ev->request->has_request_id)
+            res->request_id = ev->request->request_id;
+    }
     rc = crs_event_pack(ev, &bytes, &len);
     if (rc != 0)
         goto cleanup;
 
-    send_rc = crs_frame_event_packed(bytes, len, &frame, &flen);
-    if (send_rc == 0)
-        send_rc = stub_send(stub, frame, flen, ev->event_id, deadline);
-    if (send_rc == 0) {
+    pass = breaker_admit(stub, &send_rc);
+    if (pass != BREAKER_SKIP) {
+        send_rc = crs_frame_event_packed(bytes, len, &frame, &flen);
+        if (send_rc == 0)
+            send_rc = stub_send(stub, frame, flen, ev->event_id, deadline, &server_pid);
+        breaker_record(stub, pass, send_rc);
+    }
+    if (pass != BREAKER_SKIP && send_rc == 0) {
         if (res != NULL)
             res->outcome = CRS_STUB_ACKED;
         goto cleanup;
     }
 
     crs_debug("stub: event %s not acknowledged (%s); spooling", ev->event_id,
-              crs_strerror(send_rc));
+              pass == BREAKER_SKIP ? "broker away: circuit breaker open" : crs_strerror(send_rc));
     rc = stub_spool(stub, ev->event_id, bytes, len);
     if (rc == 0 && res != NULL) {
         res->outcome = CRS_STUB_SPOOLED;
         res->send_error = send_rc;
+        res->breaker_open = pass == BREAKER_SKIP;
+        res->server_pid = server_pid;
     }
 
 cleanup:

@@ -12,6 +12,7 @@
  *   CRS_ETIMEDOUT     the deadline passed before the step completed
  *   CRS_ECLOSED       the broker closed the connection (or reset it)
  *   CRS_EINVAL        the address cannot be used (too long, not valid UTF-8)
+ *   CRS_EPEERAUTH     the server end is not the broker service (Windows: see crs__transport_open)
  *   CRS_EIO, CRS_ENOMEM and others as they come.
  */
 #ifndef CERTRELAY_STUB_TRANSPORT_H
@@ -22,9 +23,19 @@
 
 struct crs_transport;
 
-/* Connects to address (a socket path, or a pipe name such as \\.\pipe\CertRelay), waiting at most
- * until deadline_ms for the broker to accept. */
-int crs__transport_open(const char *address, uint64_t deadline_ms, struct crs_transport **out);
+/*
+ * Connects to address (a socket path, or a pipe name such as \\.\pipe\CertRelay), waiting at most
+ * until deadline_ms for the broker to accept.
+ *
+ * service names the broker's Windows service. When it is set, the Windows transport accepts the
+ * pipe only when its server process is the process the Service Control Manager reports for that
+ * service and runs under a trusted account (LocalSystem, the service SID, or our own); anything
+ * else fails with CRS_EPEERAUTH before a byte is written, and *server_pid (when not NULL) names
+ * the process that was refused. NULL skips the check (the simulator). On Unix the socket's
+ * directory permissions decide who can listen, and service is ignored.
+ */
+int crs__transport_open(const char *address, const char *service, uint64_t deadline_ms,
+                        struct crs_transport **out, uint32_t *server_pid);
 
 /* Writes all len bytes, or fails. After a failure the connection's state is unknown: close it. */
 int crs__transport_write_all(struct crs_transport *t, const void *data, size_t len,

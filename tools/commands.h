@@ -10,6 +10,7 @@
 
 #define CRS_TOOL_COMMANDS(XX)                                                                      \
     XX(simulate, "drive the stub core with synthetic or scripted certsrv events")                  \
+    XX(secret, "seal a secret file to this machine with DPAPI (secret set FILE, Windows)")         \
     CRS_TOOL_WIN_COMMANDS(XX)
 
 /* Windows only (tools/win/): setting CertRelay up on a CA server. */

@@ -390,6 +390,8 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
             return fail(p, e->line, CRS_ECONFIG, "bad value for 'salvage': expected true or false");
         return 0;
     }
+    if (strcmp(e->key, "ca_account") == 0)
+        return apply_string(p, e, &cfg->ca_account);
     return fail(p, e->line, CRS_ECONFIG, "unknown key '%.*s' in [broker]", QUOTE_MAX, e->key);
 }
 
@@ -901,5 +903,6 @@ void crs_config_free(struct crs_config *cfg)
     crs_free(cfg->state_dir);
     crs_free(cfg->spool_dir);
     crs_free(cfg->log_file);
+    crs_free(cfg->ca_account);
     crs_free(cfg);
 }

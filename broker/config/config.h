@@ -3,8 +3,8 @@
  * this file knows sections and keys, the broker knows what to do with them.
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
- *                            commit_batch_max, max_connections, memory_budget, hello_timeout,
- *                            frame_timeout, idle_timeout, salvage
+ *                            commit_batch_max, ca_account, max_connections, memory_budget,
+ *                            hello_timeout, frame_timeout, idle_timeout, salvage
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -54,6 +54,8 @@ struct crs_config {
     int64_t hello_timeout_ms;
     int64_t frame_timeout_ms;
     int64_t idle_timeout_ms;
+    char *ca_account; /* Windows: one more account whose clients are admitted (the CA's,
+                                  when certsrv does not run as SYSTEM): a SID or DOMAIN\user */
     struct crs_sink_config *sinks;
     size_t nsinks;
 };

@@ -108,7 +108,7 @@ static int listen_probe(const char *path)
     return crs_translate_sys_error(err);
 }
 
-int crs_listen_bind(uv_pipe_t *pipe, const char *address)
+int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account)
 {
     struct sockaddr_un sa;
     mode_t old;
@@ -146,7 +146,8 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
     return 0;
 }
 
-int crs_listen_client_authorized(uv_pipe_t *conn)
+/* ca_account is a Windows setting: here the socket's mode and the uid check decide. */
+int crs_listen_client_authorized(uv_pipe_t *conn, const char *ca_account)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);

@@ -1,21 +1,33 @@
 /*
- * Who may talk to the broker on Windows. The pipe's default DACL already limits write access to
- * SYSTEM, Administrators and the broker's own account (see platform.c); this is the second
- * check, made on every accepted connection, so that a pipe created with a looser descriptor in
- * some future libuv, or a client holding a handle opened for reading only, still cannot submit
- * events.
+ * Who may talk to the broker on Windows. Two locks: the pipe's own descriptor, set when it is
+ * created (crs_pipe_lock_down), and a check of every client's token (crs_pipe_client_authorized).
  */
 #ifndef CERTRELAY_BROKER_WIN_PIPE_AUTH_H
 #define CERTRELAY_BROKER_WIN_PIPE_AUTH_H
 
+#include <windows.h>
 #include <uv.h>
 
 /*
- * Returns 1 when the process at the other end of the accepted pipe runs as LocalSystem, as a
- * member of BUILTIN\Administrators (an elevated token: the group must be enabled), or under the
- * broker's own account; 0 otherwise, after logging the client's process id and the reason. The
- * caller closes a connection for which it returns 0 without reading from it.
+ * The pipe's descriptor in SDDL, into buf (cap characters): protected, full control for SYSTEM,
+ * BUILTIN\Administrators, the service SID of `service`, the broker's own account and ca_account
+ * (the configured CA account, a SID or name; NULL: none), nothing for Everyone or Anonymous, and
+ * NETWORK denied outright, so that no remote client gets in (libuv creates the pipe instances
+ * itself and cannot pass PIPE_REJECT_REMOTE_CLIENTS). 0 or a negative CRS_E* code.
  */
-int crs_pipe_client_authorized(uv_pipe_t *conn);
+int crs_pipe_sddl(const WCHAR *service, const char *ca_account, WCHAR *buf, size_t cap);
+
+/* Gives the pipe (any instance's handle: instances share one descriptor) the descriptor of
+ * crs_pipe_sddl. 0 or a negative CRS_E* code. */
+int crs_pipe_lock_down(HANDLE pipe, const WCHAR *service, const char *ca_account);
+
+/*
+ * Returns 1 when the client at the other end of the pipe, judged by its token (the server
+ * impersonates it for a moment after its first bytes were read), runs as LocalSystem, as an
+ * enabled member of BUILTIN\Administrators, under the broker's service SID, the broker's own
+ * account or ca_account (when set); 0 otherwise, after logging the client's process id and the reason. Its process id is
+ * only logged, never trusted: a process id can be reused, a token cannot be borrowed.
+ */
+int crs_pipe_client_authorized(uv_pipe_t *conn, const char *ca_account);
 
 #endif

@@ -4,10 +4,10 @@
  *
  * Pipe security. libuv (src/win/pipe.c, pipe_alloc_accept) creates every instance with
  * CreateNamedPipeW(..., lpSecurityAttributes = NULL), which gives the pipe the default
- * descriptor: full control for LocalSystem, Administrators and the creator owner (the broker's
- * account: LocalSystem as a service), read access for Everyone and Anonymous. Nobody else can
- * open it for writing, so nobody else can submit an event. Each accepted client is checked once
- * more (pipe_auth.c). The first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, which
+ * descriptor (read access for Everyone and Anonymous among others), but opens it with WRITE_DAC.
+ * Right after the bind the descriptor is replaced by an explicit, protected one (pipe_auth.c:
+ * SYSTEM, Administrators, the service SID and the broker's own account; NETWORK denied); later
+ * instances share it. Each client's token is checked once more (pipe_auth.c). The first instance is created with FILE_FLAG_FIRST_PIPE_INSTANCE, which
  * fails with ERROR_ACCESS_DENIED when the name exists already; libuv reports that as
  * UV_EADDRINUSE. Wine ignores that flag (its CreateNamedPipeW opens the existing pipe and
  * reports ERROR_ALREADY_EXISTS only through GetLastError, which libuv does not look at), so the
@@ -23,6 +23,7 @@
 #include "certrelay/error.h"
 #include "certrelay/log.h"
 #include "certrelay/text.h"
+#include "certrelay/win/svcacct.h"
 #include "certrelay/win/wstr.h"
 
 #define PIPE_PREFIX "\\\\.\\pipe\\"
@@ -62,8 +63,9 @@ static int pipe_in_use(const char *address)
     return GetLastError() == ERROR_SEM_TIMEOUT || GetLastError() == ERROR_PIPE_BUSY;
 }
 
-int crs_listen_bind(uv_pipe_t *pipe, const char *address)
+int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account)
 {
+    uv_os_fd_t fd;
     int rc;
 
     if (pipe == NULL || address == NULL || address[0] == '\0')
@@ -83,10 +85,17 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address)
         crs_error("cannot create the pipe %s: %s", address, uv_strerror(rc));
         return rc == UV_EACCES ? CRS_EACCES : CRS_EIO;
     }
+    /* The handle libuv keeps after the bind is the first instance's. */
+    if (uv_fileno((uv_handle_t *)pipe, &fd) != 0 ||
+        (rc = crs_pipe_lock_down((HANDLE)fd, CRS_SERVICE_NAMEW, ca_account)) != 0) {
+        crs_error("cannot give the pipe %s its security descriptor: %s; not starting", address,
+                  crs_strerror(rc != 0 ? rc : CRS_EIO));
+        return rc != 0 ? rc : CRS_EIO;
+    }
     return 0;
 }
 
-int crs_listen_client_authorized(uv_pipe_t *conn)
+int crs_listen_client_authorized(uv_pipe_t *conn, const char *ca_account)
 {
-    return crs_pipe_client_authorized(conn);
+    return crs_pipe_client_authorized(conn, ca_account);
 }

@@ -73,6 +73,7 @@ static struct {
     SERVICE_STATUS_HANDLE handle;
     SERVICE_STATUS status;
     CRITICAL_SECTION lock;
+    char *config_path; /* --config FILE from the binPath, NULL: the default file */
 } svc;
 
 static void report_status(DWORD state, DWORD exit_code, DWORD specific, DWORD wait_hint)
@@ -198,6 +199,56 @@ static void make_private_dirs(const struct crs_config *cfg, const char *log_path
     crs_free(log_dir);
 }
 
+/*
+ * The service owns its files. %ProgramData%\CertRelay and its state, spool and logs are created,
+ * or repaired to the private ACL when someone made them first with a looser one; a directory
+ * owned by another account, or a reparse point, is refused. The configuration file and the
+ * configured state and spool directories (which may lie elsewhere, the administrator's choice)
+ * must be owned by SYSTEM, Administrators or the service and writable for nobody else: whoever
+ * can write certrelay.ini chooses where a SYSTEM service writes, and whoever can write the spool
+ * forges CA events. CRS_EACCES (logged with the path, and so in the Event Log) when refused.
+ */
+static int own_files(const char *ini, const struct crs_config *cfg)
+{
+    static const char *const subdirs[] = {NULL, "state", "spool", LOG_SUBDIR};
+    char *base = crs_default_base_dir(), *dir = NULL;
+    const char *why = NULL, *bad = NULL;
+    const char *configured[2];
+    size_t i;
+    int rc = 0;
+
+    if (base == NULL)
+        return CRS_ENOMEM;
+    /* First call (cfg NULL): the base directories; second: the configured ones. */
+    for (i = 0; cfg == NULL && i < sizeof(subdirs) / sizeof(subdirs[0]) && rc == 0; i++) {
+        dir = subdirs[i] != NULL ? crs_path_join(base, subdirs[i]) : crs_strdup(base);
+        if (dir == NULL) {
+            rc = CRS_ENOMEM;
+            break;
+        }
+        rc = crs_win_dir_own(dir, &why);
+        if (rc != 0)
+            crs_error("refusing to start: %s cannot be made the service's own: %s", dir,
+                      why != NULL ? why : crs_strerror(rc));
+        crs_free(dir);
+    }
+    if (rc == 0 && ini != NULL && file_exists(ini) && crs_win_path_check(ini, NULL, &why) != 0)
+        bad = ini;
+    configured[0] = cfg != NULL ? cfg->state_dir : NULL;
+    configured[1] = cfg != NULL ? cfg->spool_dir : NULL;
+    for (i = 0; i < 2 && rc == 0 && bad == NULL; i++) {
+        if (configured[i] != NULL && crs_win_path_check(configured[i], NULL, &why) != 0)
+            bad = configured[i];
+    }
+    if (bad != NULL) {
+        crs_error("refusing to start: %s is not safe: %s", bad,
+                  why != NULL ? why : "its security cannot be read");
+        rc = CRS_EACCES;
+    }
+    crs_free(base);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The running service                                                                          */
 /* ------------------------------------------------------------------------------------------ */
@@ -256,13 +307,26 @@ static int service_run(void)
     struct crs_broker_hooks hooks;
     struct crs_config *cfg = NULL;
     char err[CRS_CONFIG_ERRLEN];
-    char *log_path = NULL;
+    char *log_path = NULL, *base = NULL, *ini = NULL;
     int rc;
 
-    rc = load_config(NULL, &cfg, err, sizeof(err));
+    /* The default file's directory first: it is made the service's own before anything in it
+     * is read. */
+    if (svc.config_path == NULL) {
+        base = crs_default_base_dir();
+        ini = base != NULL ? crs_path_join(base, CONFIG_NAME) : NULL;
+        if (ini == NULL) {
+            rc = CRS_ENOMEM;
+            goto cleanup;
+        }
+    }
+    rc = own_files(svc.config_path != NULL ? svc.config_path : ini, NULL);
+    if (rc != 0)
+        goto cleanup;
+    rc = load_config(svc.config_path, &cfg, err, sizeof(err));
     if (rc != 0) {
         crs_error("configuration: %s", err[0] != '\0' ? err : crs_strerror(rc));
-        return rc;
+        goto cleanup;
     }
     log_path = service_log_path(cfg);
     if (log_path == NULL) {
@@ -270,6 +334,9 @@ static int service_run(void)
         goto cleanup;
     }
     make_private_dirs(cfg, log_path);
+    rc = own_files(NULL, cfg);
+    if (rc != 0)
+        goto cleanup;
     memset(&hooks, 0, sizeof(hooks));
     hooks.log_path = log_path;
     hooks.log_optional = 1;
@@ -281,6 +348,8 @@ static int service_run(void)
 
 cleanup:
     crs_free(log_path);
+    crs_free(ini);
+    crs_free(base);
     crs_config_free(cfg);
     return rc;
 }
@@ -335,7 +404,12 @@ static void WINAPI service_main(DWORD argc, WCHAR **argv)
     }
 }
 
-static int service_dispatch(void)
+/*
+ * Runs as the service when the SCM started us. Only when there is no SCM to talk to
+ * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) is it a console start: then -1 when a --config file
+ * was given, so that main() runs the broker in the foreground with it, or the hint below.
+ */
+static int service_dispatch(const char *config_path)
 {
     SERVICE_TABLE_ENTRYW table[] = {
         {(WCHAR *)SERVICE_NAME, service_main},
@@ -343,9 +417,16 @@ static int service_dispatch(void)
     };
 
     InitializeCriticalSection(&svc.lock);
+    svc.config_path = config_path != NULL ? crs_strdup(config_path) : NULL;
+    if (config_path != NULL && svc.config_path == NULL)
+        return 1;
     if (!StartServiceCtrlDispatcherW(table)) {
         DWORD err = GetLastError();
 
+        crs_free(svc.config_path);
+        svc.config_path = NULL;
+        if (err == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT && config_path != NULL)
+            return -1;
         if (err == ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
             fprintf(stderr,
                     "certrelayd: not started by the Service Control Manager.\n"
@@ -359,6 +440,8 @@ static int service_dispatch(void)
                 (unsigned long)err);
         return 1;
     }
+    crs_free(svc.config_path);
+    svc.config_path = NULL;
     return 0;
 }
 
@@ -405,7 +488,8 @@ static void usage(FILE *out)
         "  sc start CertRelay | sc stop CertRelay | sc query CertRelay\n"
         "\n"
         "  --console            run in the foreground (Ctrl+C stops), same files as the service\n"
-        "  --config FILE        run in the foreground with FILE\n"
+        "  --config FILE        as a service (binPath= \"...certrelayd.exe --config FILE\"): use\n"
+        "                       FILE; from a console: run in the foreground with FILE\n"
         "  --check-config FILE  validate FILE and exit (0 when valid)\n");
 }
 
@@ -435,7 +519,15 @@ int crs_platform_main(int argc, char **argv)
     int status;
 
     if (argc == 1)
-        return service_dispatch();
+        return service_dispatch(NULL);
+    /* sc create CertRelay binPath= "...\certrelayd.exe --config D:\pki\cr.ini": the SCM starts
+     * us with the file; a console start with --config falls through to main() (-1). */
+    if (argc == 3 && strcmp(argv[1], "--config") == 0) {
+        path = utf8_arg(2);
+        status = service_dispatch(path != NULL ? path : argv[2]);
+        crs_free(path);
+        return status;
+    }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;

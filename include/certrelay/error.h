@@ -31,7 +31,8 @@
     XX(EAGAIN, "resource temporarily unavailable")                                                 \
     XX(ENOTSUP, "operation not supported")                                                         \
     XX(EFTYPE, "not a regular file (a FIFO, device, directory or symbolic link)")                  \
-    XX(EINTERNAL, "internal error")
+    XX(EINTERNAL, "internal error")                                                                \
+    XX(EPEERAUTH, "the server is not the CertRelay broker")
 
 /* The X-macro expansion confuses clang-format's indentation of the next enumerator. */
 /* clang-format off */

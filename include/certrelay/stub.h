@@ -59,6 +59,10 @@ struct crs_prop_reader {
 /* The whole-call bound when nothing sets one: the exit module's TimeoutMs default, the
  * simulator's --timeout-ms default. */
 #define CRS_STUB_DEFAULT_TIMEOUT_MS 2000u
+/* The exit module's circuit breaker: the first back-off window after the broker failed, doubled
+ * after each failed probe up to the maximum. */
+#define CRS_STUB_DEFAULT_BREAKER_MS 5000u
+#define CRS_STUB_MAX_BREAKER_MS     60000u
 
 struct crs_stub_options {
     const char *pipe;         /* broker address; default crs_default_pipe() */
@@ -68,13 +72,27 @@ struct crs_stub_options {
     const char *ca_config;    /* strConfig from Initialize (also sent in Hello) */
     const char *stub_version; /* default CRS_VERSION */
     uint32_t max_connections; /* idle connections kept for reuse, default 8 */
+    /* Windows: the broker's service name; the pipe's server must be that service's process
+     * (see stub/transport.h). NULL: no check (the simulator). Ignored on Unix. */
+    const char *broker_service;
+    /*
+     * The circuit breaker's first back-off window in ms; 0 turns the breaker off. After the
+     * broker timed out, refused the connection, closed it or failed authentication, calls go
+     * straight to the spool for the window; then one call at a time probes the broker, and a
+     * failed probe doubles the window (up to CRS_STUB_MAX_BREAKER_MS). An Ack closes it.
+     */
+    uint32_t breaker_ms;
 };
 
 enum crs_stub_outcome { CRS_STUB_ACKED = 1, CRS_STUB_SPOOLED = 2 };
 
 struct crs_stub_result {
-    int outcome;    /* enum crs_stub_outcome; 0 when the event was lost */
-    int send_error; /* why it was spooled (0 when acked) */
+    int outcome;         /* enum crs_stub_outcome; 0 when the event was lost */
+    int send_error;      /* why it was spooled (0 when acked) */
+    int breaker_open;    /* spooled without trying the broker: the circuit breaker was open */
+    uint32_t server_pid; /* with send_error CRS_EPEERAUTH: the process refused as the broker */
+    int64_t request_id;  /* the event's request id, 0 when it has none */
+    uint32_t kind;       /* the event kind sent (0x8 may become unrevoked: see build_event) */
     char event_id[37];
     uint64_t elapsed_us;
 };
@@ -94,8 +112,12 @@ void crs_stub_free(struct crs_stub *stub);
 int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs_prop_reader *rd,
                     struct crs_stub_result *res);
 
-/* Builds the Event for one notification without sending it (tests, --dry-run). Free with
- * crs_stub_event_free. */
+/*
+ * Builds the Event for one notification without sending it (tests, --dry-run). Free with
+ * crs_stub_event_free. certsrv fires EXITEVENT_CERTREVOKED (0x8) both for a revocation and for a
+ * release from hold: with 0x8 the request's Disposition decides the kind, revoked (21) or, when
+ * the certificate is issued again (20), unrevoked; raw_exit_event keeps the 0x8.
+ */
 int crs_stub_build_event(const struct crs_stub *stub, uint32_t exit_event,
                          const struct crs_prop_reader *rd, Certrelay__V1__Event **out);
 void crs_stub_event_free(Certrelay__V1__Event *ev);

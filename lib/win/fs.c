@@ -3,6 +3,12 @@
  * converted to UTF-16 once here. Durability: FlushFileBuffers on the temporary file, then
  * MoveFileExW with MOVEFILE_WRITE_THROUGH, which does not return until the rename is on disk
  * (NTFS journals it), so there is no directory handle to flush.
+ *
+ * Writes never follow reparse points: a spool or drop directory (or any directory above it) that
+ * is a junction or a symbolic link is refused with CRS_EACCES, so whoever could plant one cannot
+ * redirect a SYSTEM service's writes elsewhere. The temporary file is created new (CREATE_NEW,
+ * FILE_FLAG_OPEN_REPARSE_POINT) and renamed over the final name, which replaces a link there
+ * rather than writing through it.
  */
 #include <windows.h>
 #include <fcntl.h>
@@ -64,6 +70,48 @@ int crs_fs_sync_dir(const char *dir)
     return dir == NULL ? CRS_EINVAL : 0;
 }
 
+/*
+ * CRS_EACCES when dir or a directory above it is a reparse point (the drive root excepted), 0
+ * otherwise; a component that cannot be inspected is left to the CreateFileW that follows.
+ */
+static int no_reparse_points(const WCHAR *dir)
+{
+    size_t n = wcslen(dir), i, start = 0;
+    WCHAR *p;
+    int rc = 0;
+
+    p = crs_malloc((n + 1) * sizeof(WCHAR));
+    if (p == NULL)
+        return CRS_ENOMEM;
+    memcpy(p, dir, (n + 1) * sizeof(WCHAR));
+    /* Skip the root: "C:\", "\\?\C:\" or "\\server\share\". */
+    if (n >= 2 && p[1] == L':')
+        start = 3;
+    else if (n >= 4 && wcsncmp(p, L"\\\\?\\", 4) == 0)
+        start = 7;
+    else if (n >= 2 && p[0] == L'\\' && p[1] == L'\\') {
+        int seps = 0;
+        for (start = 2; start < n && seps < 2; start++)
+            seps += p[start] == L'\\';
+    }
+    for (i = start; i <= n && rc == 0; i++) {
+        DWORD attr;
+        WCHAR c = p[i];
+
+        if (c != L'\\' && c != L'/' && c != L'\0')
+            continue;
+        if (i == start)
+            continue;
+        p[i] = L'\0';
+        attr = GetFileAttributesW(p);
+        if (attr != INVALID_FILE_ATTRIBUTES && (attr & FILE_ATTRIBUTE_REPARSE_POINT))
+            rc = CRS_EACCES;
+        p[i] = c;
+    }
+    crs_free(p);
+    return rc;
+}
+
 int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
                   size_t blen, int noclobber);
 
@@ -71,7 +119,7 @@ int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen,
                   size_t blen, int noclobber)
 {
     char *tmp = NULL, *final = NULL;
-    WCHAR *wtmp = NULL, *wfinal = NULL;
+    WCHAR *wtmp = NULL, *wfinal = NULL, *wdir = NULL;
     HANDLE h = INVALID_HANDLE_VALUE;
     uint8_t rnd[6];
     int rc;
@@ -90,11 +138,16 @@ int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen,
     }
     wtmp = to_wide(tmp);
     wfinal = to_wide(final);
-    if (wtmp == NULL || wfinal == NULL) {
+    wdir = to_wide(dir);
+    if (wtmp == NULL || wfinal == NULL || wdir == NULL) {
         rc = CRS_EINVAL;
         goto cleanup;
     }
-    h = CreateFileW(wtmp, GENERIC_WRITE, 0, NULL, CREATE_NEW, FILE_ATTRIBUTE_NORMAL, NULL);
+    rc = no_reparse_points(wdir);
+    if (rc != 0)
+        goto cleanup;
+    h = CreateFileW(wtmp, GENERIC_WRITE, 0, NULL, CREATE_NEW,
+                    FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OPEN_REPARSE_POINT, NULL);
     if (h == INVALID_HANDLE_VALUE) {
         rc = crs_translate_sys_error((int)GetLastError());
         goto cleanup;
@@ -120,6 +173,7 @@ cleanup:
         DeleteFileW(wtmp);
     crs_free(wtmp);
     crs_free(wfinal);
+    crs_free(wdir);
     crs_free(tmp);
     crs_free(final);
     return rc;

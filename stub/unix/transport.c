@@ -101,13 +101,17 @@ static int transport_socket(void)
  * absent, so we retry with short pauses until the deadline. EINPROGRESS is handled too for
  * systems that report it.
  */
-int crs__transport_open(const char *address, uint64_t deadline_ms, struct crs_transport **out)
+int crs__transport_open(const char *address, const char *service, uint64_t deadline_ms,
+                        struct crs_transport **out, uint32_t *server_pid)
 {
     struct crs_transport *t = NULL;
     struct sockaddr_un sa;
     int fd = -1;
     int rc;
 
+    (void)service;
+    if (server_pid != NULL)
+        *server_pid = 0;
     if (out == NULL)
         return CRS_EINVAL;
     *out = NULL;

@@ -51,19 +51,25 @@ HRESULT crs_manage_create(REFIID riid, void **out);
 #define CRS_REG_EXIT_SUBKEY   L"\\ExitModules\\" CRS_PROGID_EXIT
 
 /*
- * Settings read by Initialize from HKLM\<CRS_REG_CONFIGURATION><CA><CRS_REG_EXIT_SUBKEY>, with
- * the documented defaults for absent values. Strings are UTF-8 (crs_malloc); free with
- * crs_exit_settings_clear.
+ * Settings read by Initialize from the key certsrv names (ModuleRegistryLocation), normally
+ * HKLM\<CRS_REG_CONFIGURATION><sanitized CA name><CRS_REG_EXIT_SUBKEY>, with the documented
+ * defaults for absent values. Strings are UTF-8 (crs_malloc); free with crs_exit_settings_clear.
  */
 struct crs_exit_settings {
     char *pipe;              /* PipeName, default \\.\pipe\CertRelay */
+    char *service;           /* BrokerService: the service that must own the pipe, CertRelay */
     char *spool_dir;         /* SpoolDir, default %ProgramData%\CertRelay\spool */
     uint32_t timeout_ms;     /* TimeoutMs, default 2000 */
     uint32_t event_mask;     /* EventMask, default every event (0x3ff) */
     int capture_raw_request; /* CaptureRawRequest, default 0 */
     int from_registry;       /* whether the key existed */
+    char *location;          /* the key's path below HKLM, NULL when none was known */
 };
-int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out);
+/* Reads the settings from location, a key path below HKLM (a leading "HKLM\" or
+ * "HKEY_LOCAL_MACHINE\" is accepted); NULL or a missing key gives the defaults. */
+int crs_exit_settings_read(const WCHAR *location, struct crs_exit_settings *out);
+/* The settings key path of the CA whose sanitized name is ca, as a fresh string (crs_free). */
+int crs_exit_settings_key(const WCHAR *ca, WCHAR **out);
 void crs_exit_settings_clear(struct crs_exit_settings *s);
 
 /*

@@ -6,7 +6,13 @@
  * never fails and never waits longer than the configured timeout: the stub core sends the event
  * to the broker or, when the broker does not answer in time, writes it to the spool directory.
  * What goes wrong is reported to the Event Log (source "CertRelay"), never to certsrv, which would
- * only log a misleading error of its own.
+ * only log a misleading error of its own, and once per episode (broker away, an impostor on the
+ * pipe, a failing spool), never once per event.
+ *
+ * Real certsrv, as opposed to its documentation: EXITEVENT_STARTUP (0x80) is never fired, so the
+ * startup event is raised from Initialize (as Microsoft's default exit module sends its startup
+ * mail); a release from hold arrives as EXITEVENT_CERTREVOKED (0x8), told apart by the stub core
+ * from the request's Disposition; the settings key is the CA property ModuleRegistryLocation.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +20,7 @@
 #include "dll.h"
 #include "certrelay/win/eventlog.h"
 #include "certrelay/win/secdir.h"
+#include "certrelay/win/svcacct.h"
 #include "certrelay/alloc.h"
 #include "certrelay/defaults.h"
 #include "certrelay/error.h"
@@ -34,9 +41,13 @@ struct exit_module {
     struct crs_stub *stub;
     struct crs_exit_settings settings;
     char *ca_config;
-    /* 1 while the broker is known not to answer: the Event Log gets one warning when that
-     * starts and one note when it ends, not one per event. */
+    /* Episodes, each reported when it starts (and some when they end), not once per event: 1
+     * while the broker is known not to answer, while the pipe is served by a process that is
+     * not the broker service, while spool writes fail. */
     LONG broker_down;
+    LONG impostor;
+    LONG spool_failing;
+    LONG64 lost; /* events neither acknowledged nor spooled since the module was created */
 };
 
 static inline struct exit_module *impl_from_ICertExit2(ICertExit2 *iface)
@@ -141,19 +152,92 @@ static HRESULT hresult_from_crs(int rc)
 }
 
 /*
- * Reads the CA's settings, prepares the spool directory and creates the stub core. An absent
- * settings key is the normal case (defaults); a spool directory that cannot be created is
- * reported but not fatal, since the broker may still answer every event. Returns the mask of
- * events certsrv should notify us of.
+ * A fresh CCertServerExit set to context (0: the CA's own properties), created on the calling
+ * thread as certsrv's objects must be. NULL on failure, with the HRESULT in *hr.
+ */
+static ICertServerExit *open_server(LONG context, HRESULT *hr)
+{
+    ICertServerExit *server = NULL;
+
+    *hr = CoCreateInstance(&CLSID_CCertServerExit, NULL, CLSCTX_INPROC_SERVER, &IID_ICertServerExit,
+                           (void **)&server);
+    if (FAILED(*hr))
+        return NULL;
+    *hr = ICertServerExit_SetContext(server, context);
+    if (FAILED(*hr)) {
+        ICertServerExit_Release(server);
+        return NULL;
+    }
+    return server;
+}
+
+/* Reads a CA string property (context 0) as UTF-16; NULL when certsrv has none. */
+static WCHAR *ca_string(const struct crs_prop_reader *rd, const char *name)
+{
+    struct crs_prop_value v;
+    WCHAR *w = NULL;
+
+    memset(&v, 0, sizeof(v));
+    if (rd->get_ca == NULL || rd->get_ca(rd->ctx, name, CRS_PROP_STRING, &v) != 0 ||
+        v.type != CRS_PROP_STRING || v.str == NULL || v.str[0] == '\0' ||
+        crs_win_wide(v.str, 0, &w) != 0)
+        w = NULL;
+    crs_prop_value_clear(&v);
+    return w;
+}
+
+/*
+ * Where this CA keeps the module's settings: the ModuleRegistryLocation certsrv gives each module
+ * (as Microsoft's exit sample reads it), else the key of the CA's sanitized name, else of the
+ * name Initialize was given (strConfig is the CA name; "COMPUTER\CA" is accepted too). NULL in
+ * *out when none is known (all defaults).
+ */
+static int settings_location(const struct crs_prop_reader *rd, const WCHAR *config, WCHAR **out)
+{
+    WCHAR *name;
+    const WCHAR *slash;
+    int rc;
+
+    *out = ca_string(rd, "ModuleRegistryLocation");
+    if (*out != NULL)
+        return 0;
+    name = ca_string(rd, "SanitizedCAName");
+    if (name != NULL) {
+        rc = crs_exit_settings_key(name, out);
+        crs_free(name);
+        return rc == CRS_EINVAL ? 0 : rc;
+    }
+    if (config == NULL || config[0] == L'\0')
+        return 0;
+    slash = wcsrchr(config, L'\\');
+    rc = crs_exit_settings_key(slash != NULL ? slash + 1 : config, out);
+    return rc == CRS_EINVAL ? 0 : rc;
+}
+
+static void note_outcome(struct exit_module *This, int rc, const struct crs_stub_result *res,
+                         const char *event_name);
+
+/*
+ * Reads the CA's settings, prepares the spool directory and creates the stub core, then raises
+ * the startup event (certsrv never fires 0x80). An absent settings key is the normal case
+ * (defaults); a spool directory that cannot be created is reported but not fatal, since the
+ * broker may still answer every event. Returns the mask of events certsrv should notify us of:
+ * the configured EventMask without STARTUP, which is ours to raise.
  */
 static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG *mask)
 {
     struct exit_module *This = impl_from_ICertExit2(iface);
     struct crs_exit_settings settings;
     struct crs_stub_options opts;
+    struct crs_stub_result res;
+    struct crs_prop_reader reader;
+    struct crs_win_reader wr;
     struct crs_stub *stub = NULL, *old;
+    ICertServerExit *server = NULL;
+    WCHAR *location = NULL;
     char *ca_config = NULL;
-    int rc, mk;
+    HRESULT hr, hr_com;
+    int rc, mk, send_startup = 0;
 
     if (mask == NULL)
         return E_POINTER;
@@ -166,10 +250,18 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
     crs_log_set_level(CRS_LOG_WARN);
 
     memset(&settings, 0, sizeof(settings));
+    memset(&reader, 0, sizeof(reader));
+    hr_com = CoInitializeEx(NULL, COINIT_MULTITHREADED);
+    server = open_server(0, &hr);
+    if (server != NULL)
+        crs_win_reader_init(&wr, server, 0, &reader);
     rc = crs_win_utf8(config != NULL ? config : L"", -1, 1024, &ca_config, NULL);
     if (rc != 0)
         goto cleanup;
-    rc = crs_exit_settings_read(config, &settings);
+    rc = settings_location(&reader, config, &location);
+    if (rc != 0)
+        goto cleanup;
+    rc = crs_exit_settings_read(location, &settings);
     if (rc != 0)
         goto cleanup;
 
@@ -189,6 +281,8 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
     opts.capture_raw_request = settings.capture_raw_request;
     opts.ca_config = ca_config;
     opts.stub_version = CRS_VERSION;
+    opts.broker_service = settings.service;
+    opts.breaker_ms = CRS_STUB_DEFAULT_BREAKER_MS;
     rc = crs_stub_new(&opts, &stub);
     if (rc != 0)
         goto cleanup;
@@ -202,19 +296,35 @@ static HRESULT WINAPI exit_Initialize(ICertExit2 *iface, const BSTR config, LONG
     This->settings = settings;
     crs_free(This->ca_config);
     This->ca_config = ca_config;
-    *mask = (LONG)This->settings.event_mask;
+    *mask = (LONG)(This->settings.event_mask & ~CRS_EVENT_STARTUP);
+    send_startup = (This->settings.event_mask & CRS_EVENT_STARTUP) != 0;
     crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO,
-                        "CertRelay %s initialized for CA \"%s\": pipe %s, spool %s, timeout %u ms, "
-                        "event mask 0x%x, raw request %s, settings from %s.",
-                        CRS_VERSION, This->ca_config, This->settings.pipe, This->settings.spool_dir,
-                        (unsigned)This->settings.timeout_ms, (unsigned)This->settings.event_mask,
+                        "CertRelay %s initialized for CA \"%s\": pipe %s (service %s), spool %s, "
+                        "timeout %u ms, event mask 0x%x, raw request %s, settings from %s%s.",
+                        CRS_VERSION, This->ca_config, This->settings.pipe, This->settings.service,
+                        This->settings.spool_dir, (unsigned)This->settings.timeout_ms,
+                        (unsigned)This->settings.event_mask,
                         This->settings.capture_raw_request ? "captured" : "not captured",
-                        This->settings.from_registry ? "the registry" : "the defaults");
+                        This->settings.location != NULL ? This->settings.location : "(no key)",
+                        This->settings.from_registry ? "" : " (absent: all defaults)");
     ReleaseSRWLockExclusive(&This->lock);
     crs_stub_free(old);
     stub = NULL;
     ca_config = NULL;
     memset(&settings, 0, sizeof(settings));
+
+    /* The startup event, with the CA's identity from context 0 when certsrv's object is there. */
+    if (send_startup) {
+        struct crs_prop_reader empty;
+
+        memset(&empty, 0, sizeof(empty));
+        AcquireSRWLockShared(&This->lock);
+        rc =
+            crs_stub_notify(This->stub, CRS_EVENT_STARTUP, server != NULL ? &reader : &empty, &res);
+        note_outcome(This, rc, &res, "startup");
+        ReleaseSRWLockShared(&This->lock);
+        rc = 0;
+    }
 
 cleanup:
     if (rc != 0)
@@ -222,23 +332,62 @@ cleanup:
                             "CertRelay: the exit module cannot start: %s. No events will be "
                             "forwarded.",
                             crs_strerror(rc));
+    if (server != NULL)
+        ICertServerExit_Release(server);
+    if (SUCCEEDED(hr_com))
+        CoUninitialize();
     crs_stub_free(stub);
     crs_exit_settings_clear(&settings);
+    crs_free(location);
     crs_free(ca_config);
     return hresult_from_crs(rc);
 }
 
-/* Records whether the broker answered, logging only the transitions. */
-static void note_outcome(struct exit_module *This, const struct crs_stub_result *res)
+/*
+ * Records how an event fared, logging only the starts and ends of episodes: the broker away, an
+ * impostor serving the pipe (named by its process id), the spool failing (the event is lost:
+ * an error with its request id, and the count of lost events).
+ */
+static void note_outcome(struct exit_module *This, int rc, const struct crs_stub_result *res,
+                         const char *event_name)
 {
+    LONG64 lost;
+
+    if (rc != 0) {
+        lost = InterlockedIncrement64(&This->lost);
+        if (InterlockedExchange(&This->spool_failing, 1) == 0)
+            crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
+                                "CertRelay: EVENT LOST: the %s event (request id %lld, 0 when it "
+                                "has none) was neither acknowledged by the broker nor written to "
+                                "the spool %s: %s. Further losses are counted and reported when "
+                                "the spool works again; %lld event(s) lost so far.",
+                                event_name != NULL ? event_name : "unknown",
+                                (long long)res->request_id, This->settings.spool_dir,
+                                crs_strerror(rc), (long long)lost);
+        return;
+    }
+    if (InterlockedExchange(&This->spool_failing, 0) == 1)
+        crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_WARN,
+                            "CertRelay: events are recorded again; %lld event(s) were lost in all.",
+                            (long long)InterlockedCompareExchange64(&This->lost, 0, 0));
     if (res->outcome == CRS_STUB_SPOOLED) {
-        if (InterlockedExchange(&This->broker_down, 1) == 0)
+        if (res->send_error == CRS_EPEERAUTH) {
+            if (!res->breaker_open && InterlockedExchange(&This->impostor, 1) == 0)
+                crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
+                                    "CertRelay: process %lu serves the pipe %s but is not the "
+                                    "process of the %s service under a trusted account. No event "
+                                    "is sent to it; events are kept in %s. This is reported once.",
+                                    (unsigned long)res->server_pid, This->settings.pipe,
+                                    This->settings.service, This->settings.spool_dir);
+        } else if (InterlockedExchange(&This->broker_down, 1) == 0) {
             crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_WARN,
                                 "CertRelay: the broker at %s did not acknowledge an event (%s). "
                                 "Events are kept in %s until it does; this is reported once.",
                                 This->settings.pipe, crs_strerror(res->send_error),
                                 This->settings.spool_dir);
+        }
     } else if (res->outcome == CRS_STUB_ACKED) {
+        InterlockedExchange(&This->impostor, 0);
         if (InterlockedExchange(&This->broker_down, 0) == 1)
             crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO,
                                 "CertRelay: the broker at %s acknowledges events again.",
@@ -278,15 +427,7 @@ static HRESULT WINAPI exit_Notify(ICertExit2 *iface, LONG event, LONG context)
     /* S_OK and S_FALSE both must be balanced; RPC_E_CHANGED_MODE means the thread lives in
      * a single-threaded apartment already, which serves us as well and is not ours to leave. */
     hr_com = CoInitializeEx(NULL, COINIT_MULTITHREADED);
-    hr = CoCreateInstance(&CLSID_CCertServerExit, NULL, CLSCTX_INPROC_SERVER, &IID_ICertServerExit,
-                          (void **)&server);
-    if (SUCCEEDED(hr)) {
-        hr = ICertServerExit_SetContext(server, context);
-        if (FAILED(hr)) {
-            ICertServerExit_Release(server);
-            server = NULL;
-        }
-    }
+    server = open_server(context, &hr);
     if (server != NULL) {
         crs_win_reader_init(&wr, server, context, &reader);
         rc = crs_stub_notify(This->stub, (uint32_t)event, &reader, &res);
@@ -298,14 +439,7 @@ static HRESULT WINAPI exit_Notify(ICertExit2 *iface, LONG event, LONG context)
                             (unsigned long)hr);
         rc = crs_stub_notify(This->stub, (uint32_t)event, &empty_reader, &res);
     }
-    if (rc != 0)
-        crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
-                            "CertRelay: %s event (context %ld) was neither acknowledged by the "
-                            "broker nor written to %s: %s. The event is lost.",
-                            event_name != NULL ? event_name : "an unknown", (long)context,
-                            This->settings.spool_dir, crs_strerror(rc));
-    else
-        note_outcome(This, &res);
+    note_outcome(This, rc, &res, event_name);
 
     if (server != NULL)
         ICertServerExit_Release(server);

@@ -203,7 +203,11 @@ static const char *broker_state(const char *pipe)
 
 /*
  * Shows where the configuration lives and whether the broker answers. strConfig is
- * "COMPUTER\CA" here; the registry key uses the CA's name, the part after the backslash. The
+ * "COMPUTER\CA" here. strStorageLocation is the module's settings key below HKLM (certsrv's
+ * ModuleRegistryLocation); when the caller gives none, the key is built from the CA's name, the
+ * part after the backslash. Flags: CMM_REFRESHONLY asks for no user interface (the report goes
+ * to the Event Log only; there is no cache to refresh, the module reads its settings at
+ * Initialize); CMM_READONLY asks that nothing be changed, which Configure never does. The
  * settings and the pipe are looked up on this machine, which is the CA's own when the snap-in
  * runs on the CA (the usual case for a module's Properties page).
  */
@@ -214,6 +218,7 @@ static HRESULT WINAPI manage_Configure(ICertManageModule *iface, const BSTR conf
     struct crs_exit_settings settings;
     const WCHAR *ca = config != NULL ? config : L"";
     const WCHAR *slash = wcschr(ca, L'\\');
+    WCHAR *key = NULL;
     char *ca8 = NULL, *text = NULL;
     WCHAR *wtext = NULL;
     HWND owner;
@@ -221,21 +226,27 @@ static HRESULT WINAPI manage_Configure(ICertManageModule *iface, const BSTR conf
 
     if (slash != NULL)
         ca = slash + 1;
-    rc = crs_exit_settings_read(ca, &settings);
+    if (storage == NULL || storage[0] == L'\0') {
+        rc = crs_exit_settings_key(ca, &key);
+        if (rc == CRS_ENOMEM)
+            return E_OUTOFMEMORY;
+    }
+    rc = crs_exit_settings_read(key != NULL ? key : storage, &settings);
+    crs_free(key);
     if (rc != 0)
         return E_OUTOFMEMORY;
     rc = crs_win_utf8(ca, -1, 1024, &ca8, NULL);
     if (rc == 0) {
         text = crs_asprintf(
             "CertRelay %s exit module for CA \"%s\".\r\n\r\n"
-            "Settings: HKLM\\SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration\\%s"
-            "\\ExitModules\\CertRelay.Exit (%s)\r\n"
-            "  PipeName = %s\r\n  SpoolDir = %s\r\n  TimeoutMs = %u\r\n  EventMask = 0x%x\r\n"
-            "  CaptureRawRequest = %d\r\n\r\n"
+            "Settings: HKLM\\%s (%s)\r\n"
+            "  PipeName = %s\r\n  BrokerService = %s\r\n  SpoolDir = %s\r\n  TimeoutMs = %u\r\n"
+            "  EventMask = 0x%x\r\n  CaptureRawRequest = %d\r\n\r\n"
             "Broker: %s.\r\nThe broker's settings are in %%ProgramData%%\\CertRelay\\certrelay.ini."
             "\r\nChanges take effect when the CA service restarts.",
-            CRS_VERSION, ca8, ca8, settings.from_registry ? "present" : "absent: all defaults",
-            settings.pipe, settings.spool_dir, (unsigned)settings.timeout_ms,
+            CRS_VERSION, ca8, settings.location != NULL ? settings.location : "(unknown)",
+            settings.from_registry ? "present" : "absent: all defaults", settings.pipe,
+            settings.service, settings.spool_dir, (unsigned)settings.timeout_ms,
             (unsigned)settings.event_mask, settings.capture_raw_request,
             broker_state(settings.pipe));
     }
@@ -244,7 +255,8 @@ static HRESULT WINAPI manage_Configure(ICertManageModule *iface, const BSTR conf
         goto cleanup;
     }
     crs_eventlog_write(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_INFO, text);
-    if (desktop_is_interactive() && crs_win_wide(text, 0, &wtext) == 0) {
+    if (!(flags & CMM_REFRESHONLY) && desktop_is_interactive() &&
+        crs_win_wide(text, 0, &wtext) == 0) {
         owner = InterlockedCompareExchangePointer((void **)&This->owner, NULL, NULL);
         MessageBoxW(owner, wtext, CRS_DLL_NAME, MB_OK | MB_ICONINFORMATION);
     }

@@ -1,6 +1,15 @@
 /*
  * The exit module's registry settings (struct crs_exit_settings in dll.h), read by Initialize
  * (exit.c) and reported by Configure (manage.c).
+ *
+ * Where they live: certsrv tells each module its settings key through the CA property
+ * ModuleRegistryLocation (Initialize reads it, as Microsoft's exit sample does), and the snap-in
+ * passes it to Configure as the storage location. Both are paths below HKLM, normally
+ *
+ *   SYSTEM\CurrentControlSet\Services\CertSvc\Configuration\<sanitized CA name>\ExitModules\CertRelay.Exit
+ *
+ * which is also where `certutil -setreg exit\CertRelay.Exit\TimeoutMs 1500` writes. When certsrv
+ * gives no location, the path is built from the sanitized CA name (crs_exit_settings_key).
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,12 +21,14 @@
 #include "certrelay/event.h"
 #include "certrelay/log.h"
 #include "certrelay/win/eventlog.h"
+#include "certrelay/win/svcacct.h"
 
 /* certsrv blocks on every Notify: a longer bound would stall the CA, a shorter one cannot reach a
  * busy broker. Values outside are clamped (and the clamp is logged). */
 #define EXIT_MIN_TIMEOUT_MS 100u
 #define EXIT_MAX_TIMEOUT_MS 60000u
 #define EXIT_MAX_REG_STRING 4096u /* characters, for PipeName and SpoolDir */
+#define EXIT_MAX_KEY_PATH   512u  /* characters of a settings key path */
 
 /*
  * Reads a REG_SZ or REG_EXPAND_SZ value (expanded) as UTF-8. CRS_ENOENT when absent, so the
@@ -72,15 +83,54 @@ void crs_exit_settings_clear(struct crs_exit_settings *s)
         return;
     crs_free(s->pipe);
     crs_free(s->spool_dir);
+    crs_free(s->service);
+    crs_free(s->location);
     memset(s, 0, sizeof(*s));
 }
 
-int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out)
+int crs_exit_settings_key(const WCHAR *ca, WCHAR **out)
 {
-    WCHAR path[512];
+    WCHAR *path;
+    int n;
+
+    if (out == NULL)
+        return CRS_EINVAL;
+    *out = NULL;
+    if (ca == NULL || ca[0] == L'\0' || wcschr(ca, L'\\') != NULL)
+        return CRS_EINVAL;
+    path = crs_malloc(EXIT_MAX_KEY_PATH * sizeof(WCHAR));
+    if (path == NULL)
+        return CRS_ENOMEM;
+    n = _snwprintf(path, EXIT_MAX_KEY_PATH, L"%ls%ls%ls", CRS_REG_CONFIGURATION, ca,
+                   CRS_REG_EXIT_SUBKEY);
+    if (n < 0 || (size_t)n >= EXIT_MAX_KEY_PATH) {
+        crs_free(path);
+        return CRS_EINVAL;
+    }
+    *out = path;
+    return 0;
+}
+
+/* A location may be written with the hive in front ("HKEY_LOCAL_MACHINE\..." or "HKLM\..."):
+ * every settings key is below HKLM, so the prefix is dropped. */
+static const WCHAR *below_hklm(const WCHAR *path)
+{
+    static const WCHAR *const hives[] = {L"HKEY_LOCAL_MACHINE\\", L"HKLM\\"};
+    size_t i;
+
+    for (i = 0; i < sizeof(hives) / sizeof(hives[0]); i++) {
+        size_t n = wcslen(hives[i]);
+        if (_wcsnicmp(path, hives[i], n) == 0)
+            return path + n;
+    }
+    return path;
+}
+
+int crs_exit_settings_read(const WCHAR *location, struct crs_exit_settings *out)
+{
     HKEY key = NULL;
     uint32_t value;
-    int rc = 0, n;
+    int rc = 0;
 
     if (out == NULL)
         return CRS_EINVAL;
@@ -88,14 +138,14 @@ int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out
     out->timeout_ms = CRS_STUB_DEFAULT_TIMEOUT_MS;
     out->event_mask = CRS_EVENT_ALL;
 
-    /* Without a CA name there is no key to read: every setting takes its default. */
-    if (ca_config != NULL && ca_config[0] != L'\0') {
-        n = _snwprintf(path, sizeof(path) / sizeof(path[0]), L"%ls%ls%ls", CRS_REG_CONFIGURATION,
-                       ca_config, CRS_REG_EXIT_SUBKEY);
-        if (n < 0 || (size_t)n >= sizeof(path) / sizeof(path[0]))
-            return CRS_EINVAL;
-        if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, path, 0, KEY_QUERY_VALUE | KEY_WOW64_64KEY, &key) !=
-            ERROR_SUCCESS)
+    /* Without a location there is no key to read: every setting takes its default. */
+    if (location != NULL && location[0] != L'\0') {
+        location = below_hklm(location);
+        rc = crs_win_utf8(location, -1, EXIT_MAX_KEY_PATH * 3, &out->location, NULL);
+        if (rc != 0)
+            return rc;
+        if (RegOpenKeyExW(HKEY_LOCAL_MACHINE, location, 0, KEY_QUERY_VALUE | KEY_WOW64_64KEY,
+                          &key) != ERROR_SUCCESS)
             key = NULL;
     }
     if (key != NULL) {
@@ -103,6 +153,9 @@ int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out
         rc = reg_read_string(key, L"PipeName", &out->pipe);
         if (rc != 0 && rc != CRS_ENOENT)
             setting_rejected("PipeName", rc);
+        rc = reg_read_string(key, L"BrokerService", &out->service);
+        if (rc != 0 && rc != CRS_ENOENT)
+            setting_rejected("BrokerService", rc);
         rc = reg_read_string(key, L"SpoolDir", &out->spool_dir);
         if (rc != 0 && rc != CRS_ENOENT)
             setting_rejected("SpoolDir", rc);
@@ -135,6 +188,8 @@ int crs_exit_settings_read(const WCHAR *ca_config, struct crs_exit_settings *out
     if (out->pipe == NULL && (out->pipe = crs_default_pipe()) == NULL)
         rc = CRS_ENOMEM;
     if (out->spool_dir == NULL && (out->spool_dir = crs_default_spool_dir()) == NULL)
+        rc = CRS_ENOMEM;
+    if (out->service == NULL && (out->service = crs_strdup(CRS_SERVICE_NAME)) == NULL)
         rc = CRS_ENOMEM;
     if (rc != 0)
         crs_exit_settings_clear(out);

@@ -6,6 +6,12 @@
  *
  * The pipe is opened with SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION: certsrv runs as
  * SYSTEM, and without it whoever created the pipe first could impersonate SYSTEM.
+ *
+ * Any local process can create a pipe of any free name, so before a byte is sent the server end
+ * is authenticated (transport_verify_server): its process must be the one the Service Control
+ * Manager runs the broker service in, under a trusted account. Otherwise an impostor holding
+ * \\.\pipe\CertRelay while the service is stopped would receive every certificate and
+ * acknowledge it, and the events would never be spooled.
  */
 #include <windows.h>
 #include <string.h>
@@ -13,6 +19,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
+#include "certrelay/win/svcacct.h"
 #include "certrelay/win/wstr.h"
 #include "../transport.h"
 
@@ -63,17 +70,45 @@ static DWORD transport_left(uint64_t deadline_ms)
 }
 
 /*
+ * Whether the server end of pipe is the broker service: GetNamedPipeServerProcessId must equal
+ * the process id the SCM reports for the service (a pid cannot be reused while the server's end,
+ * and so its process, is alive), and that process must run as LocalSystem, the service SID or our
+ * own account. 0, or CRS_EPEERAUTH with *server_pid naming the refused process.
+ */
+static int transport_verify_server(HANDLE pipe, const char *service, uint32_t *server_pid)
+{
+    WCHAR wservice[257];
+    ULONG pid = 0;
+    DWORD spid = 0;
+
+    if (crs_win_wide_buf(service, strlen(service), 0, wservice, 257) <= 0)
+        return CRS_EINVAL;
+    if (!GetNamedPipeServerProcessId(pipe, &pid))
+        return CRS_EPEERAUTH;
+    *server_pid = (uint32_t)pid;
+    if (crs_win_service_pid(wservice, &spid) != 0 || spid != pid)
+        return CRS_EPEERAUTH;
+    if (!crs_win_process_trusted(pid, wservice, 0))
+        return CRS_EPEERAUTH;
+    return 0;
+}
+
+/*
  * Opens the pipe. ERROR_PIPE_BUSY means the broker exists but every instance is taken: wait for
  * one with WaitNamedPipeW for the time left (never 0, which would mean "the default wait") and
  * try again. ERROR_FILE_NOT_FOUND means no broker.
  */
-int crs__transport_open(const char *address, uint64_t deadline_ms, struct crs_transport **out)
+int crs__transport_open(const char *address, const char *service, uint64_t deadline_ms,
+                        struct crs_transport **out, uint32_t *server_pid)
 {
     struct crs_transport *t = NULL;
     WCHAR *wname = NULL;
     HANDLE pipe = INVALID_HANDLE_VALUE;
+    uint32_t pid = 0;
     int rc;
 
+    if (server_pid != NULL)
+        *server_pid = 0;
     if (out == NULL)
         return CRS_EINVAL;
     *out = NULL;
@@ -103,6 +138,14 @@ int crs__transport_open(const char *address, uint64_t deadline_ms, struct crs_tr
         /* A failed wait (timeout, or the pipe vanished) is judged by the next CreateFileW or
          * by the deadline check above. */
         (void)WaitNamedPipeW(wname, left);
+    }
+    if (service != NULL && service[0] != '\0') {
+        rc = transport_verify_server(pipe, service, &pid);
+        if (rc != 0) {
+            if (server_pid != NULL)
+                *server_pid = pid;
+            goto cleanup;
+        }
     }
 
     t = crs_calloc(1, sizeof(*t));

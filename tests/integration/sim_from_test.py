@@ -119,7 +119,10 @@ def scripted_events():
                    "RawArchivedKey": b64(ARCHIVED_KEY_MARKER),
                    "RequestAttributes": "CertificateTemplate:User\nccm:" + cn[:50]}
             if kind == "revoked":
-                req.update({"RevokedWhen": {"date": "2026-02-03T04:05:06+01:00"},
+                # A revoked request has Disposition 21: with 20, certsrv's 0x8 means a release
+                # from hold, which the stub reports as unrevoked.
+                req.update({"Disposition": 21,
+                            "RevokedWhen": {"date": "2026-02-03T04:05:06+01:00"},
                             "RevokedReason": 1})
             cert = None
             if kind not in ("pending", "denied"):

@@ -9,3 +9,8 @@ target_link_libraries(test_uuid PRIVATE crs::uv)
 if(NOT WIN32)
   crs_add_unit_test(test_fs_spool ${CMAKE_CURRENT_LIST_DIR}/test_fs_spool.c)
 endif()
+# The Windows security descriptors: service SID, pipe descriptor, private directories (Wine).
+if(WIN32)
+  crs_add_unit_test(test_win_security ${CMAKE_CURRENT_LIST_DIR}/test_win_security.c)
+  target_link_libraries(test_win_security PRIVATE certrelay_broker)
+endif()

@@ -747,10 +747,25 @@ static void test_limits(void)
                  "t.ini:3: ", "bad value for 'salvage'");
 }
 
+/* [broker] ca_account: one more account the Windows broker admits (kept as written). */
+static void test_ca_account(void)
+{
+    struct crs_config *cfg = load_ok("[broker]\nstate_dir = /s\nca_account = CONTOSO\\svc-ca\n");
+
+    if (cfg != NULL)
+        CHECK_EQ_STR(cfg->ca_account, "CONTOSO\\svc-ca");
+    crs_config_free(cfg);
+    cfg = load_ok("[broker]\nstate_dir = /s\n");
+    if (cfg != NULL)
+        CHECK(cfg->ca_account == NULL);
+    crs_config_free(cfg);
+}
+
 int main(void)
 {
     test_full();
     test_limits();
+    test_ca_account();
     test_defaults();
     test_errors();
     test_long_lines();

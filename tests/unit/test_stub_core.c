@@ -203,8 +203,8 @@ static const struct tprop full_props[] = {
 };
 #define NFULL (sizeof(full_props) / sizeof(full_props[0]))
 
-static struct crs_stub *new_stub(const char *pipe, const char *spool, uint32_t timeout_ms,
-                                 int raw_request)
+static struct crs_stub *new_stub_breaker(const char *pipe, const char *spool, uint32_t timeout_ms,
+                                         int raw_request, uint32_t breaker_ms)
 {
     struct crs_stub_options o;
     struct crs_stub *stub = NULL;
@@ -214,8 +214,15 @@ static struct crs_stub *new_stub(const char *pipe, const char *spool, uint32_t t
     o.timeout_ms = timeout_ms;
     o.capture_raw_request = raw_request;
     o.ca_config = "ca01.contoso.test\\Contoso-CA";
+    o.breaker_ms = breaker_ms;
     CHECK_EQ_INT(crs_stub_new(&o, &stub), 0);
     return stub;
+}
+
+static struct crs_stub *new_stub(const char *pipe, const char *spool, uint32_t timeout_ms,
+                                 int raw_request)
+{
+    return new_stub_breaker(pipe, spool, timeout_ms, raw_request, 0);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -332,7 +339,10 @@ static void test_build_all_kinds(void)
         CHECK_EQ_INT(crs_stub_build_event(stub, k, &rd, &ev), 0);
         if (ev == NULL)
             continue;
-        CHECK_EQ_INT(ev->kind, k);
+        /* full_props holds an issued request (Disposition 20): under 0x8 that is certsrv's
+         * release from hold (test_build_revoked_by_disposition). */
+        CHECK_EQ_INT(ev->kind, k == CRS_EVENT_REVOKED ? CRS_EVENT_UNREVOKED : k);
+        CHECK_EQ_INT(ev->raw_exit_event, k);
         CHECK_EQ_INT(crs_event_validate(ev), 0);
         CHECK(ev->ca != NULL && ev->ca->sanitized_name != NULL);
         /* Key archival material is never read, whatever the kind and options. */
@@ -358,6 +368,48 @@ static void test_build_all_kinds(void)
             CHECK(ev->request && ev->request->has_raw_request &&
                   ev->request->raw_request.len == sizeof(fake_req));
         }
+        crs_stub_event_free(ev);
+    }
+    crs_stub_free(stub);
+}
+
+/* certsrv fires 0x8 for a revocation and for a release from hold: Disposition decides. */
+static void test_build_revoked_by_disposition(void)
+{
+    static const struct {
+        uint32_t exit_event;
+        int64_t disposition; /* -1: property absent */
+        uint32_t want;
+    } cases[] = {
+        {CRS_EVENT_REVOKED, 21, CRS_EVENT_REVOKED},
+        {CRS_EVENT_REVOKED, 20, CRS_EVENT_UNREVOKED},
+        {CRS_EVENT_REVOKED, -1, CRS_EVENT_REVOKED},
+        {CRS_EVENT_UNREVOKED, 20, CRS_EVENT_UNREVOKED}, /* in case a version fires 0x100 */
+        {CRS_EVENT_ISSUED, 20, CRS_EVENT_ISSUED},
+    };
+    struct crs_stub *stub = new_stub("/nonexistent/sock", "/tmp/unused-spool", 0, 0);
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tprop props[] = {
+            L(SC_REQ, "RequestID", 7),
+            L(SC_REQ, "Disposition", cases[i].disposition),
+            L(SC_REQ, "RevokedReason", 6), /* certificateHold */
+            B(SC_CERT, "RawCertificate", fake_cert),
+        };
+        size_t n = sizeof(props) / sizeof(props[0]);
+        struct treader t;
+        struct crs_prop_reader rd;
+        Certrelay__V1__Event *ev = NULL;
+
+        if (cases[i].disposition < 0)
+            props[1].name = "NoSuchProperty";
+        tr_init(&t, &rd, props, n);
+        CHECK_EQ_INT(crs_stub_build_event(stub, cases[i].exit_event, &rd, &ev), 0);
+        if (ev == NULL)
+            continue;
+        CHECK_EQ_INT(ev->kind, cases[i].want);
+        CHECK_EQ_INT(ev->raw_exit_event, cases[i].exit_event);
+        CHECK_EQ_INT(crs_event_validate(ev), 0);
         crs_stub_event_free(ev);
     }
     crs_stub_free(stub);
@@ -1029,6 +1081,75 @@ static void test_notify_concurrent(void)
     crs_stub_free(stub);
 }
 
+/*
+ * The circuit breaker: a broker that accepts and never answers costs one timeout; the calls after
+ * it go straight to the spool without touching the broker (it sees one event), until the window
+ * is over.
+ */
+static void test_notify_breaker_hung(void)
+{
+    char spool[300], sock[300];
+    struct fake_broker fb;
+    struct crs_stub_result res;
+
+    snprintf(spool, sizeof(spool), "%s/spool-breaker", tmpdir);
+    snprintf(sock, sizeof(sock), "%s/breaker.sock", tmpdir);
+    CHECK_EQ_INT(fb_start(&fb, sock, FB_SILENT), 0);
+    /* A window far longer than the test: no probe happens during it. */
+    struct crs_stub *stub = new_stub_breaker(sock, spool, 200, 0, CRS_STUB_MAX_BREAKER_MS);
+
+    CHECK_EQ_INT(notify_issued(stub, &res), 0);
+    CHECK_EQ_INT(res.outcome, CRS_STUB_SPOOLED);
+    CHECK_EQ_INT(res.send_error, CRS_ETIMEDOUT);
+    CHECK_EQ_INT(res.breaker_open, 0);
+    CHECK_EQ_INT(res.request_id, 42);
+    for (int i = 0; i < 49; i++) {
+        CHECK_EQ_INT(notify_issued(stub, &res), 0);
+        CHECK_EQ_INT(res.outcome, CRS_STUB_SPOOLED);
+        CHECK_EQ_INT(res.breaker_open, 1);
+        CHECK_EQ_INT(res.send_error, CRS_ETIMEDOUT);
+    }
+    CHECK_EQ_INT(count_spooled(spool), 50);
+    /* The broker saw at most the first event (its threads may not have counted it yet: the
+     * bound, not the count, is the point). */
+    uv_mutex_lock(&fb.lock);
+    CHECK(fb.events <= 1);
+    CHECK(fb.nconns <= 1);
+    uv_mutex_unlock(&fb.lock);
+    fb_stop(&fb);
+    clear_spool(spool);
+    crs_stub_free(stub);
+}
+
+/* After the window one call probes; when the broker is back it is acknowledged, which closes the
+ * breaker for every call after it. */
+static void test_notify_breaker_probe(void)
+{
+    char spool[300], sock[300];
+    struct fake_broker fb;
+    struct crs_stub_result res;
+
+    snprintf(spool, sizeof(spool), "%s/spool-probe", tmpdir);
+    snprintf(sock, sizeof(sock), "%s/probe.sock", tmpdir);
+    struct crs_stub *stub = new_stub_breaker(sock, spool, 1000, 0, 1);
+
+    CHECK_EQ_INT(notify_issued(stub, &res), 0);
+    CHECK_EQ_INT(res.outcome, CRS_STUB_SPOOLED);
+    CHECK_EQ_INT(res.send_error, CRS_ECONNREFUSED);
+    CHECK_EQ_INT(fb_start(&fb, sock, FB_ACK), 0);
+    uv_sleep(20); /* past the 1 ms window */
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ_INT(notify_issued(stub, &res), 0);
+        CHECK_EQ_INT(res.outcome, CRS_STUB_ACKED);
+    }
+    uv_mutex_lock(&fb.lock);
+    CHECK_EQ_INT(fb.events, 5);
+    uv_mutex_unlock(&fb.lock);
+    fb_stop(&fb);
+    clear_spool(spool);
+    crs_stub_free(stub);
+}
+
 /* A failing spool directory is the one case where the event is lost: the caller is told. */
 static void test_notify_spool_unwritable(void)
 {
@@ -1058,6 +1179,7 @@ int main(void)
 
     test_build_issued();
     test_build_all_kinds();
+    test_build_revoked_by_disposition();
     test_build_rejects_unknown_kind();
     test_build_sparse_and_failing();
     test_build_crl_count_capped();
@@ -1070,6 +1192,8 @@ int main(void)
     test_notify_failures_spool();
     test_notify_concurrent();
     test_notify_spool_unwritable();
+    test_notify_breaker_hung();
+    test_notify_breaker_probe();
 
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);

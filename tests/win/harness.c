@@ -9,10 +9,14 @@
  *   2. finds the module by ProgID (CLSIDFromProgID(L"CertRelay.Exit"), as registered by
  *      regsvr32), checks GetDescription and the ICertManageModule properties;
  *   3. writes the module's settings for a test CA below
- *      HKLM\SYSTEM\CurrentControlSet\Services\CertSvc\Configuration\<CA>\ExitModules\CertRelay.Exit
- *      and calls Initialize;
+ *      HKLM\SYSTEM\CurrentControlSet\Services\CertSvc\Configuration\<key>\ExitModules\CertRelay.Exit
+ *      where <key> is the CA's sanitized name (--registry-key), which may differ from the name
+ *      Initialize gets (--ca), and serves that path as the CA property ModuleRegistryLocation, as
+ *      certsrv does; then calls Initialize, which must raise the startup event itself;
  *   4. calls Notify for every event kind from several threads at once, each call with its own
- *      context; the fake server maps SetContext(context) to a property table holding a real DER
+ *      context, sending what real certsrv sends: revocation and release from hold both as
+ *      EXITEVENT_CERTREVOKED (0x8, told apart by Disposition 21 or 20), never 0x80 or 0x100;
+ *      the fake server maps SetContext(context) to a property table holding a real DER
  *      certificate (tests/fixtures/gen-fixtures.sh), or at context 0 the CA's properties with
  *      the real base and delta CRLs;
  *   5. checks that every Notify returned S_OK within the timeout (with a generous guard: this is
@@ -29,12 +33,16 @@
  * nothing failed.
  *
  *   harness --fixtures DIR --ca NAME --pipe PIPE --spool DIR --expect FILE
- *           [--threads 8] [--rounds 2] [--first-request 1000] [--timeout-ms 2000]
- *           [--guard-ms 10000] [--skip-identity]
+ *           [--registry-key NAME] [--broker-service NAME] [--threads 8] [--rounds 2]
+ *           [--first-request 1000] [--timeout-ms 2000] [--guard-ms 10000] [--skip-identity]
  *   harness --paramchange SERVICE
+ *   harness --set-binpath SERVICE COMMANDLINE
+ *   harness --set-account SERVICE ACCOUNT
  *
  * The second form sends SERVICE_CONTROL_PARAMCHANGE through the Service Control Manager (Wine's
- * sc.exe has no "control" command) and exits 0 when the service took it.
+ * sc.exe has no "control" command) and exits 0 when the service took it; the third changes a
+ * service's binPath, the fourth its account (with the service SID type unrestricted), with
+ * ChangeServiceConfigW (Wine's "sc config" does nothing).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -312,14 +320,18 @@ static const struct kind {
     {EXITEVENT_CERTPENDING, "pending", 9, 0, L"Taken Under Submission"},
     {EXITEVENT_CERTDENIED, "denied", 31, 0, L"Denied by Policy Module"},
     {EXITEVENT_CERTREVOKED, "revoked", 21, 1, L"Revoked by CONTOSO\\admin"},
+    /* A release from hold: certsrv fires 0x8 again, with the request issued (20) once more. */
+    {EXITEVENT_CERTREVOKED, "unrevoked", 20, 1, L"Released from hold"},
     {EXITEVENT_CERTRETRIEVEPENDING, "retrieve_pending", 20, 1, L"Issued"},
     {EXITEVENT_CRLISSUED, "crl_issued", 0, 0, NULL},
     {EXITEVENT_SHUTDOWN, "shutdown", 0, 0, NULL},
-    {EXITEVENT_STARTUP, "startup", 0, 0, NULL},
-    {EXITEVENT_CERTUNREVOKED, "unrevoked", 20, 1, L"Released from hold"},
     {EXITEVENT_CERTIMPORTED, "imported", 20, 1, L"Imported"},
 };
 #define NKINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
+
+/* The CA's sanitized name and the module's settings key (ModuleRegistryLocation). */
+static WCHAR sanitized_name[128];
+static WCHAR module_location[512];
 
 static void build_ca_table(void)
 {
@@ -333,11 +345,9 @@ static void build_ca_table(void)
     ADD_BIN(t->cert, t->ncert, L"RawDeltaCRL.0", &delta_der);
     ADD_BIN(t->cert, t->ncert, L"RawCACertificate.0", &ca_der);
     ADD_LONG(t->cert, t->ncert, L"fDeltaCRLsDisabled", 0);
-    ADD_STR(t->cert, t->ncert, L"SanitizedCAName", L"CertRelay-Wine-CA");
+    ADD_STR(t->cert, t->ncert, L"SanitizedCAName", sanitized_name);
     ADD_STR(t->cert, t->ncert, L"MachineDNSName", L"ca01.contoso.test");
-    ADD_STR(t->cert, t->ncert, L"ModuleRegistryLocation",
-            L"SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration\\CertRelay-Wine-CA"
-            L"\\ExitModules\\CertRelay.Exit");
+    ADD_STR(t->cert, t->ncert, L"ModuleRegistryLocation", module_location);
 }
 
 static void build_request_table(struct table *t, LONG id, const struct kind *k)
@@ -357,7 +367,7 @@ static void build_request_table(struct table *t, LONG id, const struct kind *k)
     ADD_DATE(t->req, t->nreq, L"SubmittedWhen", now - 0.01);
     if (k->disposition != 9)
         ADD_DATE(t->req, t->nreq, L"ResolvedWhen", now);
-    if (k->bit == EXITEVENT_CERTREVOKED) {
+    if (k->disposition == 21) {
         ADD_DATE(t->req, t->nreq, L"RevokedWhen", now);
         ADD_DATE(t->req, t->nreq, L"RevokedEffectiveWhen", now);
         ADD_LONG(t->req, t->nreq, L"RevokedReason", 1); /* keyCompromise */
@@ -763,19 +773,17 @@ static IClassFactory server_factory = {&cf_vtbl};
 /* The module's settings                                                                        */
 /* ------------------------------------------------------------------------------------------ */
 
-static void write_settings(const WCHAR *ca, const WCHAR *pipe, const WCHAR *spool, DWORD timeout_ms)
+/* Writes the settings where certsrv keeps them: at module_location, the key of the CA's sanitized
+ * name, as `certutil -setreg exit\CertRelay.Exit\<value>` does. */
+static void write_settings(const WCHAR *pipe, const WCHAR *spool, DWORD timeout_ms,
+                           const WCHAR *service)
 {
-    WCHAR path[512];
     DWORD mask = 0x3ff, zero = 0;
     HKEY key;
     LONG err;
 
-    _snwprintf(path, 512,
-               L"SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration\\%ls"
-               L"\\ExitModules\\CertRelay.Exit",
-               ca);
-    path[511] = L'\0';
-    err = RegCreateKeyExW(HKEY_LOCAL_MACHINE, path, 0, NULL, 0, KEY_SET_VALUE, NULL, &key, NULL);
+    err = RegCreateKeyExW(HKEY_LOCAL_MACHINE, module_location, 0, NULL, 0, KEY_SET_VALUE, NULL,
+                          &key, NULL);
     if (err != ERROR_SUCCESS)
         die("cannot create the settings key (error %ld)", (long)err);
     RegSetValueExW(key, L"PipeName", 0, REG_SZ, (const BYTE *)pipe,
@@ -785,6 +793,8 @@ static void write_settings(const WCHAR *ca, const WCHAR *pipe, const WCHAR *spoo
     RegSetValueExW(key, L"TimeoutMs", 0, REG_DWORD, (const BYTE *)&timeout_ms, sizeof(DWORD));
     RegSetValueExW(key, L"EventMask", 0, REG_DWORD, (const BYTE *)&mask, sizeof(DWORD));
     RegSetValueExW(key, L"CaptureRawRequest", 0, REG_DWORD, (const BYTE *)&zero, sizeof(DWORD));
+    RegSetValueExW(key, L"BrokerService", 0, REG_SZ, (const BYTE *)service,
+                   (DWORD)((wcslen(service) + 1) * sizeof(WCHAR)));
     RegCloseKey(key);
 }
 
@@ -867,6 +877,14 @@ static void check_identity(ICertExit2 *ex)
         config = SysAllocString(L"CA01\\CertRelay-Wine-CA");
         hr = ICertManageModule_Configure(mm, config, NULL, 0);
         CHECK(hr == S_OK, "Configure: 0x%08lx", (unsigned long)hr);
+        /* The snap-in passes the storage location (ModuleRegistryLocation); refresh-only asks for
+         * no user interface at all. */
+        {
+            BSTR storage = SysAllocString(module_location);
+            hr = ICertManageModule_Configure(mm, config, storage, CMM_REFRESHONLY);
+            CHECK(hr == S_OK, "Configure(storage, CMM_REFRESHONLY): 0x%08lx", (unsigned long)hr);
+            SysFreeString(storage);
+        }
         SysFreeString(config);
         ICertManageModule_Release(mm);
     }
@@ -937,26 +955,73 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Sends PARAMCHANGE to a running service, as an administrator's tool would. */
-static int send_paramchange(const char *name)
+/* Opens service name with the given access; *scm must be closed too (both NULL on failure). */
+static SC_HANDLE open_service(const char *name, DWORD access, SC_HANDLE *scm)
 {
-    SC_HANDLE scm, svc = NULL;
-    SERVICE_STATUS st;
     WCHAR *wname = wdup(name);
-    BOOL ok = FALSE;
+    SC_HANDLE svc = NULL;
 
-    scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
-    if (scm != NULL)
-        svc = OpenServiceW(scm, wname, SERVICE_PAUSE_CONTINUE | SERVICE_QUERY_STATUS);
-    if (svc != NULL)
-        ok = ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st);
-    printf("harness: PARAMCHANGE to %s: %s (error %lu)\n", name, ok ? "accepted" : "refused",
-           ok ? 0ul : (unsigned long)GetLastError());
+    *scm = OpenSCManagerW(NULL, NULL, SC_MANAGER_CONNECT);
+    if (*scm != NULL)
+        svc = OpenServiceW(*scm, wname, access);
+    free(wname);
+    return svc;
+}
+
+static void close_service(SC_HANDLE svc, SC_HANDLE scm)
+{
     if (svc != NULL)
         CloseServiceHandle(svc);
     if (scm != NULL)
         CloseServiceHandle(scm);
-    free(wname);
+}
+
+/* Sends PARAMCHANGE to a running service, as an administrator's tool would. */
+static int send_paramchange(const char *name)
+{
+    SC_HANDLE scm, svc = open_service(name, SERVICE_PAUSE_CONTINUE | SERVICE_QUERY_STATUS, &scm);
+    SERVICE_STATUS st;
+    BOOL ok = svc != NULL && ControlService(svc, SERVICE_CONTROL_PARAMCHANGE, &st);
+
+    printf("harness: PARAMCHANGE to %s: %s (error %lu)\n", name, ok ? "accepted" : "refused",
+           ok ? 0ul : (unsigned long)GetLastError());
+    close_service(svc, scm);
+    return ok ? 0 : 1;
+}
+
+/* Changes a service's command line, as "sc config SERVICE binPath= ..." would. */
+static int set_binpath(const char *name, const char *cmdline)
+{
+    SC_HANDLE scm, svc = open_service(name, SERVICE_CHANGE_CONFIG, &scm);
+    WCHAR *wcmd = wdup(cmdline);
+    BOOL ok = svc != NULL &&
+              ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
+                                   wcmd, NULL, NULL, NULL, NULL, NULL, NULL);
+
+    printf("harness: binPath of %s: %s (error %lu)\n", name, ok ? "changed" : "unchanged",
+           ok ? 0ul : (unsigned long)GetLastError());
+    close_service(svc, scm);
+    free(wcmd);
+    return ok ? 0 : 1;
+}
+
+/* Runs a service under another account, as "sc config SERVICE obj= ACCOUNT" and "sc sidtype
+ * SERVICE unrestricted" would; a virtual account (NT SERVICE\\...) has no password. */
+static int set_account(const char *name, const char *account)
+{
+    SC_HANDLE scm, svc = open_service(name, SERVICE_CHANGE_CONFIG, &scm);
+    SERVICE_SID_INFO sid = {SERVICE_SID_TYPE_UNRESTRICTED};
+    WCHAR *wacct = wdup(account);
+    BOOL ok = svc != NULL &&
+              ChangeServiceConfigW(svc, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE, SERVICE_NO_CHANGE,
+                                   NULL, NULL, NULL, NULL, wacct, L"", NULL);
+    BOOL sid_ok = ok && ChangeServiceConfig2W(svc, SERVICE_CONFIG_SERVICE_SID_INFO, &sid);
+
+    printf("harness: account of %s: %s, SID type: %s (error %lu)\n", name,
+           ok ? "changed" : "unchanged", sid_ok ? "unrestricted" : "unchanged",
+           ok && sid_ok ? 0ul : (unsigned long)GetLastError());
+    close_service(svc, scm);
+    free(wacct);
     return ok ? 0 : 1;
 }
 
@@ -990,6 +1055,8 @@ int main(int argc, char **argv)
 {
     const char *fixtures = arg_value(argc, argv, "--fixtures", NULL);
     const char *ca = arg_value(argc, argv, "--ca", "CertRelay-Wine-CA");
+    const char *regkey = arg_value(argc, argv, "--registry-key", ca);
+    const char *service = arg_value(argc, argv, "--broker-service", "CertRelay");
     const char *pipe = arg_value(argc, argv, "--pipe", NULL);
     const char *spool = arg_value(argc, argv, "--spool", NULL);
     const char *expect = arg_value(argc, argv, "--expect", NULL);
@@ -1015,6 +1082,10 @@ int main(int argc, char **argv)
 
     if (arg_value(argc, argv, "--paramchange", NULL) != NULL)
         return send_paramchange(arg_value(argc, argv, "--paramchange", NULL));
+    if (argc == 4 && strcmp(argv[1], "--set-binpath") == 0)
+        return set_binpath(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "--set-account") == 0)
+        return set_account(argv[2], argv[3]);
     first_request = atol(arg_value(argc, argv, "--first-request", "1000"));
     if (fixtures == NULL || pipe == NULL || spool == NULL || expect == NULL || nthreads < 1 ||
         nthreads > 64 || rounds < 1 || rounds > 100 || first_request < 1)
@@ -1023,6 +1094,18 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IONBF, 0);
 
     load_fixtures(fixtures);
+    {
+        WCHAR *w = wdup(regkey);
+
+        _snwprintf(sanitized_name, 128, L"%ls", w);
+        sanitized_name[127] = L'\0';
+        _snwprintf(module_location, 512,
+                   L"SYSTEM\\CurrentControlSet\\Services\\CertSvc\\Configuration\\%ls"
+                   L"\\ExitModules\\CertRelay.Exit",
+                   w);
+        module_location[511] = L'\0';
+        free(w);
+    }
     build_ca_table();
 
     hr = CoInitializeEx(NULL, COINIT_MULTITHREADED);
@@ -1056,12 +1139,14 @@ int main(int argc, char **argv)
 
     {
         WCHAR *wca = wdup(ca), *wpipe = wdup(pipe), *wspool = wdup(spool);
+        WCHAR *wservice = wdup(service);
 
-        write_settings(wca, wpipe, wspool, timeout_ms);
+        write_settings(wpipe, wspool, timeout_ms, wservice);
         bca = SysAllocString(wca);
         free(wca);
         free(wpipe);
         free(wspool);
+        free(wservice);
     }
     /* certsrv's error mode must survive the module (libuv's setup would replace it). */
     SetErrorMode(SEM_FAILCRITICALERRORS);
@@ -1069,7 +1154,8 @@ int main(int argc, char **argv)
     hr = ICertExit2_Initialize(ex, bca, &mask);
     SysFreeString(bca);
     CHECK(hr == S_OK, "Initialize: 0x%08lx", (unsigned long)hr);
-    CHECK(mask == 0x3ff, "Initialize returned mask 0x%lx, want 0x3ff", (unsigned long)mask);
+    /* Every event but STARTUP, which certsrv never fires: the module raised it in Initialize. */
+    CHECK(mask == 0x37f, "Initialize returned mask 0x%lx, want 0x37f", (unsigned long)mask);
     if (FAILED(hr))
         goto done;
 
@@ -1085,6 +1171,7 @@ int main(int argc, char **argv)
     ef = fopen(expect, "w");
     if (ef == NULL)
         die("cannot write %s", expect);
+    fprintf(ef, "0\tstartup\t-\n"); /* raised by Initialize */
     for (t = 0; t < nthreads; t++) {
         workers[t].calls = &calls[ncalls];
         for (r = 0; r < rounds; r++) {

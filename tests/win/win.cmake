@@ -17,6 +17,12 @@ set_target_properties(crs_wine_harness PROPERTIES OUTPUT_NAME harness)
 target_include_directories(crs_wine_harness PRIVATE ${PROJECT_SOURCE_DIR}/stub/win)
 target_link_libraries(crs_wine_harness PRIVATE ole32 oleaut32 advapi32 crypt32 uuid)
 
+# fake_broker.exe: a pipe server that is not the broker (an impostor that acknowledges everything,
+# or a broker that hangs), optionally run as a service of its own.
+add_executable(crs_wine_fake_broker ${CMAKE_CURRENT_LIST_DIR}/fake_broker.c)
+set_target_properties(crs_wine_fake_broker PROPERTIES OUTPUT_NAME fake_broker)
+target_link_libraries(crs_wine_fake_broker PRIVATE certrelay_core advapi32)
+
 # certrelay_exit.dll imports only system DLLs certsrv already has and links no libuv or jansson
 # (objdump of the DLL; needs no Wine, but belongs with the Windows checks).
 if(CRS_PYTHON3 AND CMAKE_OBJDUMP)
@@ -42,6 +48,8 @@ add_test(NAME wine_exit_module_service
           --dll $<TARGET_FILE:certrelay_exit>
           --broker $<TARGET_FILE:certrelayd>
           --harness $<TARGET_FILE:crs_wine_harness>
+          --fake-broker $<TARGET_FILE:crs_wine_fake_broker>
+          --tool $<TARGET_FILE:certrelay>
           --fixtures ${CRS_FIXTURE_DIR}
           --work ${CMAKE_CURRENT_BINARY_DIR}/wine)
 set_tests_properties(wine_exit_module_service PROPERTIES LABELS wine TIMEOUT 900)

@@ -15,10 +15,11 @@
  */
 #include "setup.h"
 
-#include <bcrypt.h>
 #include <stdio.h>
 #include <string.h>
 #include <wchar.h>
+#include "certrelay/error.h"
+#include "certrelay/win/svcacct.h"
 
 #define SERVICE_DISPLAY     L"CertRelay"
 #define SERVICE_DESCRIPTION L"Delivers AD CS exit module events (CertRelay)"
@@ -388,42 +389,19 @@ cleanup:
 }
 
 /*
- * The service SID Windows gives a service for its virtual account: S-1-5-80- followed by the
- * SHA-1 of the service name in upper case (UTF-16LE) read as five little-endian 32-bit numbers.
- * Computed rather than looked up, so it works before the service exists and where the account
- * cannot be resolved by name.
+ * The service SID Windows gives a service for its virtual account (S-1-5-80-...), computed by
+ * crs_win_service_sid (lib/win/svcacct.c, which the exit module and the broker use as well), so
+ * it works before the service exists and where the account cannot be resolved by name.
  */
 DWORD setup_service_sid(WCHAR *out, size_t cap)
 {
-    WCHAR upper[64];
-    BYTE digest[20];
-    DWORD v[5];
-    size_t i, n = wcslen(SETUP_SERVICE_NAME);
-    BCRYPT_ALG_HANDLE alg = NULL;
-    BCRYPT_HASH_HANDLE hash = NULL;
-    NTSTATUS st;
-    int len;
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    int rc;
 
-    for (i = 0; i <= n; i++)
-        upper[i] = towupper(SETUP_SERVICE_NAME[i]);
-    st = BCryptOpenAlgorithmProvider(&alg, BCRYPT_SHA1_ALGORITHM, NULL, 0);
-    if (BCRYPT_SUCCESS(st))
-        st = BCryptCreateHash(alg, &hash, NULL, 0, NULL, 0, 0);
-    if (BCRYPT_SUCCESS(st))
-        st = BCryptHashData(hash, (PUCHAR)upper, (ULONG)(n * sizeof(WCHAR)), 0);
-    if (BCRYPT_SUCCESS(st))
-        st = BCryptFinishHash(hash, digest, sizeof(digest), 0);
-    if (hash != NULL)
-        BCryptDestroyHash(hash);
-    if (alg != NULL)
-        BCryptCloseAlgorithmProvider(alg, 0);
-    if (!BCRYPT_SUCCESS(st))
-        return ERROR_INTERNAL_ERROR;
-    for (i = 0; i < 5; i++)
-        v[i] = (DWORD)digest[4 * i] | (DWORD)digest[4 * i + 1] << 8 |
-               (DWORD)digest[4 * i + 2] << 16 | (DWORD)digest[4 * i + 3] << 24;
-    len = _snwprintf(out, cap, L"S-1-5-80-%lu-%lu-%lu-%lu-%lu", (unsigned long)v[0],
-                     (unsigned long)v[1], (unsigned long)v[2], (unsigned long)v[3],
-                     (unsigned long)v[4]);
-    return len < 0 || (size_t)len >= cap ? ERROR_BUFFER_OVERFLOW : 0;
+    rc = crs_win_service_sid(SETUP_SERVICE_NAME, (PSID)sid, sizeof(sid));
+    if (rc == 0)
+        rc = crs_win_sid_string((PSID)sid, out, cap);
+    if (rc == CRS_ETOOBIG)
+        return ERROR_BUFFER_OVERFLOW;
+    return rc == 0 ? 0 : ERROR_INTERNAL_ERROR;
 }

@@ -35,17 +35,16 @@
 #include "certrelay/error.h"
 #include "certrelay/text.h"
 #include "certrelay/event.h"
-#include "certrelay/fs.h"
 #include "certrelay/log.h"
 #include "sinks/email/message.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/secret.h"
 #include "sinks/email/settings.h"
 #include "sinks/sink.h"
 #include "render/template.h"
 #include "certrelay/uuid.h"
 #include "curl_uv.h"
 #include "sinks/curl_attempt.h"
-#include "sinks/secret.h"
 
 #define EMAIL_PASSWORD_FILE_MAX (64u * 1024u)
 /* A subject is cut here (bytes of UTF-8) before encoding: a header line stays under 998. */
@@ -116,7 +115,7 @@ static int read_password(const char *sink, const char *path, char **out)
     int rc;
 
     *out = NULL;
-    rc = crs_fs_read_all(path, EMAIL_PASSWORD_FILE_MAX, &data, &len);
+    rc = crs_secret_read_file(path, EMAIL_PASSWORD_FILE_MAX, &data, &len);
     if (rc != 0) {
         crs_error("sink %s: cannot read password_file '%s': %s", sink, path, crs_strerror(rc));
         return rc;

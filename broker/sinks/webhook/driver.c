@@ -32,16 +32,15 @@
 #include "certrelay/alloc.h"
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
-#include "certrelay/fs.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
+#include "certrelay/secret.h"
 #include "sinks/webhook/settings.h"
 #include "sinks/sink.h"
 #include "certrelay/uuid.h"
 #include "sinks/webhook/formats.h"
 #include "curl_uv.h"
 #include "sinks/curl_attempt.h"
-#include "sinks/secret.h"
 
 _Static_assert(CRS_DELIVERY_OK == 0 && CRS_DELIVERY_RETRY == 1 && CRS_DELIVERY_PERMANENT == 2,
                "crs_http_status_outcome() returns enum crs_delivery_outcome values");
@@ -97,8 +96,8 @@ struct webhook_attempt {
 /* Secrets                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Reads a small secret file with surrounding whitespace trimmed. Logs its own failure (naming
- * the file, never its content). */
+/* Reads a small secret file (plain, or on Windows a DPAPI blob: certrelay/secret.h) with
+ * surrounding whitespace trimmed. Logs its own failure (naming the file, never its content). */
 static int read_secret_file(const char *sink, const char *key, const char *path, char **out)
 {
     uint8_t *data = NULL;
@@ -106,7 +105,7 @@ static int read_secret_file(const char *sink, const char *key, const char *path,
     int rc;
 
     *out = NULL;
-    rc = crs_fs_read_all(path, WEBHOOK_SECRET_FILE_MAX, &data, &len);
+    rc = crs_secret_read_file(path, WEBHOOK_SECRET_FILE_MAX, &data, &len);
     if (rc != 0) {
         crs_error("sink %s: cannot read %s '%s': %s", sink, key, path, crs_strerror(rc));
         return rc;

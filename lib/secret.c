@@ -1,17 +1,20 @@
-/* Wiping secrets before they are freed (see secret.h). */
+/*
+ * Wiping secrets before they are freed (include/certrelay/secret.h). Reading and sealing secret
+ * files is per platform: lib/unix/secret.c, lib/win/secret.c.
+ */
 #include <string.h>
 
 #include "certrelay/alloc.h"
-#include "sinks/secret.h"
+#include "certrelay/secret.h"
 
-void crs_secret_free(void *p, size_t n)
+void crs_secret_free(void *p, size_t len)
 {
     /* Stores through a volatile pointer: the compiler may not drop them as dead before free. */
     volatile unsigned char *v = p;
 
     if (p == NULL)
         return;
-    while (n--)
+    while (len--)
         *v++ = 0;
     crs_free(p);
 }
