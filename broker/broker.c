@@ -18,15 +18,20 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin.h"
 #include "certrelay/alloc.h"
+#include "certrelay/clock.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
+#include "certrelay/msgid.h"
 #include "certrelay/thread.h"
 #include "certrelay/version.h"
 #include "dispatch.h"
 #include "platform.h"
+#include "metrics.h"
 #include "queue.h"
+#include "retention.h"
 #include "server.h"
 #include "sinks/sink.h"
 #include "spooldrain.h"
@@ -40,6 +45,14 @@ struct crs_broker {
     struct crs_server *srv;
     struct crs_dispatcher *disp;
     struct crs_spooldrain *sd;
+    struct crs_admin *admin;
+    struct crs_retention *ret;
+    struct crs_metrics_server *metrics;
+    /* Configurations loaded by reloads. Kept until the broker is freed: events received under
+     * one are routed by index into it, and delivery rows are keyed by its sink names. */
+    struct crs_config **configs;
+    size_t nconfigs;
+    struct broker_reload *reload; /* waiting for the dispatcher's pause */
     int started;
     int stopping;
     int stopped;
@@ -48,6 +61,46 @@ struct crs_broker {
     void (*on_stopped)(void *arg);
     void *on_stopped_arg;
 };
+
+struct broker_reload {
+    struct crs_broker *b;
+    const struct crs_config *cfg;
+    struct crs_sink *sinks; /* cfg's sinks, then the removed ones still finishing */
+    size_t nsinks;
+    size_t nopen;
+    size_t nretiring;
+    crs_broker_reload_cb done;
+    void *arg;
+};
+
+static int broker_reload_admin(void *arg, crs_broker_reload_cb done, void *ctx, char *err,
+                               size_t errlen);
+
+static int broker_sink_init(struct crs_sink *s, const struct crs_sink_config *sc, uv_loop_t *loop,
+                            size_t index)
+{
+    memset(s, 0, sizeof(*s));
+    s->cfg = sc;
+    s->driver = crs_sink_driver_find(sc->type->name);
+    s->loop = loop;
+    s->index = (unsigned)index;
+    if (s->driver == NULL) {
+        crs_error("sink %s: type %s has no delivery driver in this broker", sc->name,
+                  sc->type->name);
+        return CRS_ECONFIG;
+    }
+    return 0;
+}
+
+static void broker_sinks_close(struct crs_sink *sinks, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (sinks[i].driver->close != NULL)
+            sinks[i].driver->close(&sinks[i]);
+    }
+}
 
 int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_broker **out)
 {
@@ -64,6 +117,7 @@ int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_bro
     b = crs_calloc(1, sizeof(*b));
     if (b == NULL)
         return CRS_ENOMEM;
+    crs_metrics_reset();
     b->loop = loop;
     b->cfg = cfg;
     if (cfg->nsinks > 0) {
@@ -74,17 +128,9 @@ int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_bro
         }
     }
     for (i = 0; i < cfg->nsinks; i++) {
-        struct crs_sink *s = &b->sinks[i];
-        s->cfg = &cfg->sinks[i];
-        s->driver = crs_sink_driver_find(cfg->sinks[i].type->name);
-        s->loop = loop;
-        s->index = (unsigned)i;
-        if (s->driver == NULL) {
-            crs_error("sink %s: type %s has no delivery driver in this broker", cfg->sinks[i].name,
-                      cfg->sinks[i].type->name);
-            rc = CRS_ECONFIG;
+        rc = broker_sink_init(&b->sinks[i], &cfg->sinks[i], loop, i);
+        if (rc != 0)
             goto cleanup;
-        }
     }
     *out = b;
     b = NULL;
@@ -142,12 +188,46 @@ int crs_broker_start(struct crs_broker *b)
     rc = crs_dispatcher_start(b->disp);
     if (rc != 0)
         goto cleanup;
+    rc = crs_retention_new(b->loop, cfg, b->q, &b->ret);
+    if (rc == 0)
+        rc = crs_retention_start(b->ret);
+    if (rc != 0)
+        goto cleanup;
+    {
+        /* The admin channel (the CLI) is served once there is something to report on. */
+        struct crs_admin_env env;
+        memset(&env, 0, sizeof(env));
+        env.loop = b->loop;
+        env.cfg = cfg;
+        env.q = b->q;
+        env.sinks = b->sinks;
+        env.disp = b->disp;
+        env.retention = b->ret;
+        env.started_ms = crs_now_ms();
+        env.reload = broker_reload_admin;
+        env.reload_arg = b;
+        rc = crs_admin_new(&env, &b->admin);
+        if (rc != 0)
+            goto cleanup;
+        crs_server_set_admin(b->srv, b->admin);
+    }
+    {
+        struct crs_metrics_env menv = {b->loop, cfg, b->q, b->sinks, b->ret, crs_now_ms()};
+        rc = crs_metrics_server_start(&menv, &b->metrics);
+        if (rc != 0)
+            goto cleanup;
+    }
     rc = crs_spooldrain_new(b->loop, cfg, b->q, &b->sd);
     if (rc != 0)
         goto cleanup;
     rc = crs_spooldrain_start(b->sd);
     if (rc != 0)
         goto cleanup;
+    {
+        const char *ins[2] = {CRS_VERSION, cfg->path ? cfg->path : "(built-in default)"};
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_STARTED, ins, 2, "certrelayd %s started (%s)", ins[0],
+                      ins[1]);
+    }
     crs_info("broker ready: %zu sink%s", cfg->nsinks, cfg->nsinks == 1 ? "" : "s");
 
 cleanup:
@@ -161,7 +241,7 @@ static void broker_queue_closed(void *arg)
     struct crs_broker *b = arg;
 
     b->stopped = 1;
-    crs_info("broker stopped");
+    crs_log_event(CRS_LOG_INFO, CRS_MSGID_STOPPED, NULL, 0, "broker stopped");
     if (b->on_stopped != NULL)
         b->on_stopped(b->on_stopped_arg);
 }
@@ -169,14 +249,10 @@ static void broker_queue_closed(void *arg)
 static void broker_part_stopped(void *arg)
 {
     struct crs_broker *b = arg;
-    size_t i;
 
     if (--b->pending > 0)
         return;
-    for (i = 0; i < b->nsinks_open; i++) {
-        if (b->sinks[i].driver->close != NULL)
-            b->sinks[i].driver->close(&b->sinks[i]);
-    }
+    broker_sinks_close(b->sinks, b->nsinks_open);
     b->nsinks_open = 0;
     if (b->q != NULL)
         crs_queue_close(b->q, broker_queue_closed, b);
@@ -190,6 +266,15 @@ void crs_broker_stop(struct crs_broker *b)
         return;
     b->stopping = 1;
     crs_info("stopping: closing the listener and connections, finishing the commit in flight");
+    if (b->reload != NULL) {
+        /* The reload waiting for the pause is abandoned: its sinks were never used. */
+        struct broker_reload *rs = b->reload;
+        broker_sinks_close(rs->sinks, rs->nopen);
+        rs->nopen = 0;
+        if (rs->done != NULL)
+            rs->done(rs->arg, CRS_ECANCELED, "the broker is stopping");
+        rs->done = NULL;
+    }
     /* One count for ourselves, so a part that stops synchronously cannot finish the sequence
      * before the others have been told. */
     b->pending = 1;
@@ -205,6 +290,14 @@ void crs_broker_stop(struct crs_broker *b)
         b->pending++;
         crs_dispatcher_stop(b->disp, broker_part_stopped, b);
     }
+    if (b->ret != NULL) {
+        b->pending++;
+        crs_retention_stop(b->ret, broker_part_stopped, b);
+    }
+    if (b->metrics != NULL) {
+        b->pending++;
+        crs_metrics_server_stop(b->metrics, broker_part_stopped, b);
+    }
     broker_part_stopped(b);
 }
 
@@ -219,12 +312,237 @@ void crs_broker_free(struct crs_broker *b)
     crs_spooldrain_free(b->sd);
     crs_dispatcher_free(b->disp);
     crs_server_free(b->srv);
-    for (i = 0; i < b->nsinks_open; i++) {
-        if (b->sinks[i].driver->close != NULL)
-            b->sinks[i].driver->close(&b->sinks[i]);
-    }
+    crs_admin_free(b->admin);
+    crs_retention_free(b->ret);
+    crs_metrics_server_free(b->metrics);
+    broker_sinks_close(b->sinks, b->nsinks_open);
     crs_free(b->sinks);
+    if (b->reload != NULL) {
+        broker_sinks_close(b->reload->sinks, b->reload->nopen);
+        crs_free(b->reload->sinks);
+        crs_free(b->reload);
+    }
+    for (i = 0; i < b->nconfigs; i++)
+        crs_config_free(b->configs[i]);
+    crs_free(b->configs);
     crs_free(b);
+}
+
+/* ---- Live reconfiguration ---- */
+
+/*
+ * The dispatcher has no attempt left in memory: switch every part to the new configuration and
+ * sinks, then close the old sinks. Events received until now were routed under the old
+ * configuration (and keep those routes); events received from now on use the new one.
+ */
+static void broker_reload_paused(void *arg)
+{
+    struct broker_reload *rs = arg;
+    struct crs_broker *b = rs->b;
+    struct crs_sink *old = b->sinks;
+    size_t nold = b->nsinks_open;
+
+    char err[CRS_CONFIG_ERRLEN];
+    size_t i;
+    int rc = 0;
+
+    b->reload = NULL;
+    /* The sinks are opened only now that the old ones are idle: opening a file sink sweeps its
+     * directory's temporary files, which must not be the old instance's writes in progress. */
+    for (i = 0; i < rs->nsinks && !b->stopping; i++) {
+        rc = rs->sinks[i].driver->open(&rs->sinks[i]);
+        if (rc != 0) {
+            snprintf(err, sizeof(err), "sink %s: cannot open: %s", rs->sinks[i].cfg->name,
+                     crs_strerror(rc));
+            break;
+        }
+        rs->nopen++;
+    }
+    if (b->stopping || rc != 0) {
+        broker_sinks_close(rs->sinks, rs->nopen);
+        crs_free(rs->sinks);
+        if (!b->stopping) {
+            const char *ins[1] = {err};
+            crs_log_event(CRS_LOG_ERROR, CRS_MSGID_CONFIG_INVALID, ins, 1,
+                          "reload: %s; keeping the running configuration", err);
+            crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
+            if (rs->done != NULL)
+                rs->done(rs->arg, rc, err);
+        }
+        crs_free(rs);
+        return;
+    }
+    b->cfg = rs->cfg;
+    b->sinks = rs->sinks;
+    b->nsinks_open = rs->nsinks;
+    crs_queue_set_config(b->q, b->cfg);
+    crs_server_set_config(b->srv, b->cfg);
+    crs_spooldrain_set_config(b->sd, b->cfg);
+    crs_admin_set_config(b->admin, b->cfg, b->sinks);
+    crs_retention_set_config(b->ret, b->cfg);
+    crs_metrics_server_set_config(b->metrics, b->cfg, b->sinks);
+    crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
+    broker_sinks_close(old, nold);
+    crs_free(old);
+    crs_log_set_level((enum crs_log_level)b->cfg->log_level);
+    crs_log_set_rotation(b->cfg->log_max_size, b->cfg->log_keep);
+    {
+        char n[24];
+        const char *ins[2] = {b->cfg->path, n};
+        snprintf(n, sizeof(n), "%zu", b->cfg->nsinks);
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_RELOADED, ins, 2,
+                      "configuration reloaded from %s: %zu sink%s%s", b->cfg->path, b->cfg->nsinks,
+                      b->cfg->nsinks == 1 ? "" : "s",
+                      rs->nretiring ? " (and removed ones finishing their deliveries)" : "");
+    }
+    if (rs->done != NULL)
+        rs->done(rs->arg, 0, NULL);
+    crs_free(rs);
+}
+
+static int broker_has_sink(const struct crs_config *cfg, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < cfg->nsinks; i++) {
+        if (strcmp(cfg->sinks[i].name, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A setting read only at start: a changed value is reported and the running one kept. */
+static int broker_keep_setting(const char *what, char **fresh, const char *running)
+{
+    char *copy;
+
+    if (strcmp(*fresh, running) == 0)
+        return 0;
+    crs_warn("reload: %s changed from %s to %s; that takes effect only after a restart", what,
+             running, *fresh);
+    copy = crs_strdup(running);
+    if (copy == NULL)
+        return CRS_ENOMEM;
+    crs_free(*fresh);
+    *fresh = copy;
+    return 0;
+}
+
+/*
+ * Builds and opens the sinks of fresh (plus the sinks it removes, which finish the deliveries
+ * they already have but get no new events), then pauses the dispatcher; broker_reload_paused
+ * switches over once the attempts in flight have finished.
+ */
+static int broker_reload_start(struct crs_broker *b, struct crs_config *fresh,
+                               crs_broker_reload_cb done, void *arg, char *err, size_t errlen)
+{
+    struct broker_reload *rs = NULL;
+    struct crs_config **configs;
+    size_t i, n;
+    int rc = CRS_ENOMEM;
+
+    if ((fresh->metrics_listen == NULL) != (b->cfg->metrics_listen == NULL) ||
+        (fresh->metrics_listen != NULL &&
+         strcmp(fresh->metrics_listen, b->cfg->metrics_listen) != 0))
+        crs_warn("reload: metrics_listen changed; that takes effect only after a restart");
+    if (broker_keep_setting("listen", &fresh->listen, b->cfg->listen) != 0 ||
+        broker_keep_setting("state_dir", &fresh->state_dir, b->cfg->state_dir) != 0 ||
+        broker_keep_setting("spool_dir", &fresh->spool_dir, b->cfg->spool_dir) != 0)
+        goto cleanup;
+    rs = crs_calloc(1, sizeof(*rs));
+    n = fresh->nsinks;
+    for (i = 0; i < b->nsinks_open; i++)
+        n += !broker_has_sink(fresh, b->sinks[i].cfg->name);
+    if (rs == NULL || (n > 0 && (rs->sinks = crs_calloc(n, sizeof(rs->sinks[0]))) == NULL))
+        goto cleanup;
+    rs->b = b;
+    rs->cfg = fresh;
+    rs->done = done;
+    rs->arg = arg;
+    for (i = 0; i < fresh->nsinks; i++) {
+        rc = broker_sink_init(&rs->sinks[i], &fresh->sinks[i], b->loop, i);
+        if (rc != 0) {
+            snprintf(err, errlen, "sink %s: no delivery driver", fresh->sinks[i].name);
+            goto cleanup;
+        }
+        rs->nsinks++;
+    }
+    for (i = 0; i < b->nsinks_open; i++) {
+        const struct crs_sink_config *sc = b->sinks[i].cfg;
+        if (broker_has_sink(fresh, sc->name))
+            continue;
+        if (i < b->cfg->nsinks)
+            crs_info("reload: sink %s removed: it gets no new events and finishes the deliveries "
+                     "it already has",
+                     sc->name);
+        rc = broker_sink_init(&rs->sinks[rs->nsinks], sc, b->loop, rs->nsinks);
+        if (rc != 0)
+            goto cleanup;
+        rs->nsinks++;
+        rs->nretiring++;
+    }
+    rc = CRS_ENOMEM;
+    configs = crs_realloc(b->configs, (b->nconfigs + 1) * sizeof(*configs));
+    if (configs == NULL)
+        goto cleanup;
+    b->configs = configs;
+    b->configs[b->nconfigs++] = fresh;
+    fresh = NULL;
+    b->reload = rs;
+    rs = NULL;
+    crs_dispatcher_pause(b->disp, broker_reload_paused, b->reload);
+    rc = 0;
+
+cleanup:
+    if (rc == CRS_ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    if (rs != NULL) {
+        broker_sinks_close(rs->sinks, rs->nopen);
+        crs_free(rs->sinks);
+        crs_free(rs);
+    }
+    crs_config_free(fresh);
+    return rc;
+}
+
+int crs_broker_reload(struct crs_broker *b, crs_broker_reload_cb done, void *arg, char *err,
+                      size_t errlen)
+{
+    struct crs_config *fresh = NULL;
+    int rc;
+
+    if (err == NULL || errlen == 0)
+        return CRS_EINVAL;
+    err[0] = '\0';
+    if (b == NULL || !b->started || b->stopping || b->disp == NULL) {
+        snprintf(err, errlen, "the broker is not running");
+        return CRS_EAGAIN;
+    }
+    if (b->reload != NULL) {
+        snprintf(err, errlen, "a reload is already waiting for deliveries in flight to finish");
+        return CRS_EAGAIN;
+    }
+    if (b->cfg->path == NULL || b->cfg->path[0] == '(') {
+        snprintf(err, errlen,
+                 "the broker runs on its built-in default configuration; there is "
+                 "no file to reload");
+        return CRS_ENOENT;
+    }
+    rc = crs_config_load(b->cfg->path, &fresh, err, errlen);
+    if (rc == 0)
+        rc = broker_reload_start(b, fresh, done, arg, err, errlen);
+    if (rc != 0) {
+        const char *ins[1] = {err};
+        crs_log_event(CRS_LOG_ERROR, CRS_MSGID_CONFIG_INVALID, ins, 1,
+                      "reload: %s; keeping the running configuration", err);
+    }
+    return rc;
+}
+
+static int broker_reload_admin(void *arg, crs_broker_reload_cb done, void *ctx, char *err,
+                               size_t errlen)
+{
+    return crs_broker_reload(arg, done, ctx, err, errlen);
 }
 
 /* ---- The lifecycle: one run, for the console and the Windows service ---- */
@@ -278,21 +596,23 @@ static void run_stop(struct broker_run *r)
     crs_broker_stop(r->b);
 }
 
-/* The broker cannot change its configuration while running; what a reload can do safely is
- * reopen the log file, which is what log rotation needs. */
+/* A reload: the log file is reopened (what log rotation by another tool needs), then the
+ * configuration file is read again and applied (crs_broker_reload). */
 static void run_reload(struct broker_run *r, const char *cause)
 {
+    char err[CRS_CONFIG_ERRLEN];
     int rc;
 
     if (r->log_path == NULL) {
-        crs_info("%s: no log file to reopen; settings apply at the next start", cause);
-        return;
+        crs_info("%s: no log file to reopen", cause);
+    } else {
+        crs_log_open_file(NULL);
+        rc = crs_log_open_file(r->log_path);
+        if (rc != 0)
+            crs_warn("cannot reopen the log file %s: %s", r->log_path, crs_strerror(rc));
+        crs_info("%s: log file reopened", cause);
     }
-    crs_log_open_file(NULL);
-    rc = crs_log_open_file(r->log_path);
-    if (rc != 0)
-        crs_warn("cannot reopen the log file %s: %s", r->log_path, crs_strerror(rc));
-    crs_info("%s: log file reopened; other settings apply at the next start", cause);
+    crs_broker_reload(r->b, NULL, NULL, err, sizeof(err));
 }
 
 static void run_signal_cb(uv_signal_t *h, int signum)
@@ -409,6 +729,7 @@ int crs_broker_run(const struct crs_config *cfg, const struct crs_broker_hooks *
         return CRS_EINVAL;
     log_path = hooks != NULL && hooks->log_path != NULL ? hooks->log_path : cfg->log_file;
     crs_log_set_level((enum crs_log_level)cfg->log_level);
+    crs_log_set_rotation(cfg->log_max_size, cfg->log_keep);
     if (log_path != NULL) {
         rc = crs_log_open_file(log_path);
         if (rc == 0) {

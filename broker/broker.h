@@ -26,6 +26,18 @@ int crs_broker_start(struct crs_broker *b);
  * with uv_async_send and calls this from the async callback). Idempotent.
  */
 void crs_broker_stop(struct crs_broker *b);
+/*
+ * Live reconfiguration: reads the broker's file again and applies it. Sinks added, removed or
+ * changed take effect once the deliveries in flight have finished (none is canceled or sent
+ * twice); events received until the switch keep the routes they got, a removed sink finishes the
+ * deliveries it already has and gets no new events. listen, state_dir and spool_dir are read
+ * only at start: a change is logged as needing a restart. Returns 0 and calls done (may be NULL)
+ * once applied, or a negative CRS_E* code with "FILE:LINE: message" (or another sentence) in err,
+ * logged, with the running configuration kept and done never called.
+ */
+typedef void (*crs_broker_reload_cb)(void *arg, int status, const char *error);
+int crs_broker_reload(struct crs_broker *b, crs_broker_reload_cb done, void *arg, char *err,
+                      size_t errlen);
 /* Frees a stopped broker (after uv_run returned). NULL is a no-op. */
 void crs_broker_free(struct crs_broker *b);
 
@@ -59,7 +71,7 @@ int crs_broker_run(const struct crs_config *cfg, const struct crs_broker_hooks *
 
 enum crs_broker_request {
     CRS_BROKER_STOP,   /* the graceful stop SIGTERM starts */
-    CRS_BROKER_RELOAD, /* what SIGHUP does: reopen the log file (settings apply at the next start) */
+    CRS_BROKER_RELOAD, /* what SIGHUP does: reopen the log file, re-read the configuration */
 };
 /* Sends a request to the broker crs_broker_run is running, from any thread (the Windows service
  * control handler). 0, or CRS_ENOENT when no broker runs or it has finished. */

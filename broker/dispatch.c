@@ -20,6 +20,9 @@
  */
 #include "dispatch.h"
 
+#include "certrelay/msgid.h"
+#include "metrics.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +68,8 @@ struct crs_dispatcher {
     uv_loop_t *loop;
     const struct crs_config *cfg;
     struct crs_queue *q;
-    struct crs_sink *sinks;
+    struct crs_sink *sinks; /* nsinks; each sink's settings are sinks[i].cfg */
+    size_t nsinks;
     uv_timer_t timer;
     int timer_open;
     int dirty;    /* a fetch is wanted (timer fired, a slot freed, start) */
@@ -73,9 +77,14 @@ struct crs_dispatcher {
     int stopping;
     void (*stop_cb)(void *arg);
     void *stop_arg;
+    int paused;   /* crs_dispatcher_pause: no new attempts */
+    int fetching; /* a fetch is in the queue's job */
+    void (*pause_cb)(void *arg);
+    void *pause_arg;
     uint32_t rnd;
     struct attempt *head;
-    struct sink_state *state;         /* cfg->nsinks entries */
+    struct sink_state *state; /* nstate entries, one per sink (see sink_st) */
+    size_t nstate;
     struct crs_delivery_update *held; /* refused outcomes, offered again by the timer */
 };
 
@@ -117,15 +126,26 @@ int64_t crs_backoff_delay_ms(const struct crs_sink_config *sc, uint32_t attempts
 
 /* ---- Log volume ---- */
 
+/* A sink's state; a reload that could not grow the array gets a scratch entry (no pause). */
+static struct sink_state *sink_st(const struct crs_dispatcher *d, size_t sink)
+{
+    static struct sink_state scratch;
+
+    if (sink < d->nstate)
+        return &d->state[sink];
+    memset(&scratch, 0, sizeof(scratch));
+    return &scratch;
+}
+
 /* Reports the attempts of the closing window that were not logged one by one. */
 static void sink_log_flush(struct crs_dispatcher *d, unsigned sink, int64_t now)
 {
-    struct sink_state *st = &d->state[sink];
+    struct sink_state *st = sink_st(d, sink);
 
     if (st->log_skipped > 0)
         crs_warn("sink %s: %u more failed attempts (%u of them dead-lettered) in the last %lld s "
                  "were not logged one by one; the queue database has each one's last error",
-                 d->cfg->sinks[sink].name, st->log_skipped, st->log_dead,
+                 d->sinks[sink].cfg->name, st->log_skipped, st->log_dead,
                  (long long)((now - st->log_start) / 1000));
     st->log_skipped = st->log_dead = 0;
 }
@@ -133,7 +153,7 @@ static void sink_log_flush(struct crs_dispatcher *d, unsigned sink, int64_t now)
 /* True when a failed attempt of this sink may be logged on its own line now. */
 static int sink_log_allow(struct crs_dispatcher *d, unsigned sink, int64_t now, int dead)
 {
-    struct sink_state *st = &d->state[sink];
+    struct sink_state *st = sink_st(d, sink);
 
     if (st->log_start == 0 || now - st->log_start >= DISPATCH_LOG_WINDOW_MS) {
         sink_log_flush(d, sink, now);
@@ -179,7 +199,7 @@ static void dispatch_check_stopped(struct crs_dispatcher *d)
 
     if (!d->stopping || d->stop_cb == NULL || d->timer_open)
         return;
-    for (i = 0; i < d->cfg->nsinks; i++) {
+    for (i = 0; i < d->nsinks; i++) {
         if (d->sinks[i].inflight > 0)
             return;
     }
@@ -190,11 +210,46 @@ static void dispatch_check_stopped(struct crs_dispatcher *d)
     }
 }
 
+/* A pause is complete once no attempt is in memory and no fetch can still start one. */
+static void dispatch_check_paused(struct crs_dispatcher *d)
+{
+    void (*cb)(void *);
+
+    size_t i;
+
+    if (!d->paused || d->pause_cb == NULL || d->head != NULL || d->fetching)
+        return;
+    for (i = 0; i < d->nsinks; i++) {
+        if (d->sinks[i].inflight > 0)
+            return;
+    }
+    cb = d->pause_cb;
+    d->pause_cb = NULL;
+    cb(d->pause_arg);
+}
+
 /* ---- Outcomes ---- */
 
 static const char *attempt_event_id(const struct attempt *a)
 {
     return a->event != NULL && a->event->event_id != NULL ? a->event->event_id : "?";
+}
+
+/* Logs a dead letter as the catalogued condition (certrelay/msgid.h): sink, event, request,
+ * error as the Event Log's inserts, line as the log's text. */
+static void attempt_dead_event(const struct attempt *a, const char *sink, const char *error,
+                               const char *line)
+{
+    char rid[24] = "-";
+    const char *ins[4];
+
+    if (a->event != NULL && a->event->request != NULL && a->event->request->has_request_id)
+        snprintf(rid, sizeof(rid), "%lld", (long long)a->event->request->request_id);
+    ins[0] = sink;
+    ins[1] = attempt_event_id(a);
+    ins[2] = rid;
+    ins[3] = error;
+    crs_log_event(CRS_LOG_WARN, CRS_MSGID_DEAD_LETTERED, ins, 4, "%s", line);
 }
 
 /*
@@ -204,10 +259,11 @@ static const char *attempt_event_id(const struct attempt *a)
 static void attempt_finish(struct attempt *a, const struct crs_delivery_result *r)
 {
     struct crs_dispatcher *d = a->disp;
-    const struct crs_sink_config *sc = &d->cfg->sinks[a->sink];
+    const struct crs_sink_config *sc = d->sinks[a->sink].cfg;
     struct crs_delivery_update *u = &a->u;
     int64_t now = crs_now_ms();
     const char *name = sc->name;
+    char line[640];
 
     d->sinks[a->sink].inflight--;
     if (r->outcome == CRS_DELIVERY_CANCELED) {
@@ -217,18 +273,32 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
         d->dirty = 1;
         crs_queue_kick(d->q);
         dispatch_check_stopped(d);
+        dispatch_check_paused(d);
         return;
     }
 
     u->event_row = a->d.event_row;
     u->sink = a->sink;
+    u->sink_name = sc->name;
     u->attempts = a->d.attempt;
     u->updated_ms = now;
     u->next_attempt_ms = now;
     u->last_status = r->status;
     snprintf(u->last_error, sizeof(u->last_error), "%s", r->error);
 
+    if (r->outcome == CRS_DELIVERY_OK && d->sinks[a->sink].failures > 0) {
+        char n[24];
+        const char *ins[2] = {name, n};
+        snprintf(n, sizeof(n), "%u", d->sinks[a->sink].failures);
+        crs_log_event(CRS_LOG_INFO, CRS_MSGID_SINK_RECOVERED, ins, 2,
+                      "sink %s delivers again after %u failed attempts", name,
+                      d->sinks[a->sink].failures);
+        d->sinks[a->sink].failures = 0;
+    } else if (r->outcome != CRS_DELIVERY_OK) {
+        d->sinks[a->sink].failures++;
+    }
     if (r->outcome == CRS_DELIVERY_OK) {
+        crs_metrics_delivery(name, CRS_DM_DELIVERED);
         u->state = CRS_DSTATE_DELIVERED;
         u->last_error[0] = '\0';
         crs_debug("sink %s: event %s delivered (attempt %u)", name, attempt_event_id(a),
@@ -236,21 +306,28 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
         /* The receiver is back: say now how many failures the window held back. */
         sink_log_flush(d, a->sink, now);
     } else if (r->outcome == CRS_DELIVERY_PERMANENT) {
+        crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
+        snprintf(line, sizeof(line),
+                 "sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
+                 attempt_event_id(a), (unsigned)u->attempts, r->error);
         if (sink_log_allow(d, a->sink, now, 1))
-            crs_warn("sink %s: event %s dead-lettered after attempt %u: permanent failure: %s",
-                     name, attempt_event_id(a), (unsigned)u->attempts, r->error);
+            attempt_dead_event(a, name, r->error, line);
     } else if (u->attempts >= sc->max_attempts ||
                (sc->max_age_ms > 0 && now - a->received_ms >= sc->max_age_ms)) {
+        crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
+        snprintf(line, sizeof(line),
+                 "sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age %lld "
+                 "ms): %s",
+                 name, attempt_event_id(a), (unsigned)u->attempts, (unsigned)sc->max_attempts,
+                 (long long)(now - a->received_ms), r->error);
         if (sink_log_allow(d, a->sink, now, 1))
-            crs_warn("sink %s: event %s dead-lettered after %u attempts (max_attempts %u, age "
-                     "%lld ms): %s",
-                     name, attempt_event_id(a), (unsigned)u->attempts, (unsigned)sc->max_attempts,
-                     (long long)(now - a->received_ms), r->error);
+            attempt_dead_event(a, name, r->error, line);
     } else {
         int64_t delay =
             crs_backoff_delay_ms(sc, u->attempts, r->retry_after_ms, dispatch_random(d));
+        crs_metrics_delivery(name, CRS_DM_RETRY);
         u->state = CRS_DSTATE_PENDING;
         u->next_attempt_ms = now + delay;
         if (sink_log_allow(d, a->sink, now, 0))
@@ -338,9 +415,9 @@ static int dispatch_cmp_i64(const void *a, const void *b)
 
 static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
 {
-    uint32_t conc = d->cfg->sinks[i].concurrency ? d->cfg->sinks[i].concurrency : 1;
+    uint32_t conc = d->sinks[i].cfg->concurrency ? d->sinks[i].cfg->concurrency : 1;
 
-    if (d->state[i].paused)
+    if (sink_st(d, i)->paused)
         return 0;
     return d->sinks[i].inflight >= conc ? 0 : conc - d->sinks[i].inflight;
 }
@@ -350,10 +427,10 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     struct crs_dispatcher *d = arg;
     struct crs_fetch *f = NULL;
     struct attempt *a;
-    size_t i, nsinks = d->cfg->nsinks;
+    size_t i, nsinks = d->nsinks;
     uint32_t total = 0;
 
-    if (d->stopping || nsinks == 0 || (!d->dirty && !have_events))
+    if (d->stopping || d->paused || nsinks == 0 || (!d->dirty && !have_events))
         return NULL;
     /* After a database failure only the retry timer fetches (it sets dirty again). */
     if (d->db_retry) {
@@ -365,6 +442,7 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     d->dirty = 0;
     if (total == 0)
         return NULL; /* every slot is busy; a finishing attempt sets dirty again */
+    d->fetching = 1;
 
     f = crs_calloc(1, sizeof(*f));
     if (f == NULL)
@@ -377,7 +455,8 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     for (a = d->head; a != NULL; a = a->next)
         f->sinks[a->sink].nexclude++;
     for (i = 0; i < nsinks; i++) {
-        f->sinks[i].want = dispatch_slots(d, i);
+        f->sinks[i].want = d->paused ? 0 : dispatch_slots(d, i);
+        f->sinks[i].name = d->sinks[i].cfg->name;
         if (f->sinks[i].nexclude > 0) {
             f->sinks[i].exclude = crs_calloc(f->sinks[i].nexclude, sizeof(int64_t));
             if (f->sinks[i].exclude == NULL)
@@ -409,7 +488,7 @@ static void dispatch_offer_held(struct crs_dispatcher *d)
     d->held = NULL;
     while (list != NULL) {
         struct crs_delivery_update *next = list->next;
-        d->state[list->sink].held--;
+        sink_st(d, list->sink)->held--;
         crs_queue_update(d->q, list);
         list = next;
     }
@@ -439,6 +518,14 @@ static void hook_fetch_done(void *arg, struct crs_fetch *f)
     struct crs_dispatcher *d = arg;
     struct crs_due *due;
 
+    d->fetching = 0;
+    if (d->paused) {
+        /* A reload is waiting for the attempts in memory: these rows stay pending and are
+         * fetched again, under the new configuration, when it resumes. */
+        crs_fetch_free(f);
+        dispatch_check_paused(d);
+        return;
+    }
     if (f->status != 0) {
         d->db_retry = 1;
         dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
@@ -461,13 +548,13 @@ static void dispatch_hold(struct crs_dispatcher *d, struct crs_delivery_update *
 {
     while (list != NULL) {
         struct crs_delivery_update *next = list->next;
-        struct sink_state *st = &d->state[list->sink];
+        struct sink_state *st = sink_st(d, list->sink);
 
         if (!st->paused)
             crs_error("sink %s: paused: delivery outcomes cannot be recorded in the queue "
                       "database (%s); they are kept in memory and written when it takes writes "
                       "again, and no further deliveries start until then",
-                      d->cfg->sinks[list->sink].name, crs_strerror(status));
+                      d->sinks[list->sink].cfg->name, crs_strerror(status));
         st->paused = 1;
         st->held++;
         list->next = d->held;
@@ -483,13 +570,13 @@ static void dispatch_resume(struct crs_dispatcher *d)
 {
     size_t i;
 
-    for (i = 0; i < d->cfg->nsinks; i++) {
-        struct sink_state *st = &d->state[i];
+    for (i = 0; i < d->nsinks; i++) {
+        struct sink_state *st = sink_st(d, i);
         if (st->paused && st->held == 0) {
             st->paused = 0;
             d->dirty = 1;
             crs_info("sink %s: resumed: delivery outcomes are recorded again",
-                     d->cfg->sinks[i].name);
+                     d->sinks[i].cfg->name);
         }
     }
 }
@@ -524,8 +611,9 @@ static void hook_updates_done(void *arg, struct crs_delivery_update *list, int s
         attempt_unlink_free(d, ATTEMPT_OF_UPDATE(list));
         list = next;
     }
-    if (d->dirty && !d->stopping)
+    if (d->dirty && !d->stopping && !d->paused)
         crs_queue_kick(d->q);
+    dispatch_check_paused(d);
 }
 
 /* ---- Lifecycle ---- */
@@ -545,12 +633,14 @@ int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs
     if (d == NULL)
         return CRS_ENOMEM;
     d->state = crs_calloc(cfg->nsinks ? cfg->nsinks : 1, sizeof(d->state[0]));
+    d->nstate = cfg->nsinks;
     if (d->state == NULL) {
         crs_free(d);
         return CRS_ENOMEM;
     }
     d->loop = loop;
     d->cfg = cfg;
+    d->nsinks = cfg->nsinks;
     d->q = q;
     d->sinks = sinks;
     d->rnd = (uint32_t)uv_hrtime() | 1u;
@@ -602,7 +692,7 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
     d->stopping = 1;
     d->stop_cb = cb;
     d->stop_arg = arg;
-    for (i = 0; i < d->cfg->nsinks; i++) {
+    for (i = 0; i < d->nsinks; i++) {
         struct crs_sink *s = &d->sinks[i];
         if (s->inflight > 0 && s->driver->cancel_all != NULL)
             s->driver->cancel_all(s);
@@ -615,6 +705,64 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
         uv_close((uv_handle_t *)&d->timer, dispatch_timer_closed);
     else
         dispatch_check_stopped(d);
+}
+
+void crs_dispatcher_pause(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg)
+{
+    if (d == NULL || cb == NULL)
+        return;
+    d->paused = 1;
+    d->pause_cb = cb;
+    d->pause_arg = arg;
+    dispatch_check_paused(d);
+}
+
+void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, size_t nsinks)
+{
+    if (d == NULL)
+        return;
+    /* Per-sink state follows the new set: the pause let every outcome be recorded, so nothing
+     * is held; the old log windows are closed under their old names first. */
+    {
+        struct sink_state *state = crs_calloc(nsinks ? nsinks : 1, sizeof(*state));
+        size_t i;
+        for (i = 0; i < d->nsinks; i++)
+            sink_log_flush(d, (unsigned)i, crs_now_ms());
+        if (state != NULL) {
+            crs_free(d->state);
+            d->state = state;
+            d->nstate = nsinks;
+        } else {
+            crs_error("dispatcher: out of memory for the reloaded sinks' state");
+            memset(d->state, 0, d->nstate * sizeof(*d->state));
+        }
+    }
+    d->sinks = sinks;
+    d->nsinks = nsinks;
+    d->paused = 0;
+    d->pause_cb = NULL;
+    if (d->stopping)
+        return;
+    d->dirty = 1;
+    crs_queue_kick(d->q);
+}
+
+void crs_dispatcher_wake(struct crs_dispatcher *d)
+{
+    if (d == NULL)
+        return;
+    /* Also how an attempt made outside the dispatcher (send-test) tells a stop or a pause
+     * waiting for the sink's attempts in flight that it has finished. */
+    if (d->stopping) {
+        dispatch_check_stopped(d);
+        return;
+    }
+    if (d->paused) {
+        dispatch_check_paused(d);
+        return;
+    }
+    d->dirty = 1;
+    crs_queue_kick(d->q);
 }
 
 void crs_dispatcher_free(struct crs_dispatcher *d)

@@ -26,6 +26,17 @@ int crs_dispatcher_start(struct crs_dispatcher *d);
  * are still handed to the queue, which records them before it closes). Call once.
  */
 void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg);
+/*
+ * Live reconfiguration (broker.c): pause stops starting attempts and calls cb once every attempt
+ * in memory has finished and its outcome is recorded (none is canceled, so none is sent twice);
+ * resume continues with another set of sinks, whose settings are sinks[i].cfg (the rows are
+ * matched to sinks by name). cb is called even if the dispatcher is stopped meanwhile.
+ */
+void crs_dispatcher_pause(struct crs_dispatcher *d, void (*cb)(void *arg), void *arg);
+void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, size_t nsinks);
+/* Fetches due rows again now: rows an administrator made due (retry, replay); while stopping
+ * or pausing, re-checks whether that is complete (send-test's attempt ended). NULL: no-op. */
+void crs_dispatcher_wake(struct crs_dispatcher *d);
 /* Frees the dispatcher after the queue is closed. NULL is a no-op. */
 void crs_dispatcher_free(struct crs_dispatcher *d);
 

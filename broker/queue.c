@@ -38,6 +38,9 @@
  */
 #include "queue.h"
 
+#include "certrelay/msgid.h"
+#include "metrics.h"
+
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +131,11 @@ struct queue_job {
     size_t nitems;
     struct crs_delivery_update *updates;
     struct crs_fetch *fetch;
-    int checkpoint; /* run a passive checkpoint after the rest */
+    struct crs_queue_op *ops;     /* admin operations, run after the commit */
+    const struct crs_config *cfg; /* q->cfg when the job started (the worker's copy) */
+    uint64_t start_ns;            /* uv_hrtime() when the job started (commit latency) */
+    int full;                     /* the failure was SQLITE_FULL */
+    int checkpoint;               /* run a passive checkpoint after the rest */
     int64_t now_ms;
     int status;
     char reason[256];
@@ -144,6 +151,7 @@ struct crs_queue {
     struct crs_ingest_item *in_head, *in_tail;
     size_t in_count;
     struct crs_delivery_update *up_head, *up_tail;
+    struct crs_queue_op *op_head, *op_tail;
 
     struct queue_job job;
     int wal_frames;         /* frames in the WAL after the last commit (sqlite3_wal_hook) */
@@ -211,6 +219,7 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
     snprintf(item->event_id, sizeof(item->event_id), "%s", ev->event_id);
     item->kind = ev->has_kind ? (uint32_t)ev->kind : 0;
     item->received_ms = crs_now_ms();
+    item->cfg = cfg;
     for (i = 0; i < cfg->nsinks; i++) {
         if (crs_sink_matches(&cfg->sinks[i], ev))
             item->routes[item->nroutes++] = (unsigned)i;
@@ -487,6 +496,32 @@ static int queue_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 /*
+ * Retention (broker/retention.c) deletes old rows; with auto_vacuum=INCREMENTAL the pages freed
+ * can be handed back (PRAGMA incremental_vacuum), so the file stays bounded. The mode must be
+ * set before the first table exists: a database made by an older broker is converted once with a
+ * VACUUM. journal_size_limit truncates the WAL after checkpoints.
+ */
+static int queue_setup_vacuum(struct crs_queue *q)
+{
+    int64_t mode = 0, tables = 0;
+
+    if (queue_query_int(q, "PRAGMA auto_vacuum", &mode) != 0 ||
+        queue_exec(q, "PRAGMA journal_size_limit = 67108864") != 0)
+        return CRS_EDB;
+    if (mode == 2)
+        return 0;
+    if (queue_query_int(q, "SELECT COUNT(*) FROM sqlite_master", &tables) != 0 ||
+        queue_exec(q, "PRAGMA auto_vacuum = INCREMENTAL") != 0)
+        return CRS_EDB;
+    if (tables > 0) {
+        crs_info("database: converting to incremental vacuum (a one-time VACUUM)");
+        if (queue_exec(q, "VACUUM") != 0)
+            return CRS_EDB;
+    }
+    return 0;
+}
+
+/*
  * WAL lets readers (an administrator's sqlite3 shell, the tests) look at the queue while the
  * broker writes; synchronous=FULL makes every COMMIT durable before it returns, which is the
  * promise behind each Ack. The busy timeout covers a reader holding a checkpoint back briefly.
@@ -499,6 +534,8 @@ static int queue_setup(struct crs_queue *q)
     size_t i;
 
     sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT);
+    if (queue_setup_vacuum(q) != 0)
+        goto cleanup;
     if (sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         crs_error("database: cannot switch to WAL mode: %s", sqlite3_errmsg(q->db));
@@ -646,6 +683,7 @@ static int job_fail(struct queue_job *job, sqlite3 *db, const char *what)
 {
     snprintf(job->reason, sizeof(job->reason), "database error (%s): %s", what, sqlite3_errmsg(db));
     job->status = CRS_EDB;
+    job->full = sqlite3_errcode(db) == SQLITE_FULL;
     return CRS_EDB;
 }
 
@@ -729,7 +767,7 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job, struct cr
     rowid = sqlite3_last_insert_rowid(q->db);
     for (i = 0; i < item->nroutes; i++) {
         sqlite3_bind_int64(del, 1, rowid);
-        sqlite3_bind_text(del, 2, q->cfg->sinks[item->routes[i]].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(del, 2, item->cfg->sinks[item->routes[i]].name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(del, 3, job->now_ms);
         if (job_step_done(del) != 0) {
             sqlite3_clear_bindings(del);
@@ -756,7 +794,7 @@ static int job_apply_update(struct crs_queue *q, struct queue_job *job,
     sqlite3_bind_int(st, 5, u->last_status);
     sqlite3_bind_int64(st, 6, u->updated_ms);
     sqlite3_bind_int64(st, 7, u->event_row);
-    sqlite3_bind_text(st, 8, q->cfg->sinks[u->sink].name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, u->sink_name, -1, SQLITE_STATIC);
     rc = job_step_done(st);
     sqlite3_clear_bindings(st);
     return rc == 0 ? 0 : job_fail(job, q->db, "update delivery");
@@ -815,7 +853,7 @@ static void job_fetch(struct crs_queue *q, struct crs_fetch *f)
         if (fs->want == 0)
             continue;
         sqlite3_bind_int64(st, 1, f->now_ms);
-        sqlite3_bind_text(st, 2, q->cfg->sinks[s].name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, fs->name, -1, SQLITE_STATIC);
         while (got < fs->want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             int64_t row = sqlite3_column_int64(st, 0);
             const void *blob;
@@ -866,8 +904,12 @@ static void job_work(uv_work_t *req)
     struct crs_queue *q = req->data;
     struct queue_job *job = &q->job;
 
+    struct crs_queue_op *op;
+
     if (job->items != NULL || job->updates != NULL)
         job_write(q, job);
+    for (op = job->ops; op != NULL; op = op->next)
+        op->status = op->run(op, q->db, job->cfg);
     if (job->fetch != NULL)
         job_fetch(q, job->fetch);
     if (job->checkpoint || q->wal_frames >= QUEUE_CKPT_FORCE) {
@@ -901,9 +943,18 @@ static void job_after(uv_work_t *req, int status)
         /* A database that keeps failing (a full disk for hours) is reported once a minute. */
         int64_t now = crs_now_ms();
         if (q->fail_logged_ms == 0 || now - q->fail_logged_ms >= QUEUE_FAIL_LOG_MS) {
-            crs_error("group commit of %zu events and %s delivery updates failed: %s%s", job.nitems,
-                      job.updates ? "some" : "no", job.reason,
-                      q->fail_quiet > 0 ? " (and more failures since the last report)" : "");
+            const char *more =
+                q->fail_quiet > 0 ? " (and more failures since the last report)" : "";
+            if (job.full) {
+                const char *ins[1] = {job.reason};
+                crs_log_event(CRS_LOG_ERROR, CRS_MSGID_DISK_FULL, ins, 1,
+                              "group commit of %zu events and %s delivery updates failed: %s "
+                              "(disk full)%s",
+                              job.nitems, job.updates ? "some" : "no", job.reason, more);
+            } else {
+                crs_error("group commit of %zu events and %s delivery updates failed: %s%s",
+                          job.nitems, job.updates ? "some" : "no", job.reason, more);
+            }
             q->fail_logged_ms = now;
             q->fail_quiet = 0;
         } else {
@@ -917,6 +968,8 @@ static void job_after(uv_work_t *req, int status)
     } else if (job.nitems > 0) {
         crs_debug("committed %zu events", job.nitems);
     }
+    if (job.status == 0 && job.nitems > 0)
+        crs_metrics_commit((double)(uv_hrtime() - job.start_ns) / 1e9);
 
     q->in_after = 1;
     item = job.items;
@@ -937,6 +990,12 @@ static void job_after(uv_work_t *req, int status)
     if (job.updates != NULL) {
         if (q->hooks.updates_done != NULL)
             q->hooks.updates_done(q->hooks.arg, job.updates, job.status);
+    }
+    while (job.ops != NULL) {
+        struct crs_queue_op *op = job.ops;
+        job.ops = op->next;
+        op->next = NULL;
+        op->done(op, status != 0 ? CRS_ECANCELED : op->status);
     }
     if (job.fetch != NULL) {
         if (job.fetch->status != 0)
@@ -969,7 +1028,7 @@ static void queue_pump(struct crs_queue *q)
         return;
     if (q->hooks.fetch_prepare != NULL)
         fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
-    if (q->in_head == NULL && q->up_head == NULL && fetch == NULL &&
+    if (q->in_head == NULL && q->up_head == NULL && q->op_head == NULL && fetch == NULL &&
         (q->closing || q->wal_frames < QUEUE_CKPT_IDLE)) {
         if (q->closing) {
             q->closed = 1;
@@ -997,7 +1056,12 @@ static void queue_pump(struct crs_queue *q)
     job->updates = q->up_head;
     q->up_head = q->up_tail = NULL;
     job->fetch = fetch;
-    job->checkpoint = job->nitems == 0 && job->updates == NULL && q->wal_frames >= QUEUE_CKPT_IDLE;
+    job->cfg = q->cfg;
+    job->start_ns = uv_hrtime();
+    job->ops = q->op_head;
+    q->op_head = q->op_tail = NULL;
+    job->checkpoint = job->nitems == 0 && job->updates == NULL && job->ops == NULL &&
+                      q->wal_frames >= QUEUE_CKPT_IDLE;
     job->req.data = q;
 
     q->busy = 1;
@@ -1047,6 +1111,29 @@ void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u)
     queue_pump(q);
 }
 
+void crs_queue_set_config(struct crs_queue *q, const struct crs_config *cfg)
+{
+    if (q != NULL && cfg != NULL)
+        q->cfg = cfg;
+}
+
+void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op)
+{
+    if (q == NULL || op == NULL)
+        return;
+    op->next = NULL;
+    if (q->closed) {
+        op->done(op, CRS_ECANCELED);
+        return;
+    }
+    if (q->op_tail != NULL)
+        q->op_tail->next = op;
+    else
+        q->op_head = op;
+    q->op_tail = op;
+    queue_pump(q);
+}
+
 void crs_queue_kick(struct crs_queue *q)
 {
     if (q != NULL)
@@ -1080,6 +1167,12 @@ void crs_queue_free(struct crs_queue *q)
         u->next = NULL;
         if (q->hooks.updates_done != NULL)
             q->hooks.updates_done(q->hooks.arg, u, CRS_ECANCELED);
+    }
+    while (q->op_head != NULL) {
+        struct crs_queue_op *op = q->op_head;
+        q->op_head = op->next;
+        op->next = NULL;
+        op->done(op, CRS_ECANCELED);
     }
     queue_close_db(q);
     crs_free(q);

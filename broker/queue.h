@@ -39,8 +39,11 @@ struct crs_ingest_item {
     int status;  /* set by the commit: CRS_EEXIST when the id belongs to a different event */
     void *owner; /* the connection or the spool drain; may be cleared by the owner */
     void *data;  /* the owner's */
+    /* The configuration the routes index: the one current when the event was received, which
+     * stays valid for the broker's lifetime even after a reload replaces it. */
+    const struct crs_config *cfg;
     size_t nroutes;
-    unsigned routes[]; /* indexes of the sinks that take this event */
+    unsigned routes[]; /* indexes into cfg->sinks of the sinks that take this event */
 };
 
 /*
@@ -68,6 +71,7 @@ void crs_due_free_list(struct crs_due *list);
 
 /* What a fetch should read, built by the dispatcher on the loop thread when a job starts. */
 struct crs_fetch_sink {
+    const char *name; /* the sink's name (the rows' key) */
     uint32_t want;    /* rows to return at most (free concurrency slots) */
     int64_t *exclude; /* sorted rowids already in memory (in flight or being recorded) */
     size_t nexclude;
@@ -75,7 +79,7 @@ struct crs_fetch_sink {
 struct crs_fetch {
     int64_t now_ms;
     size_t nsinks;
-    struct crs_fetch_sink *sinks; /* cfg->nsinks entries */
+    struct crs_fetch_sink *sinks; /* one per sink the dispatcher serves */
     /* Results, filled by the worker. */
     struct crs_due *due;
     int64_t next_due_ms; /* earliest next_attempt_ms > now_ms among pending rows, or -1 */
@@ -90,7 +94,8 @@ struct crs_delivery_update {
     struct crs_delivery_update *next; /* the queue's */
     int64_t event_row;
     unsigned sink;
-    int state; /* enum crs_delivery_state */
+    const char *sink_name; /* the row's key; valid for the broker's lifetime */
+    int state;             /* enum crs_delivery_state */
     uint32_t attempts;
     int64_t next_attempt_ms;
     int64_t updated_ms;
@@ -123,6 +128,9 @@ struct crs_queue_hooks {
  */
 int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue **out);
 void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hooks);
+/* The configuration for jobs started from now on (a reload); it must stay valid until the queue
+ * is freed. */
+void crs_queue_set_config(struct crs_queue *q, const struct crs_config *cfg);
 /* Adds an event to the next group commit. The queue owns the item until its done callback. */
 void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item);
 /* Adds a delivery outcome to the next job. */
@@ -136,5 +144,53 @@ void crs_queue_kick(struct crs_queue *q);
 void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg);
 /* Frees a closed queue. NULL is a no-op. */
 void crs_queue_free(struct crs_queue *q);
+
+/* ---- Operations outside the delivery path (the admin commands, broker/admin.c) ---- */
+
+struct sqlite3;
+
+/*
+ * A read or write of the database on behalf of an administrator. It joins the next job of the
+ * queue's one lane: run() executes on the worker after that job's commit and before its fetch
+ * (so rows a retry makes due are fetched by the same job), done() on the loop thread afterwards,
+ * with status CRS_ECANCELED (and run() never called) when the queue has already closed.
+ */
+struct crs_queue_op {
+    struct crs_queue_op *next; /* the queue's */
+    int (*run)(struct crs_queue_op *op, struct sqlite3 *db, const struct crs_config *cfg);
+    void (*done)(struct crs_queue_op *op, int status);
+    int status; /* run()'s result, the queue's */
+};
+void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op);
+
+#include <jansson.h>
+
+/*
+ * The admin queries (broker/queue_admin.c), called from a crs_queue_op's run() on the worker.
+ * Each fills *result with a fresh JSON object (the shapes below; `certrelay ... --json` prints
+ * them) or returns
+ * a negative CRS_E* code with a sentence in err. now_ms is the current time.
+ *
+ *   status:  {"sinks": [{name, pending, dead, delivered_24h, oldest_pending_ms, last_error,
+ *             last_error_ms, last_status}], "database": {bytes, free_bytes, events, deliveries}}
+ *   events:  params {sink, state, kind, since_ms, request_id, serial, limit} -> {"events": [...]}
+ *   show:    params {event_id} -> {"event": document, "received_ms", "deliveries": [...]}
+ *   retry:   params {event_ids: [...]} or {sink, dead: true, since_ms} -> {"rows": N, ...}
+ *   replay:  params {sink, since_ms, kind} -> {"rows": N}
+ */
+int crs_queue_admin_status(struct sqlite3 *db, const struct crs_config *cfg, int64_t now_ms,
+                           json_t **result, char *err, size_t errlen);
+int crs_queue_admin_events(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
+                           json_t **result, char *err, size_t errlen);
+int crs_queue_admin_show(struct sqlite3 *db, json_t *params, json_t **result, char *err,
+                         size_t errlen);
+int crs_queue_admin_retry(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
+                          int64_t now_ms, json_t **result, char *err, size_t errlen);
+/* Retention: deletes at most batch events (with their deliveries) whose deliveries are all
+ * finished and past cfg's retention (see queue_admin.c); *pruned tells how many. */
+int crs_queue_prune(struct sqlite3 *db, const struct crs_config *cfg, int64_t now_ms,
+                    unsigned batch, int64_t *pruned, char *err, size_t errlen);
+int crs_queue_admin_replay(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
+                           int64_t now_ms, json_t **result, char *err, size_t errlen);
 
 #endif

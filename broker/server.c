@@ -19,6 +19,8 @@
 #include "certrelay/frame.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
+#include "admin.h"
+#include "metrics.h"
 #include "platform.h"
 
 #define SERVER_READ_CHUNK (64u * 1024u)
@@ -50,6 +52,7 @@ struct crs_server {
     uv_loop_t *loop;
     const struct crs_config *cfg;
     struct crs_queue *q;
+    struct crs_admin *admin;
     uv_pipe_t listener;
     int listener_open;
     uv_timer_t drain_timer; /* bounds how long stopping waits for answers to drain */
@@ -292,6 +295,8 @@ static void conn_finish(struct conn *c)
 
 /* ---- Answers and backpressure ---- */
 
+static void conn_refuse(struct conn *c);
+
 /*
  * A client that sends faster than we commit, or that never reads its answers, waits in its own
  * socket buffer rather than in our memory: reading stops while too many of its events await the
@@ -374,6 +379,7 @@ static void conn_item_done(struct crs_ingest_item *item, int status, const char 
         c->srv->held -= item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
         server_budget_check(c->srv);
     }
+    crs_metrics_add(status == 0 ? CRS_M_ACKED : CRS_M_NACKED, 1);
     if (!c->closing) {
         if (status == 0)
             rc = crs_frame_ack(item->event_id, &buf, &len);
@@ -491,6 +497,7 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
         conn_fail(c, "cannot queue event: %s", crs_strerror(rc));
         return;
     }
+    crs_metrics_add(CRS_M_RECEIVED, 1);
     item->owner = c;
     item->done = conn_item_done;
     c->refs++;
@@ -498,6 +505,38 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
     c->unacked_bytes += item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
     c->srv->held += item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
     crs_queue_ingest(c->srv->q, item);
+}
+
+/* ---- Admin requests (admin.h); the connection stays referenced until the reply ---- */
+
+static void conn_admin_reply(void *ctx, int status, const char *error, const char *result)
+{
+    struct conn *c = ctx;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (!c->closing) {
+        rc = crs_frame_admin_reply(status, error, result, &buf, &len);
+        if (rc == 0)
+            conn_send(c, buf, len);
+        else
+            conn_fail(c, "cannot encode admin reply: %s", crs_strerror(rc));
+    }
+    conn_unref(c);
+}
+
+static void conn_on_admin(struct conn *c, const Certrelay__V1__AdminRequest *req)
+{
+    if (!c->hello) {
+        conn_fail(c, "AdminRequest before Hello");
+        return;
+    }
+    c->refs++;
+    if (c->srv->admin == NULL || c->srv->stopping)
+        conn_admin_reply(c, CRS_EAGAIN, "the broker is starting or stopping", NULL);
+    else
+        crs_admin_request(c->srv->admin, req->command, req->params_json, conn_admin_reply, c);
 }
 
 static void conn_on_frame(struct conn *c, const uint8_t *payload, size_t len)
@@ -524,9 +563,14 @@ static void conn_on_frame(struct conn *c, const uint8_t *payload, size_t len)
     case CERTRELAY__V1__ENVELOPE__BODY_EVENT:
         conn_on_event(c, payload, len, env->event);
         break;
+    case CERTRELAY__V1__ENVELOPE__BODY_ADMIN_REQUEST:
+        conn_on_admin(c, env->admin_request);
+        break;
     default:
         conn_fail(c, "unexpected %s from a client",
-                  env->body_case == CERTRELAY__V1__ENVELOPE__BODY_ACK ? "Ack" : "Nack");
+                  env->body_case == CERTRELAY__V1__ENVELOPE__BODY_ACK    ? "Ack"
+                  : env->body_case == CERTRELAY__V1__ENVELOPE__BODY_NACK ? "Nack"
+                                                                         : "AdminReply");
         break;
     }
     crs_envelope_free(env);
@@ -588,7 +632,7 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
      * pipe tells the client's token (ImpersonateNamedPipeClient) only after a read. */
     if (!c->admitted) {
         if (!crs_listen_client_authorized(&c->pipe, c->srv->cfg->ca_account)) {
-            conn_fail(c, "client not authorized");
+            conn_refuse(c);
             return;
         }
         c->admitted = 1;
@@ -692,6 +736,28 @@ static void server_sweep_closed(uv_handle_t *h)
 
 /* ---- Listener ---- */
 
+/*
+ * A client the platform check refused gets one AdminReply saying so before the connection is
+ * closed, so that `certrelay status` run by the wrong account prints a clear refusal rather than
+ * "connection closed"; a stub reads it as an unexpected answer and spools, as before.
+ */
+static void conn_refuse(struct conn *c)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    crs_warn("conn %llu: client not authorized; closing", c->id);
+    if (crs_frame_admin_reply(CRS_EACCES,
+                              "not authorized: only root or the broker's own account (on Windows: "
+                              "SYSTEM and Administrators) may use the broker's pipe",
+                              NULL, &buf, &len) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_send(c, buf, len);
+    conn_finish(c);
+}
+
 static void server_on_connection(uv_stream_t *listener, int status)
 {
     struct crs_server *s = listener->data;
@@ -790,6 +856,18 @@ int crs_server_bind(struct crs_server *s)
     if (s == NULL || s->stopping)
         return CRS_EINVAL;
     return crs_listen_bind(&s->listener, s->cfg->listen, s->cfg->ca_account);
+}
+
+void crs_server_set_config(struct crs_server *s, const struct crs_config *cfg)
+{
+    if (s != NULL && cfg != NULL)
+        s->cfg = cfg;
+}
+
+void crs_server_set_admin(struct crs_server *s, struct crs_admin *a)
+{
+    if (s != NULL)
+        s->admin = a;
 }
 
 int crs_server_start(struct crs_server *s, struct crs_queue *q)

@@ -47,6 +47,11 @@ int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_ser
 /* Binds cfg->listen (CRS_EADDRINUSE when another broker answers there). Done before the queue
  * is opened, so a second broker is refused before it touches the database. */
 int crs_server_bind(struct crs_server *s);
+/* A reloaded configuration for events received from now on (listen is not re-read). */
+void crs_server_set_config(struct crs_server *s, const struct crs_config *cfg);
+struct crs_admin;
+/* Serves admin requests (the CLI) with a; before this, they are answered "not available". */
+void crs_server_set_admin(struct crs_server *s, struct crs_admin *a);
 /* Starts accepting connections; their events go to q. */
 int crs_server_start(struct crs_server *s, struct crs_queue *q);
 /* Closes the listener and every connection; cb runs once all their handles are closed. */

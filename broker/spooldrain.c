@@ -16,6 +16,9 @@
  */
 #include "spooldrain.h"
 
+#include "certrelay/msgid.h"
+#include "metrics.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +283,13 @@ static void sd_round_end(struct crs_spooldrain *sd)
 
     for (f = sd->files; f != NULL; f = f->next)
         n += f->committed;
+    if (n > 0) {
+        char count[24];
+        const char *ins[2] = {count, sd->cfg->spool_dir};
+        snprintf(count, sizeof(count), "%zu", n);
+        crs_log_event(CRS_LOG_WARN, CRS_MSGID_EVENTS_SPOOLED, ins, 2,
+                      "spool: %zu events spooled while the broker was away were received", n);
+    }
     if (n > 0 || sd->bad > 0 || sd->stuck > 0)
         crs_info("spool: drained %zu events from %s; %zu unusable entries moved to %s/, %zu left "
                  "in place and skipped",
@@ -308,6 +318,8 @@ static void sd_item_done(struct crs_ingest_item *item, int status, const char *r
 
     f->item = NULL;
     f->committed = status == 0;
+    if (status == 0)
+        crs_metrics_add(CRS_M_SPOOL_DRAINED, 1);
     /* Refused on its own (its id is another event's): kept aside for a human, not retried. */
     f->conflict = status == CRS_EEXIST;
     if (status != 0 && !f->conflict && !sd->failed) {
@@ -484,4 +496,10 @@ void crs_spooldrain_free(struct crs_spooldrain *sd)
         crs_free(sd->skip[--sd->nskip]);
     crs_free(sd->skip);
     crs_free(sd);
+}
+
+void crs_spooldrain_set_config(struct crs_spooldrain *sd, const struct crs_config *cfg)
+{
+    if (sd != NULL && cfg != NULL)
+        sd->cfg = cfg;
 }

@@ -35,6 +35,8 @@ int crs_spooldrain_start(struct crs_spooldrain *sd);
 /* Stops watching; cb runs once the round in progress has finished (its events committed and
  * their files deleted) and every handle is closed. */
 void crs_spooldrain_stop(struct crs_spooldrain *sd, void (*cb)(void *arg), void *arg);
+/* A reloaded configuration for the events of later rounds (spool_dir is not re-read). */
+void crs_spooldrain_set_config(struct crs_spooldrain *sd, const struct crs_config *cfg);
 /* NULL is a no-op. */
 void crs_spooldrain_free(struct crs_spooldrain *sd);
 

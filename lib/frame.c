@@ -407,3 +407,33 @@ void crs_envelope_free(Certrelay__V1__Envelope *env)
     if (env != NULL)
         certrelay__v1__envelope__free_unpacked(env, &crs_protobuf_allocator);
 }
+
+int crs_frame_admin_request(const char *command, const char *params_json, uint8_t **out,
+                            size_t *outlen)
+{
+    Certrelay__V1__Envelope env = CERTRELAY__V1__ENVELOPE__INIT;
+    Certrelay__V1__AdminRequest req = CERTRELAY__V1__ADMIN_REQUEST__INIT;
+
+    if (command == NULL)
+        return CRS_EINVAL;
+    req.command = (char *)command;
+    req.params_json = (char *)params_json;
+    env.body_case = CERTRELAY__V1__ENVELOPE__BODY_ADMIN_REQUEST;
+    env.admin_request = &req;
+    return crs_frame_encode(&env, out, outlen);
+}
+
+int crs_frame_admin_reply(int status, const char *error, const char *result_json, uint8_t **out,
+                          size_t *outlen)
+{
+    Certrelay__V1__Envelope env = CERTRELAY__V1__ENVELOPE__INIT;
+    Certrelay__V1__AdminReply rep = CERTRELAY__V1__ADMIN_REPLY__INIT;
+
+    rep.has_status = 1;
+    rep.status = status;
+    rep.error = (char *)error;
+    rep.result_json = (char *)result_json;
+    env.body_case = CERTRELAY__V1__ENVELOPE__BODY_ADMIN_REPLY;
+    env.admin_reply = &rep;
+    return crs_frame_encode(&env, out, outlen);
+}

@@ -21,7 +21,13 @@ static int log_level = CRS_LOG_INFO;
 static int log_stderr = 1;
 static crs_log_output_fn log_fn;
 static void *log_ctx;
+static crs_log_event_fn log_event_fn;
+static void *log_event_ctx;
 static FILE *log_file;
+static char log_path[1024];
+static unsigned long long log_size;     /* bytes in log_file */
+static unsigned long long log_max_size; /* rotate at this size; 0: never */
+static unsigned log_keep;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -72,28 +78,102 @@ void crs_log_set_output(crs_log_output_fn fn, void *ctx)
 int crs_log_open_file(const char *path)
 {
     FILE *f = NULL;
+    long size = 0;
 
     if (path != NULL) {
         /* Never a FIFO or a device: opening one for writing could block for ever. */
-        int rc = crs_fs_open_append(path, &f);
+        int rc;
+        if (strlen(path) >= sizeof(log_path))
+            return CRS_EINVAL;
+        rc = crs_fs_open_append(path, &f);
         if (rc != 0)
             return rc;
+        if (fseek(f, 0, SEEK_END) == 0)
+            size = ftell(f);
     }
     crs_mutex_lock(&log_mutex);
     if (log_file != NULL)
         fclose(log_file);
     log_file = f;
+    log_size = size > 0 ? (unsigned long long)size : 0;
+    snprintf(log_path, sizeof(log_path), "%s", path != NULL ? path : "");
     crs_mutex_unlock(&log_mutex);
     return 0;
 }
 
+void crs_log_set_rotation(unsigned long long max_bytes, unsigned keep)
+{
+    crs_mutex_lock(&log_mutex);
+    log_max_size = max_bytes;
+    log_keep = keep;
+    crs_mutex_unlock(&log_mutex);
+}
+
+/*
+ * Called with the mutex held once the file has reached its size: PATH.(keep-1) -> PATH.keep, ...,
+ * PATH -> PATH.1, then a fresh PATH. remove() first, because rename() does not replace an
+ * existing file on Windows. If the new file cannot be opened, logging to the file stops (the
+ * other outputs carry on) until the next reopen.
+ */
+static void log_rotate_locked(void)
+{
+    char from[sizeof(log_path) + 16], to[sizeof(log_path) + 16];
+    unsigned i;
+
+    fclose(log_file);
+    log_file = NULL;
+    if (log_keep == 0) {
+        remove(log_path);
+    } else {
+        snprintf(to, sizeof(to), "%s.%u", log_path, log_keep);
+        remove(to);
+        for (i = log_keep; i > 1; i--) {
+            snprintf(from, sizeof(from), "%s.%u", log_path, i - 1);
+            snprintf(to, sizeof(to), "%s.%u", log_path, i);
+            rename(from, to);
+        }
+        snprintf(to, sizeof(to), "%s.1", log_path);
+        rename(log_path, to);
+    }
+    log_file = fopen(log_path, "a");
+    log_size = 0;
+}
+
+void crs_log_set_event_output(crs_log_event_fn fn, void *ctx)
+{
+    crs_mutex_lock(&log_mutex);
+    log_event_fn = fn;
+    log_event_ctx = ctx;
+    crs_mutex_unlock(&log_mutex);
+}
+
+static void log_vwrite(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                       unsigned ninserts, const char *fmt, va_list ap);
+
 void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
+{
+    log_vwrite(level, 0, NULL, 0, fmt, ap);
+}
+
+void crs_log_event(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                   unsigned ninserts, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vwrite(level, msgid, inserts, ninserts, fmt, ap);
+    va_end(ap);
+}
+
+/* A catalogued condition is always recorded, whatever the level filter says. */
+static void log_vwrite(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                       unsigned ninserts, const char *fmt, va_list ap)
 {
     char line[CRS_LOG_LINE_MAX];
     char ts[32];
     int n;
 
-    if ((int)level > (int)crs_log_get_level())
+    if ((int)level > (int)crs_log_get_level() && msgid == 0)
         return;
     crs_time_rfc3339(crs_now_ms(), ts, sizeof(ts));
     n = snprintf(line, sizeof(line), "%s %-5s ", ts, level_names[level]);
@@ -112,8 +192,13 @@ void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap)
         fputs(line, log_file);
         fputc('\n', log_file);
         fflush(log_file);
+        log_size += strlen(line) + 1;
+        if (log_max_size > 0 && log_size >= log_max_size)
+            log_rotate_locked();
     }
-    if (log_fn != NULL)
+    if (msgid != 0 && log_event_fn != NULL)
+        log_event_fn(log_event_ctx, level, msgid, inserts, ninserts, line);
+    else if (log_fn != NULL)
         log_fn(log_ctx, level, line);
     crs_mutex_unlock(&log_mutex);
 }

@@ -3,6 +3,7 @@
  * each subcommand is one file (see commands.h).
  *
  *   certrelay simulate --pipe PATH [...]     certrelay help [COMMAND]     certrelay --version
+ *   certrelay status | events | show | retry | replay | reload | check-config  (tools/admin/)
  */
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +18,7 @@ struct tool_command {
 };
 
 static const struct tool_command commands[] = {
-#define CRS_TOOL_ENTRY_(name, summary) {#name, tool_##name##_main, summary},
+#define CRS_TOOL_ENTRY_(name, cli, summary) {cli, tool_##name##_main, summary},
     CRS_TOOL_COMMANDS(CRS_TOOL_ENTRY_)
 #undef CRS_TOOL_ENTRY_
 };

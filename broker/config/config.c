@@ -347,6 +347,34 @@ static int apply_duration(struct parser *p, const struct entry *e, int64_t min, 
                 e->key, lo, hi);
 }
 
+/* A size in bytes: a number with an optional k, m or g (KiB, MiB, GiB); 0 means no limit. */
+static int apply_size(struct parser *p, const struct entry *e, uint64_t *dst)
+{
+    unsigned long long v;
+    char *end = NULL;
+
+    if (single_line(p, e) != 0)
+        return p->rc;
+    v = strtoull(e->value, &end, 10);
+    if (end != e->value && e->value[0] != '-') {
+        unsigned shift = 0;
+        if (*end == 'k' || *end == 'K')
+            shift = 10;
+        else if (*end == 'm' || *end == 'M')
+            shift = 20;
+        else if (*end == 'g' || *end == 'G')
+            shift = 30;
+        if (shift != 0)
+            end++;
+        if (*end == '\0' && v <= (1ULL << 40) >> shift) {
+            *dst = (uint64_t)v << shift;
+            return 0;
+        }
+    }
+    return fail(p, e->line, CRS_ECONFIG,
+                "bad value for '%s': expected a size such as 10m, 512k or 1048576 (bytes)", e->key);
+}
+
 static int apply_broker_key(struct parser *p, const struct entry *e)
 {
     struct crs_config *cfg = p->cfg;
@@ -392,6 +420,16 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
     }
     if (strcmp(e->key, "ca_account") == 0)
         return apply_string(p, e, &cfg->ca_account);
+    if (strcmp(e->key, "log_max_size") == 0)
+        return apply_size(p, e, &cfg->log_max_size);
+    if (strcmp(e->key, "log_keep") == 0)
+        return apply_u32(p, e, 0, 1000, "a number of files", &cfg->log_keep);
+    if (strcmp(e->key, "metrics_listen") == 0)
+        return apply_string(p, e, &cfg->metrics_listen);
+    if (strcmp(e->key, "retention") == 0)
+        return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->retention_ms);
+    if (strcmp(e->key, "dead_retention") == 0)
+        return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->dead_retention_ms);
     return fail(p, e->line, CRS_ECONFIG, "unknown key '%.*s' in [broker]", QUOTE_MAX, e->key);
 }
 
@@ -786,6 +824,10 @@ static int config_new(const char *name, struct crs_config **out)
     cfg->log_level = CRS_LOG_INFO;
     cfg->max_frame = CRS_FRAME_MAX;
     cfg->commit_batch_max = 1024;
+    cfg->retention_ms = 30 * MS_DAY;
+    cfg->log_max_size = 10u << 20;
+    cfg->log_keep = 5;
+    cfg->dead_retention_ms = 90 * MS_DAY;
     cfg->path = crs_strdup(name);
     cfg->listen = crs_default_pipe();
     cfg->spool_dir = crs_default_spool_dir();
@@ -902,6 +944,7 @@ void crs_config_free(struct crs_config *cfg)
     crs_free(cfg->listen);
     crs_free(cfg->state_dir);
     crs_free(cfg->spool_dir);
+    crs_free(cfg->metrics_listen);
     crs_free(cfg->log_file);
     crs_free(cfg->ca_account);
     crs_free(cfg);

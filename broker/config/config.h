@@ -3,8 +3,9 @@
  * this file knows sections and keys, the broker knows what to do with them.
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
- *                            commit_batch_max, ca_account, max_connections, memory_budget,
- *                            hello_timeout, frame_timeout, idle_timeout, salvage
+ *                            commit_batch_max, ca_account, retention, dead_retention,
+ *                            metrics_listen, log_max_size, log_keep, max_connections,
+ *                            memory_budget, hello_timeout, frame_timeout, idle_timeout, salvage
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -44,6 +45,9 @@ struct crs_config {
     char *state_dir;           /* holds certrelay.db */
     char *spool_dir;           /* where the stub spools */
     char *log_file;            /* NULL: stderr only */
+    char *metrics_listen;      /* HOST:PORT of the Prometheus endpoint; NULL: none */
+    uint64_t log_max_size;     /* the log file rotates at this size, default 10 MiB; 0: never */
+    uint32_t log_keep;         /* rotated log files kept, default 5 */
     int log_level;             /* enum crs_log_level; default info */
     uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
@@ -54,8 +58,10 @@ struct crs_config {
     int64_t hello_timeout_ms;
     int64_t frame_timeout_ms;
     int64_t idle_timeout_ms;
-    char *ca_account; /* Windows: one more account whose clients are admitted (the CA's,
+    char *ca_account;          /* Windows: one more account whose clients are admitted (the CA's,
                                   when certsrv does not run as SYSTEM): a SID or DOMAIN\user */
+    int64_t retention_ms;      /* delivered events are pruned after it, default 30d */
+    int64_t dead_retention_ms; /* dead-lettered ones after it, default 90d */
     struct crs_sink_config *sinks;
     size_t nsinks;
 };

@@ -54,6 +54,7 @@ struct crs_sink {
     struct crs_curl_multi *curl; /* NULL until a curl-based sink needs it */
     unsigned index;              /* position in the configuration */
     unsigned inflight;           /* attempts in progress (maintained by the dispatcher) */
+    unsigned failures;           /* failed attempts since the last success (the dispatcher's) */
     void *impl;                  /* the driver's state */
 };
 

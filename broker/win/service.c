@@ -384,6 +384,8 @@ static void WINAPI service_main(DWORD argc, WCHAR **argv)
     anchor_program_data();
     crs_log_set_stderr(0);
     crs_log_set_output(service_log_output, NULL);
+    /* The catalogued conditions (certrelay/msgid.h) go to the Event Log under their own ids. */
+    crs_log_set_event_output(crs_eventlog_event_output, (void *)CRS_EVENTLOG_SOURCE_BROKER);
     /* Keep the Event Log source pointing at this binary's message table. The service runs as
      * SYSTEM, which may write the key; if it cannot, events still arrive, only less readable. */
     n = GetModuleFileNameW(NULL, exe, MAX_PATH + 1);

@@ -36,6 +36,11 @@ int crs_frame_hello(uint32_t protocol_version, const char *stub_version, const c
 int crs_frame_event_packed(const uint8_t *event_bytes, size_t len, uint8_t **out, size_t *outlen);
 int crs_frame_ack(const char *event_id, uint8_t **out, size_t *outlen);
 int crs_frame_nack(const char *event_id, const char *reason, uint8_t **out, size_t *outlen);
+/* The admin channel (the CLI): a request (params_json may be NULL) and the broker's reply. */
+int crs_frame_admin_request(const char *command, const char *params_json, uint8_t **out,
+                            size_t *outlen);
+int crs_frame_admin_reply(int status, const char *error, const char *result_json, uint8_t **out,
+                          size_t *outlen);
 
 /*
  * Incremental reader for a byte stream. Feed bytes as they arrive, then call next() until it

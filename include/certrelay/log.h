@@ -23,6 +23,12 @@ void crs_log_set_stderr(int on);
 void crs_log_set_output(crs_log_output_fn fn, void *ctx);
 /* Opens (appending) a log file as an output in addition to the others; NULL closes it. */
 int crs_log_open_file(const char *path);
+/*
+ * Rotation by size: once the log file reaches max_bytes it is renamed PATH.1 (PATH.1 becomes
+ * PATH.2, and so on; PATH.keep is deleted) and a new PATH is opened, so at most `keep` old files
+ * remain. max_bytes 0 turns rotation off. Takes effect at the next line.
+ */
+void crs_log_set_rotation(unsigned long long max_bytes, unsigned keep);
 
 void crs_log(enum crs_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -30,6 +36,21 @@ void crs_log(enum crs_log_level level, const char *fmt, ...)
 #endif
     ;
 void crs_vlog(enum crs_log_level level, const char *fmt, va_list ap);
+
+/*
+ * A line that is also one of the catalogued conditions (certrelay/msgid.h): written like any
+ * other line, and handed to the event output (when one is set) with its id and its inserts
+ * instead of to the plain extra output, so the Windows Event Log records it under its own id.
+ */
+typedef void (*crs_log_event_fn)(void *ctx, enum crs_log_level level, unsigned msgid,
+                                 const char *const *inserts, unsigned ninserts, const char *line);
+void crs_log_set_event_output(crs_log_event_fn fn, void *ctx);
+void crs_log_event(enum crs_log_level level, unsigned msgid, const char *const *inserts,
+                   unsigned ninserts, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(CRS_PRINTF_ARCHETYPE, 5, 6)))
+#endif
+    ;
 
 #define crs_error(...) crs_log(CRS_LOG_ERROR, __VA_ARGS__)
 #define crs_warn(...)  crs_log(CRS_LOG_WARN, __VA_ARGS__)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "certrelay/error.h"
+#include "certrelay/msgid.h"
 #include "certrelay/win/eventlog.h"
 #include "certrelay/win/wstr.h"
 
@@ -128,4 +129,45 @@ void crs_eventlog_writef(const WCHAR *source, enum crs_log_level level, const ch
 void crs_eventlog_log_output(void *ctx, enum crs_log_level level, const char *line)
 {
     crs_eventlog_write((const WCHAR *)ctx, level, line);
+}
+
+#define CRS_EVENTLOG_MAX_INSERTS  8
+#define CRS_EVENTLOG_INSERT_CHARS 1024
+
+void crs_eventlog_event(const WCHAR *source, enum crs_log_level level, unsigned msgid,
+                        const char *const *inserts, unsigned ninserts, const char *line)
+{
+    static const WORD types[] = {0, EVENTLOG_INFORMATION_TYPE, EVENTLOG_WARNING_TYPE,
+                                 EVENTLOG_ERROR_TYPE};
+    WCHAR text[CRS_EVENTLOG_MAX_INSERTS][CRS_EVENTLOG_INSERT_CHARS];
+    const WCHAR *strings[CRS_EVENTLOG_MAX_INSERTS];
+    unsigned sev = crs_msgid_severity(msgid), i;
+    HANDLE h;
+
+    if (source == NULL)
+        return;
+    if (sev == 0 || ninserts > CRS_EVENTLOG_MAX_INSERTS || (ninserts > 0 && inserts == NULL)) {
+        crs_eventlog_write(source, level, line != NULL ? line : "");
+        return;
+    }
+    for (i = 0; i < ninserts; i++) {
+        const char *s = inserts[i] != NULL ? inserts[i] : "";
+        if (crs_win_wide_buf(s, strnlen(s, CRS_EVENTLOG_INSERT_CHARS - 1), 0, text[i],
+                             CRS_EVENTLOG_INSERT_CHARS) <= 0)
+            text[i][0] = L'\0';
+        strings[i] = text[i];
+    }
+    h = RegisterEventSourceW(NULL, source);
+    if (h == NULL)
+        return;
+    /* The id as windmc numbers it: the severity in the top two bits. */
+    ReportEventW(h, types[sev], 0, (DWORD)sev << 30 | (DWORD)msgid, NULL, (WORD)ninserts, 0,
+                 ninserts > 0 ? strings : NULL, NULL);
+    DeregisterEventSource(h);
+}
+
+void crs_eventlog_event_output(void *ctx, enum crs_log_level level, unsigned msgid,
+                               const char *const *inserts, unsigned ninserts, const char *line)
+{
+    crs_eventlog_event((const WCHAR *)ctx, level, msgid, inserts, ninserts, line);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "dll.h"
+#include "certrelay/msgid.h"
 #include "certrelay/win/eventlog.h"
 #include "certrelay/win/secdir.h"
 #include "certrelay/win/svcacct.h"
@@ -355,15 +356,18 @@ static void note_outcome(struct exit_module *This, int rc, const struct crs_stub
 
     if (rc != 0) {
         lost = InterlockedIncrement64(&This->lost);
-        if (InterlockedExchange(&This->spool_failing, 1) == 0)
-            crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
-                                "CertRelay: EVENT LOST: the %s event (request id %lld, 0 when it "
-                                "has none) was neither acknowledged by the broker nor written to "
-                                "the spool %s: %s. Further losses are counted and reported when "
-                                "the spool works again; %lld event(s) lost so far.",
-                                event_name != NULL ? event_name : "unknown",
-                                (long long)res->request_id, This->settings.spool_dir,
-                                crs_strerror(rc), (long long)lost);
+        if (InterlockedExchange(&This->spool_failing, 1) == 0) {
+            char reqid[24], line[160];
+            const char *ins[4] = {event_name != NULL ? event_name : "unknown", reqid,
+                                  This->settings.spool_dir, crs_strerror(rc)};
+
+            /* One entry per episode under the catalogue's id; the losses that follow are
+             * counted and reported when the spool works again. */
+            snprintf(reqid, sizeof(reqid), "%lld", (long long)res->request_id);
+            snprintf(line, sizeof(line), "EVENT LOST; %lld event(s) lost so far", (long long)lost);
+            crs_eventlog_event(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR, CRS_MSGID_SPOOL_FAILED, ins,
+                               4, line);
+        }
         return;
     }
     if (InterlockedExchange(&This->spool_failing, 0) == 1)
@@ -372,19 +376,20 @@ static void note_outcome(struct exit_module *This, int rc, const struct crs_stub
                             (long long)InterlockedCompareExchange64(&This->lost, 0, 0));
     if (res->outcome == CRS_STUB_SPOOLED) {
         if (res->send_error == CRS_EPEERAUTH) {
-            if (!res->breaker_open && InterlockedExchange(&This->impostor, 1) == 0)
-                crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
-                                    "CertRelay: process %lu serves the pipe %s but is not the "
-                                    "process of the %s service under a trusted account. No event "
-                                    "is sent to it; events are kept in %s. This is reported once.",
-                                    (unsigned long)res->server_pid, This->settings.pipe,
-                                    This->settings.service, This->settings.spool_dir);
+            if (!res->breaker_open && InterlockedExchange(&This->impostor, 1) == 0) {
+                char pid[16];
+                const char *ins[4] = {pid, This->settings.pipe, This->settings.service,
+                                      This->settings.spool_dir};
+
+                snprintf(pid, sizeof(pid), "%lu", (unsigned long)res->server_pid);
+                crs_eventlog_event(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_ERROR,
+                                   CRS_MSGID_BROKER_IMPOSTOR, ins, 4, NULL);
+            }
         } else if (InterlockedExchange(&This->broker_down, 1) == 0) {
-            crs_eventlog_writef(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_WARN,
-                                "CertRelay: the broker at %s did not acknowledge an event (%s). "
-                                "Events are kept in %s until it does; this is reported once.",
-                                This->settings.pipe, crs_strerror(res->send_error),
-                                This->settings.spool_dir);
+            const char *ins[3] = {This->settings.pipe, crs_strerror(res->send_error),
+                                  This->settings.spool_dir};
+            crs_eventlog_event(CRS_EVENTLOG_SOURCE_EXIT, CRS_LOG_WARN, CRS_MSGID_BROKER_UNREACHABLE,
+                               ins, 3, NULL);
         }
     } else if (res->outcome == CRS_STUB_ACKED) {
         InterlockedExchange(&This->impostor, 0);

@@ -19,12 +19,18 @@ if(NOT WIN32 AND CRS_PYTHON3)
   # SIGHUP reopens the log file (the Windows service's PARAMCHANGE does the same).
   crs_broker_test(reload)
   crs_broker_test(retry)
+  # log_max_size / log_keep: the log file rotates by size.
+  crs_broker_test(log_rotation)
   # Mounts small tmpfs file systems to fill disks for real; exits 77 (skipped) where it cannot.
   crs_broker_test(diskfull)
   set_tests_properties(broker_diskfull PROPERTIES SKIP_RETURN_CODE 77)
   # The tests below drive the broker with the simulator (tools/, target certrelay).
   if(TARGET certrelay)
-    foreach(t e2e spool crash hostile)
+    # admin: the certrelay CLI's admin commands against a real broker and webhook receiver;
+    # reload_live: 20,000 events while sinks are added, changed and removed by reloads;
+    # retention: 200,000 events with retention = 1s leave the database bounded;
+    # metrics: the Prometheus endpoint read with python3-prometheus-client's parser.
+    foreach(t e2e spool crash hostile admin reload_live retention metrics)
       crs_broker_test(${t} --certrelay $<TARGET_FILE:certrelay>)
     endforeach()
   endif()

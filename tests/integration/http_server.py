@@ -138,6 +138,17 @@ class RecordingServer:
             return [r for r in self.log if path is None or r.path == path]
 
 
+def start_recording_server(**kw):
+    """A RecordingServer on a free port below 32768 (tries again if another process took it)."""
+    import crstest
+    for _ in range(20):
+        try:
+            return RecordingServer(port=crstest.free_port(), **kw).start()
+        except OSError:
+            continue
+    crstest.fail("no free port for a test server")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=8080)

@@ -761,11 +761,40 @@ static void test_ca_account(void)
     crs_config_free(cfg);
 }
 
+/* The operations keys (issue 10): retention, log rotation, metrics. */
+static void test_operations_keys(void)
+{
+    struct crs_config *cfg = load_ok("[broker]\nstate_dir = /s\n");
+
+    CHECK_EQ_INT(cfg->retention_ms, 30LL * 86400 * 1000);
+    CHECK_EQ_INT(cfg->dead_retention_ms, 90LL * 86400 * 1000);
+    CHECK_EQ_INT(cfg->log_max_size, 10LL << 20);
+    CHECK_EQ_INT(cfg->log_keep, 5);
+    CHECK(cfg->metrics_listen == NULL);
+    crs_config_free(cfg);
+    cfg = load_ok("[broker]\nstate_dir = /s\nretention = 2h\ndead_retention = 1s\n"
+                  "log_max_size = 512k\nlog_keep = 0\nmetrics_listen = 127.0.0.1:9464\n");
+    CHECK_EQ_INT(cfg->retention_ms, 2LL * 3600 * 1000);
+    CHECK_EQ_INT(cfg->dead_retention_ms, 1000);
+    CHECK_EQ_INT(cfg->log_max_size, 512 * 1024);
+    CHECK_EQ_INT(cfg->log_keep, 0);
+    CHECK_EQ_STR(cfg->metrics_listen, "127.0.0.1:9464");
+    crs_config_free(cfg);
+    cfg = load_ok("[broker]\nstate_dir = /s\nlog_max_size = 0\n");
+    CHECK_EQ_INT(cfg->log_max_size, 0);
+    crs_config_free(cfg);
+    expect_error("[broker]\nstate_dir = /s\nretention = 0s\n", "t.ini:3: ", "bad value");
+    expect_error("[broker]\nstate_dir = /s\nlog_max_size = 10x\n", "t.ini:3: ", "size");
+    expect_error("[broker]\nstate_dir = /s\nlog_max_size = -1\n", "t.ini:3: ", "size");
+    expect_error("[broker]\nstate_dir = /s\nlog_keep = 1001\n", "t.ini:3: ", "log_keep");
+}
+
 int main(void)
 {
     test_full();
     test_limits();
     test_ca_account();
+    test_operations_keys();
     test_defaults();
     test_errors();
     test_long_lines();

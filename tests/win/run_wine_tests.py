@@ -16,7 +16,8 @@ The wineserver is started persistent for the many short wine processes and kille
   4. harness (8 threads, every event kind as real certsrv sends it: revoke and release from hold
      both as 0x8, startup raised by Initialize, settings at ModuleRegistryLocation): every event
      lands in the drop directory, the certificates and CRLs byte-identical to the fixtures
-  5. PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start; a
+  5. certrelay status over the pipe (the admin channel) reports the online run;
+     PARAMCHANGE reaches the service; a second broker on the same pipe refuses to start; a
      process that adds an instance of the pipe while the service runs receives no byte
   6. sc stop: STOPPED; harness again: every Notify S_OK within the timeout, every event spooled
   7. impostor: with the service stopped a process creates the pipe and acknowledges everything:
@@ -180,7 +181,8 @@ class Run:
         bindir.mkdir(parents=True)
         # (installer_test.py reuses this setup without the fake broker.)
         for src in (self.args.dll, self.args.broker, self.args.harness,
-                    getattr(self.args, "fake_broker", None), self.args.tool):
+                    getattr(self.args, "fake_broker", None), self.args.tool,
+                    getattr(self.args, "cli", None)):
             if src:
                 shutil.copy2(src, bindir)
         shutil.copytree(self.args.fixtures, bindir / "fixtures")
@@ -243,10 +245,11 @@ class Run:
             argv.append("--skip-identity")
         env = None
         if eventlog is not None:
-            env = dict(self.env, WINEDEBUG="-all,err+eventlog,warn+eventlog")
+            env = dict(self.env, WINEDEBUG="-all,err+eventlog,warn+eventlog,fixme+advapi")
         rc, out = self.wine(*argv, timeout=600, env=env)
         if eventlog is not None:
-            eventlog.extend(line for line in out.splitlines() if ":eventlog:" in line)
+            eventlog.extend(line for line in out.splitlines()
+                            if ":eventlog:" in line or "ReportEventW (" in line)
         sys.stdout.write("".join(f"      {line}\n" for line in out.splitlines()))
         self.check(rc == 0, f"harness ({expect_name}) exited {rc}")
         return self.read_expect(self.host(f"{WIN_TEST}\\{expect_name}"))
@@ -437,6 +440,19 @@ class Run:
         self.verify_drop(exp1, "online")
         self.check(not self.spool_files(), "online: nothing was spooled")
 
+        # The admin channel over the named pipe: certrelay status reports what the run did.
+        if self.args.cli:
+            rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.cli).name}", "status", "--pipe", PIPE,
+                                "--json")
+            try:
+                st = json.loads(out[out.index("{"):])
+                sinks = {s["name"]: s for s in st["sinks"]}
+                ok = st["running"] and sum(s["delivered_24h"] for s in sinks.values()) == n and \
+                    st["database"]["events"] == n
+            except (ValueError, KeyError):
+                ok = False
+            self.check(rc == 0 and ok, f"certrelay status over the pipe (exit {rc}): {n} delivered")
+
         # PARAMCHANGE reaches the service's handler (which reopens the log file).
         rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--paramchange", SERVICE)
         log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
@@ -472,7 +488,15 @@ class Run:
         if not self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED"):
             self.dump_log()
             return
-        exp2 = self.harness("expect-offline.tsv", 100000, skip_identity=True)
+        # Wine's advapi32 traces each ReportEventW with its id and number of strings: the exit
+        # module reports the outage once, under the catalogue's id 111 (BROKER_UNREACHABLE,
+        # warning: 0x8000006f) with its three inserts (include/certrelay/msgid.h).
+        entries = []
+        exp2 = self.harness("expect-offline.tsv", 100000, skip_identity=True, eventlog=entries)
+        reports = [e for e in entries
+                   if re.search(r"ReportEventW \([^,]*,0x0002,0x0000,0x8000006f,[^,]*,0x0003,", e)]
+        self.check(len(reports) == 1,
+                   f"offline: Event Log id 111 (broker unreachable) reported once ({len(reports)})")
         spooled = len(self.spool_files())
         self.check(spooled == len(exp2), f"offline: {spooled} of {len(exp2)} events spooled")
         self.check(len(self.drop_jsons()) == len(exp1), "offline: nothing delivered while stopped")
@@ -490,9 +514,12 @@ class Run:
                    f"impostor: {spooled - len(exp2)} of {len(exp_imp)} events spooled")
         pid = re.search(r"serving .* \(pid (\d+)\)",
                         (self.work / "impostor.out").read_text(errors="replace"))
-        named = [e for e in entries if "is not the process of the CertRelay service" in e]
-        self.check(len(named) == 1 and pid is not None and f"process {int(pid.group(1))} " in
-                   named[0], f"impostor: one Event Log entry naming its pid ({named})")
+        # Id 113 (BROKER_IMPOSTOR, error: 0xc0000071) once, its first insert the impostor's pid.
+        named = [e for e in entries
+                 if re.search(r"ReportEventW \([^,]*,0x0001,0x0000,0xc0000071,[^,]*,0x0004,", e)]
+        self.check(len(named) == 1 and pid is not None and
+                   any(f'L"{int(pid.group(1))}"' in e for e in entries),
+                   f"impostor: one Event Log entry (id 113) naming its pid ({named})")
 
         # A broker service that accepts and never answers: one timeout, then the breaker.
         hung_bin = " ".join(self.fake_broker_argv("hung", PIPE_HUNG, "hung")
@@ -529,8 +556,10 @@ class Run:
                      eventlog=entries, spool=f"{WIN_TEST}\\spool-link")
         self.check(not any(outside.iterdir()),
                    "spool through a symbolic link: nothing written through it")
-        lost = [e for e in entries if "EVENT LOST" in e]
-        self.check(len(lost) == 1 and "request" in lost[0],
+        # Id 112 (SPOOL_FAILED, error: 0xc0000070) once, with its four inserts.
+        lost = [e for e in entries
+                if re.search(r"ReportEventW \([^,]*,0x0001,0x0000,0xc0000070,[^,]*,0x0004,", e)]
+        self.check(len(lost) == 1,
                    f"spool through a symbolic link: one Event Log error for the lost events "
                    f"({lost})")
 
@@ -645,6 +674,7 @@ def main():
     ap.add_argument("--harness", required=True)
     ap.add_argument("--fake-broker", required=True)
     ap.add_argument("--tool", required=True)
+    ap.add_argument("--cli", help="certrelay.exe, to check the admin channel over the pipe")
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--threads", type=int, default=8)

@@ -50,6 +50,7 @@ add_test(NAME wine_exit_module_service
           --harness $<TARGET_FILE:crs_wine_harness>
           --fake-broker $<TARGET_FILE:crs_wine_fake_broker>
           --tool $<TARGET_FILE:certrelay>
+          --cli $<TARGET_FILE:certrelay>
           --fixtures ${CRS_FIXTURE_DIR}
           --work ${CMAKE_CURRENT_BINARY_DIR}/wine)
 set_tests_properties(wine_exit_module_service PROPERTIES LABELS wine TIMEOUT 900)

@@ -31,4 +31,15 @@ void crs_eventlog_writef(const WCHAR *source, enum crs_log_level level, const ch
 /* A crs_log output (crs_log_set_output) whose ctx is the source name (const WCHAR *). */
 void crs_eventlog_log_output(void *ctx, enum crs_log_level level, const char *line);
 
+/*
+ * Records a catalogued condition (certrelay/msgid.h) under its own id, with inserts as the
+ * message's %1, %2, ... (at most 8). An id outside the catalogue is written as line with the
+ * generic id of its level.
+ */
+void crs_eventlog_event(const WCHAR *source, enum crs_log_level level, unsigned msgid,
+                        const char *const *inserts, unsigned ninserts, const char *line);
+/* A crs_log_event_fn whose ctx is the source name. */
+void crs_eventlog_event_output(void *ctx, enum crs_log_level level, unsigned msgid,
+                               const char *const *inserts, unsigned ninserts, const char *line);
+
 #endif
