@@ -17,10 +17,14 @@
  * Pollers follow sockets, not curl's interest in them. When a transfer ends, curl says
  * CURL_POLL_REMOVE for its connection, and the next transfer on the kept-alive connection asks
  * for it again a moment later. Closing and re-creating the poller each time costs five or six
- * system calls per request (epoll_ctl checks, FIONBIO); instead a removed socket is marked
- * detached and stays polled with its last events, unreferenced. If curl wants the same events
- * again, nothing is done; if the socket fires while detached (an idle connection closed by the
- * server), polling stops and curl finds out when it next checks the connection.
+ * system calls per request (epoll_ctl checks, FIONBIO); instead a removed socket's poller is
+ * stopped (one epoll_ctl DEL, done at once by libuv) and kept, detached, until curl wants the
+ * socket again or closes it through close_fn.
+ *
+ * Stopping on CURL_POLL_REMOVE is not optional: curl closes some sockets without the close
+ * callback (the threaded resolver's socketpair, a connection curl gives up during connect), after
+ * saying REMOVE. A poller left registered on such a socket makes libuv's next epoll_ctl fail with
+ * EBADF, and libuv aborts the process: that was the abort at shutdown with failing receivers.
  *
  * Completions that do not come from curl (canceled transfers, messages with nothing to send) go
  * through a second 0 ms timer, so a done callback never runs inside the call that caused it.
@@ -249,7 +253,7 @@ static void poll_cb(uv_poll_t *h, int status, int events)
     if (m->closing)
         return;
     if (cs->detached) {
-        /* Nobody waits for this socket: stop, or a closed idle connection would fire forever. */
+        /* Not expected (a detached poller is stopped); never hand curl a socket it let go. */
         uv_poll_stop(&cs->poll);
         cs->events = 0;
         return;
@@ -312,10 +316,13 @@ static int socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
-        /* Kept polled, detached, until curl wants it again or closes it (close_fn). */
+        /* curl may close the socket right after this, with or without close_fn: stop polling
+         * now. The record stays, detached, until curl wants the socket again or close_fn. */
         if (cs != NULL) {
+            if (cs->events != 0)
+                uv_poll_stop(&cs->poll);
+            cs->events = 0;
             cs->detached = 1;
-            uv_unref((uv_handle_t *)&cs->poll);
         }
         return 0;
     }
@@ -323,6 +330,15 @@ static int socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, void *s
         return 0;
     if (cs == NULL)
         cs = sock_find(m, s);
+#ifdef _WIN32
+    /* A detached record may belong to a socket curl closed without close_fn whose handle value
+     * Windows has handed out again; libuv's Windows poller keeps per-socket state, so start
+     * afresh rather than reuse it. (On Unix a poller is only an fd number and is reused.) */
+    if (cs != NULL && cs->detached && socketp == NULL) {
+        sock_close(cs);
+        cs = NULL;
+    }
+#endif
     if (cs == NULL) {
         cs = crs_calloc(1, sizeof(*cs));
         if (cs == NULL)
@@ -342,10 +358,7 @@ static int socket_fn(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     }
     if (socketp == NULL)
         curl_multi_assign(m->multi, s, cs);
-    if (cs->detached) {
-        cs->detached = 0;
-        uv_ref((uv_handle_t *)&cs->poll);
-    }
+    cs->detached = 0;
     if (what & CURL_POLL_IN)
         events |= UV_READABLE;
     if (what & CURL_POLL_OUT)

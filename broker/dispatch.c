@@ -6,6 +6,17 @@
  * update, which the next queue job records; once that is committed the attempt leaves memory.
  * Until then its row is excluded from fetches, so a row is never attempted twice at once, even
  * though the database still shows it pending and due while the update waits for its commit.
+ *
+ * An outcome the database refuses (a full disk, damaged pages) is not dropped: the attempt stays
+ * in memory with its update, its row stays excluded, and the update is offered again every
+ * DISPATCH_DB_RETRY_MS. Meanwhile its sink is paused (no new rows fetched for it), which is logged
+ * once, as is the resumption. So a sink is never driven faster than its backoff, whatever the
+ * database does: an event is delivered once and its outcome written when the disk has room. Only
+ * a stop (or a crash) before that leaves the row pending, to be delivered again at the next start.
+ *
+ * Failed attempts are logged through a per-sink window: the first DISPATCH_LOG_LINES lines of each
+ * DISPATCH_LOG_WINDOW_MS, then one summary line, so a receiver that is down for a day costs a few
+ * lines a minute rather than one per attempt.
  */
 #include "dispatch.h"
 
@@ -23,8 +34,22 @@
 #include "certrelay/event.h"
 #include "certrelay/log.h"
 
-/* How long to wait before fetching again after the database failed. */
+/* How long to wait before fetching again, or offering held outcomes again, after the database
+ * failed. */
 #define DISPATCH_DB_RETRY_MS 1000
+/* Failed-attempt lines per sink and window; the rest are counted and summarized. */
+#define DISPATCH_LOG_LINES     32u
+#define DISPATCH_LOG_WINDOW_MS 60000
+
+/* Per-sink state the dispatcher keeps beside the driver's struct crs_sink. */
+struct sink_state {
+    unsigned held;        /* outcomes the database refused, waiting to be offered again */
+    int paused;           /* held > 0: fetch nothing for this sink */
+    int64_t log_start;    /* start of the current log window */
+    unsigned log_lines;   /* failure lines logged in it */
+    unsigned log_skipped; /* failed attempts not logged in it */
+    unsigned log_dead;    /* of those, dead-lettered */
+};
 
 struct attempt {
     struct crs_delivery d;        /* d.data points back here */
@@ -58,6 +83,9 @@ struct crs_dispatcher {
     void *pause_arg;
     uint32_t rnd;
     struct attempt *head;
+    struct sink_state *state; /* nstate entries, one per sink (see sink_st) */
+    size_t nstate;
+    struct crs_delivery_update *held; /* refused outcomes, offered again by the timer */
 };
 
 #define ATTEMPT_OF_UPDATE(p) ((struct attempt *)((char *)(p)-offsetof(struct attempt, u)))
@@ -94,6 +122,51 @@ int64_t crs_backoff_delay_ms(const struct crs_sink_config *sc, uint32_t attempts
      * that failed together do not retry together. */
     half = delay / 2;
     return half + (int64_t)(rnd % (uint64_t)(delay - half + 1));
+}
+
+/* ---- Log volume ---- */
+
+/* A sink's state; a reload that could not grow the array gets a scratch entry (no pause). */
+static struct sink_state *sink_st(const struct crs_dispatcher *d, size_t sink)
+{
+    static struct sink_state scratch;
+
+    if (sink < d->nstate)
+        return &d->state[sink];
+    memset(&scratch, 0, sizeof(scratch));
+    return &scratch;
+}
+
+/* Reports the attempts of the closing window that were not logged one by one. */
+static void sink_log_flush(struct crs_dispatcher *d, unsigned sink, int64_t now)
+{
+    struct sink_state *st = sink_st(d, sink);
+
+    if (st->log_skipped > 0)
+        crs_warn("sink %s: %u more failed attempts (%u of them dead-lettered) in the last %lld s "
+                 "were not logged one by one; the queue database has each one's last error",
+                 d->sinks[sink].cfg->name, st->log_skipped, st->log_dead,
+                 (long long)((now - st->log_start) / 1000));
+    st->log_skipped = st->log_dead = 0;
+}
+
+/* True when a failed attempt of this sink may be logged on its own line now. */
+static int sink_log_allow(struct crs_dispatcher *d, unsigned sink, int64_t now, int dead)
+{
+    struct sink_state *st = sink_st(d, sink);
+
+    if (st->log_start == 0 || now - st->log_start >= DISPATCH_LOG_WINDOW_MS) {
+        sink_log_flush(d, sink, now);
+        st->log_start = now;
+        st->log_lines = 0;
+    }
+    if (st->log_lines < DISPATCH_LOG_LINES) {
+        st->log_lines++;
+        return 1;
+    }
+    st->log_skipped++;
+    st->log_dead += dead != 0;
+    return 0;
 }
 
 /* ---- Memory set ---- */
@@ -230,13 +303,16 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
         u->last_error[0] = '\0';
         crs_debug("sink %s: event %s delivered (attempt %u)", name, attempt_event_id(a),
                   (unsigned)u->attempts);
+        /* The receiver is back: say now how many failures the window held back. */
+        sink_log_flush(d, a->sink, now);
     } else if (r->outcome == CRS_DELIVERY_PERMANENT) {
         crs_metrics_delivery(name, CRS_DM_DEAD);
         u->state = CRS_DSTATE_DEAD;
         snprintf(line, sizeof(line),
                  "sink %s: event %s dead-lettered after attempt %u: permanent failure: %s", name,
                  attempt_event_id(a), (unsigned)u->attempts, r->error);
-        attempt_dead_event(a, name, r->error, line);
+        if (sink_log_allow(d, a->sink, now, 1))
+            attempt_dead_event(a, name, r->error, line);
     } else if (u->attempts >= sc->max_attempts ||
                (sc->max_age_ms > 0 && now - a->received_ms >= sc->max_age_ms)) {
         crs_metrics_delivery(name, CRS_DM_DEAD);
@@ -246,15 +322,17 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
                  "ms): %s",
                  name, attempt_event_id(a), (unsigned)u->attempts, (unsigned)sc->max_attempts,
                  (long long)(now - a->received_ms), r->error);
-        attempt_dead_event(a, name, r->error, line);
+        if (sink_log_allow(d, a->sink, now, 1))
+            attempt_dead_event(a, name, r->error, line);
     } else {
         int64_t delay =
             crs_backoff_delay_ms(sc, u->attempts, r->retry_after_ms, dispatch_random(d));
         crs_metrics_delivery(name, CRS_DM_RETRY);
         u->state = CRS_DSTATE_PENDING;
         u->next_attempt_ms = now + delay;
-        crs_warn("sink %s: event %s attempt %u failed: %s; retrying in %lld ms", name,
-                 attempt_event_id(a), (unsigned)u->attempts, r->error, (long long)delay);
+        if (sink_log_allow(d, a->sink, now, 0))
+            crs_warn("sink %s: event %s attempt %u failed: %s; retrying in %lld ms", name,
+                     attempt_event_id(a), (unsigned)u->attempts, r->error, (long long)delay);
     }
 
     /* The decoded event is not needed any more; the row stays excluded until committed. */
@@ -340,6 +418,8 @@ static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
 {
     uint32_t conc = d->sinks[i].cfg->concurrency ? d->sinks[i].cfg->concurrency : 1;
 
+    if (sink_st(d, i)->paused)
+        return 0;
     return d->sinks[i].inflight >= conc ? 0 : conc - d->sinks[i].inflight;
 }
 
@@ -353,6 +433,11 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
 
     if (d->stopping || d->paused || nsinks == 0 || (!d->dirty && !have_events))
         return NULL;
+    /* After a database failure only the retry timer fetches (it sets dirty again). */
+    if (d->db_retry) {
+        d->dirty = 1;
+        return NULL;
+    }
     for (i = 0; i < nsinks; i++)
         total += dispatch_slots(d, i);
     d->dirty = 0;
@@ -396,12 +481,27 @@ nomem:
     return NULL;
 }
 
+/* Hands the held outcomes to the queue again (in one job). */
+static void dispatch_offer_held(struct crs_dispatcher *d)
+{
+    struct crs_delivery_update *list = d->held;
+
+    d->held = NULL;
+    while (list != NULL) {
+        struct crs_delivery_update *next = list->next;
+        sink_st(d, list->sink)->held--;
+        crs_queue_update(d->q, list);
+        list = next;
+    }
+}
+
 static void dispatch_timer_cb(uv_timer_t *t)
 {
     struct crs_dispatcher *d = t->data;
 
     d->db_retry = 0;
     d->dirty = 1;
+    dispatch_offer_held(d);
     crs_queue_kick(d->q);
 }
 
@@ -444,19 +544,65 @@ static void hook_fetch_done(void *arg, struct crs_fetch *f)
     crs_fetch_free(f);
 }
 
+/* Keeps refused outcomes for the retry timer and pauses their sinks (logged once per pause). */
+static void dispatch_hold(struct crs_dispatcher *d, struct crs_delivery_update *list, int status)
+{
+    while (list != NULL) {
+        struct crs_delivery_update *next = list->next;
+        struct sink_state *st = sink_st(d, list->sink);
+
+        if (!st->paused)
+            crs_error("sink %s: paused: delivery outcomes cannot be recorded in the queue "
+                      "database (%s); they are kept in memory and written when it takes writes "
+                      "again, and no further deliveries start until then",
+                      d->sinks[list->sink].cfg->name, crs_strerror(status));
+        st->paused = 1;
+        st->held++;
+        list->next = d->held;
+        d->held = list;
+        list = next;
+    }
+    d->db_retry = 1;
+    dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
+}
+
+/* Resumes every paused sink with nothing left to write: the database took writes again. */
+static void dispatch_resume(struct crs_dispatcher *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->nsinks; i++) {
+        struct sink_state *st = sink_st(d, i);
+        if (st->paused && st->held == 0) {
+            st->paused = 0;
+            d->dirty = 1;
+            crs_info("sink %s: resumed: delivery outcomes are recorded again",
+                     d->sinks[i].cfg->name);
+        }
+    }
+}
+
 static void hook_updates_done(void *arg, struct crs_delivery_update *list, int status)
 {
     struct crs_dispatcher *d = arg;
 
-    if (status != 0) {
-        /* The rows keep their previous state and will be attempted again; wait a moment so a
-         * full disk does not turn into a busy loop of attempts that cannot be recorded. */
-        crs_error("dispatcher: delivery outcomes could not be recorded (%s); the deliveries will "
-                  "be attempted again",
-                  crs_strerror(status));
-        d->db_retry = 1;
-        dispatch_arm_timer(d, DISPATCH_DB_RETRY_MS);
+    if (status != 0 && !d->stopping) {
+        /* The deliveries happened: keep their outcomes rather than let the rows, still pending
+         * and due, be fetched and delivered again at once (a storm of re-deliveries). */
+        dispatch_hold(d, list, status);
+        return;
     }
+    if (status != 0) {
+        size_t n = 0;
+        struct crs_delivery_update *u;
+        for (u = list; u != NULL; u = u->next)
+            n++;
+        crs_error("dispatcher: %zu delivery outcomes could not be recorded before stopping (%s); "
+                  "those events will be delivered again at the next start",
+                  n, crs_strerror(status));
+    }
+    if (status == 0)
+        dispatch_resume(d);
     while (list != NULL) {
         struct crs_delivery_update *next = list->next;
         /* A row put back to pending may already be due again (a Retry-After of 0): it was
@@ -487,6 +633,12 @@ int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs
     d = crs_calloc(1, sizeof(*d));
     if (d == NULL)
         return CRS_ENOMEM;
+    d->state = crs_calloc(cfg->nsinks ? cfg->nsinks : 1, sizeof(d->state[0]));
+    d->nstate = cfg->nsinks;
+    if (d->state == NULL) {
+        crs_free(d);
+        return CRS_ENOMEM;
+    }
     d->loop = loop;
     d->cfg = cfg;
     d->nsinks = cfg->nsinks;
@@ -495,6 +647,7 @@ int crs_dispatcher_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs
     d->rnd = (uint32_t)uv_hrtime() | 1u;
     rc = uv_timer_init(loop, &d->timer);
     if (rc != 0) {
+        crs_free(d->state);
         crs_free(d);
         return crs_translate_sys_error(-rc);
     }
@@ -544,7 +697,11 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
         struct crs_sink *s = &d->sinks[i];
         if (s->inflight > 0 && s->driver->cancel_all != NULL)
             s->driver->cancel_all(s);
+        sink_log_flush(d, (unsigned)i, crs_now_ms());
     }
+    /* One last chance for outcomes the database refused: the queue writes them before it
+     * closes, or they are dropped (hook_updates_done) and delivered again at the next start. */
+    dispatch_offer_held(d);
     if (d->timer_open && !uv_is_closing((uv_handle_t *)&d->timer))
         uv_close((uv_handle_t *)&d->timer, dispatch_timer_closed);
     else
@@ -565,6 +722,22 @@ void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, siz
 {
     if (d == NULL)
         return;
+    /* Per-sink state follows the new set: the pause let every outcome be recorded, so nothing
+     * is held; the old log windows are closed under their old names first. */
+    {
+        struct sink_state *state = crs_calloc(nsinks ? nsinks : 1, sizeof(*state));
+        size_t i;
+        for (i = 0; i < d->nsinks; i++)
+            sink_log_flush(d, (unsigned)i, crs_now_ms());
+        if (state != NULL) {
+            crs_free(d->state);
+            d->state = state;
+            d->nstate = nsinks;
+        } else {
+            crs_error("dispatcher: out of memory for the reloaded sinks' state");
+            memset(d->state, 0, d->nstate * sizeof(*d->state));
+        }
+    }
     d->sinks = sinks;
     d->nsinks = nsinks;
     d->paused = 0;
@@ -599,5 +772,6 @@ void crs_dispatcher_free(struct crs_dispatcher *d)
         return;
     while (d->head != NULL)
         attempt_unlink_free(d, d->head);
+    crs_free(d->state);
     crs_free(d);
 }

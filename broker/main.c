@@ -23,7 +23,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: certrelayd [--config FILE]\n"
+            "usage: certrelayd [--config FILE [--salvage]]\n"
             "       certrelayd --check-config FILE\n"
             "       certrelayd --version | --help\n"
             "\n"
@@ -31,6 +31,8 @@ static void usage(FILE *out)
             "durably and delivers them to the configured sinks (file drop, webhook, email).\n"
             "\n"
             "  --config FILE        run in the foreground with the INI configuration FILE\n"
+            "  --salvage            run even though the queue database is damaged (its check\n"
+            "                       at start fails), keeping a copy of a damaged log\n"
             "  --check-config FILE  validate FILE and exit (0 when valid)\n"
             "  --version            print the version and exit\n"
             "  --help               print this help and exit\n"
@@ -54,7 +56,7 @@ static int check_config(const char *path)
     return 0;
 }
 
-static int run(const char *path)
+static int run(const char *path, int salvage)
 {
     struct crs_config *cfg = NULL;
     char err[CRS_CONFIG_ERRLEN];
@@ -77,6 +79,8 @@ static int run(const char *path)
                      ((const struct crs_file_sink_config *)cfg->sinks[0].typed)->directory,
                      cfg->sinks[0].name);
     }
+    if (salvage)
+        cfg->salvage = 1;
     status = crs_broker_run(cfg, NULL) == 0 ? 0 : 1;
     crs_config_free(cfg);
     return status;
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
         return status;
 #endif
     if (argc == 1)
-        return run(NULL);
+        return run(NULL, 0);
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
@@ -101,7 +105,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc == 3 && strcmp(argv[1], "--config") == 0)
-        return run(argv[2]);
+        return run(argv[2], 0);
+    if (argc == 4 && strcmp(argv[1], "--config") == 0 && strcmp(argv[3], "--salvage") == 0)
+        return run(argv[2], 1);
     if (argc == 3 && strcmp(argv[1], "--check-config") == 0)
         return check_config(argv[2]);
     usage(stderr);

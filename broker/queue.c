@@ -88,8 +88,10 @@
  * its own job once the queue is idle and the WAL holds QUEUE_CKPT_IDLE frames, or inside a job
  * when the WAL reaches QUEUE_CKPT_FORCE frames (a broker that is never idle still bounds it).
  */
-#define QUEUE_CKPT_IDLE  1000
-#define QUEUE_CKPT_FORCE 16000
+/* A database that keeps failing is reported at most this often. */
+#define QUEUE_FAIL_LOG_MS 60000
+#define QUEUE_CKPT_IDLE   1000
+#define QUEUE_CKPT_FORCE  16000
 
 static const char queue_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -135,6 +137,7 @@ enum queue_stmt {
     STMT_INSERT_ATTEMPT,
     STMT_FETCH_DUE,
     STMT_NEXT_DUE,
+    STMT_EVENT_BODY,
     STMT_COUNT_
 };
 
@@ -161,6 +164,7 @@ static const char *const queue_stmt_sql[STMT_COUNT_] = {
                        "ORDER BY d.next_attempt_ms",
     [STMT_NEXT_DUE] = "SELECT MIN(next_attempt_ms) FROM deliveries "
                       "WHERE state = 0 AND next_attempt_ms > ?1",
+    [STMT_EVENT_BODY] = "SELECT body FROM events WHERE event_id = ?1",
 };
 
 /* The one job in flight. Everything in it belongs to the worker until the after-callback. */
@@ -193,9 +197,11 @@ struct crs_queue {
     struct crs_queue_op *op_head, *op_tail;
 
     struct queue_job job;
-    int wal_frames; /* frames in the WAL after the last commit (sqlite3_wal_hook) */
-    int busy;       /* a job is in flight */
-    int in_after;   /* inside the after-callback: defer pumping to its end */
+    int wal_frames;         /* frames in the WAL after the last commit (sqlite3_wal_hook) */
+    int64_t fail_logged_ms; /* last failed job reported; 0 while jobs succeed */
+    unsigned fail_quiet;    /* failed jobs since, not reported */
+    int busy;               /* a job is in flight */
+    int in_after;           /* inside the after-callback: defer pumping to its end */
     int closing;
     int closed;
     void (*close_cb)(void *arg);
@@ -298,6 +304,194 @@ void crs_fetch_free(struct crs_fetch *f)
     crs_free(f->sinks);
     crs_due_free_list(f->due);
     crs_free(f);
+}
+
+/* ---- Checking the database before use ----
+ *
+ * The WAL file (https://sqlite.org/fileformat2.html#walformat):
+ *
+ *   header, 32 bytes:  magic 0x377f0682|3 | version | page size | checkpoint seq |
+ *                      salt-1 | salt-2 | checksum-1 | checksum-2        (big-endian u32 each)
+ *   frame, 24 bytes + one page:
+ *                      page number | db size after commit (0 unless a commit frame) |
+ *                      salt-1 | salt-2 | checksum-1 | checksum-2 | page data
+ *
+ * Checksums are cumulative from the header on. SQLite replays frames up to the last commit frame
+ * before the first invalid one and ignores the rest. A frame failing its checksum is normal as
+ * the very end (a write torn by a crash, never acknowledged); but a commit frame carrying the
+ * current salts after it means committed transactions, acknowledged events among them, would be
+ * dropped without a word. That is what queue_check_wal reports.
+ */
+
+#define WAL_HEADER       32u
+#define WAL_FRAME_HEADER 24u
+/* Largest WAL read into memory for the check (the broker checkpoints far below this). */
+#define WAL_CHECK_MAX (1024u * 1024u * 1024u)
+
+static uint32_t wal_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void wal_checksum(int big, const uint8_t *p, size_t n, uint32_t *s1, uint32_t *s2)
+{
+    size_t i;
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        uint32_t x0, x1;
+        if (big) {
+            x0 = wal_be32(p + i);
+            x1 = wal_be32(p + i + 4);
+        } else {
+            x0 = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 | (uint32_t)p[i + 2] << 16 |
+                 (uint32_t)p[i + 3] << 24;
+            x1 = (uint32_t)p[i + 4] | (uint32_t)p[i + 5] << 8 | (uint32_t)p[i + 6] << 16 |
+                 (uint32_t)p[i + 7] << 24;
+        }
+        *s1 += x0 + *s2;
+        *s2 += x1 + *s1;
+    }
+}
+
+/*
+ * Reads the WAL beside the database: 0 when it is absent or consistent, 1 when committed
+ * transactions would be lost (what is written into why), or a negative code.
+ */
+static int queue_check_wal(const char *wal, char *why, size_t whylen)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0, off, psize, fsize, nframes, bad_at = 0, valid = 0, later_commits = 0;
+    uint32_t magic, s1 = 0, s2 = 0, salt1, salt2;
+    int big, rc, broken = 0;
+
+    rc = crs_fs_read_file(wal, WAL_CHECK_MAX, CRS_FS_NOFOLLOW, &buf, &len);
+    if (rc == CRS_ENOENT)
+        return 0;
+    if (rc != 0) {
+        snprintf(why, whylen, "cannot read the write-ahead log %s: %s", wal, crs_strerror(rc));
+        return 1;
+    }
+    rc = 0;
+    if (len < WAL_HEADER)
+        goto cleanup; /* empty or never written: nothing to replay */
+    magic = wal_be32(buf);
+    psize = wal_be32(buf + 8);
+    big = magic & 1;
+    if ((magic & ~1u) == 0x377f0682u && psize >= 512 && psize <= 65536 &&
+        (psize & (psize - 1)) == 0) {
+        wal_checksum(big, buf, 24, &s1, &s2);
+    }
+    if ((magic & ~1u) != 0x377f0682u || psize < 512 || psize > 65536 ||
+        (psize & (psize - 1)) != 0 || s1 != wal_be32(buf + 24) || s2 != wal_be32(buf + 28)) {
+        /* SQLite ignores a WAL whose header is invalid. Harmless only if it holds no frames. */
+        if (len > WAL_HEADER + WAL_FRAME_HEADER + 512) {
+            snprintf(why, whylen,
+                     "the write-ahead log's header is damaged: SQLite would ignore all %zu bytes "
+                     "of it",
+                     len);
+            rc = 1;
+        }
+        goto cleanup;
+    }
+    salt1 = wal_be32(buf + 16);
+    salt2 = wal_be32(buf + 20);
+    fsize = WAL_FRAME_HEADER + psize;
+    nframes = (len - WAL_HEADER) / fsize;
+    for (off = WAL_HEADER; off + fsize <= len; off += fsize) {
+        const uint8_t *f = buf + off;
+        int mine = wal_be32(f + 8) == salt1 && wal_be32(f + 12) == salt2;
+
+        if (broken) {
+            /* Past the break: count commits of this same WAL generation SQLite will drop. */
+            if (mine && wal_be32(f + 4) != 0)
+                later_commits++;
+            continue;
+        }
+        if (mine) {
+            wal_checksum(big, f, 8, &s1, &s2);
+            wal_checksum(big, f + WAL_FRAME_HEADER, psize, &s1, &s2);
+        }
+        if (!mine || wal_be32(f) == 0 || s1 != wal_be32(f + 16) || s2 != wal_be32(f + 20)) {
+            broken = 1;
+            bad_at = (off - WAL_HEADER) / fsize;
+            continue;
+        }
+        valid++;
+    }
+    if (later_commits > 0) {
+        snprintf(why, whylen,
+                 "the write-ahead log is damaged at frame %zu of %zu: SQLite would silently drop "
+                 "%zu committed transactions after it",
+                 bad_at + 1, nframes, later_commits);
+        rc = 1;
+    }
+
+cleanup:
+    crs_free(buf);
+    return rc;
+}
+
+/* Keeps a copy of the damaged WAL beside it for whoever investigates, before SQLite rewrites it. */
+static void queue_keep_wal(const struct crs_config *cfg)
+{
+    char name[96];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char *wal = crs_path_join(cfg->state_dir, QUEUE_DB_NAME "-wal");
+    int rc = wal ? crs_fs_read_file(wal, WAL_CHECK_MAX, CRS_FS_NOFOLLOW, &buf, &len) : CRS_ENOMEM;
+
+    snprintf(name, sizeof(name), "%s-wal.damaged-%lld", QUEUE_DB_NAME, (long long)crs_now_ms());
+    if (rc == 0)
+        rc = crs_fs_write_atomic(cfg->state_dir, name, buf, len);
+    if (rc == 0)
+        crs_warn("database: a copy of the damaged write-ahead log is kept as %s", name);
+    else if (rc != CRS_ENOENT)
+        crs_error("database: cannot keep a copy of the damaged write-ahead log: %s",
+                  crs_strerror(rc));
+    crs_free(buf);
+    crs_free(wal);
+}
+
+/* PRAGMA quick_check: 0 when "ok", 1 with its first finding in why, or CRS_EDB. */
+static int queue_quick_check(sqlite3 *db, char *why, size_t whylen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = CRS_EDB, step;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(5)", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whylen, "quick_check cannot run: %s", sqlite3_errmsg(db));
+        return 1;
+    }
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(st, 0);
+        if (r != NULL && strcmp(r, "ok") == 0) {
+            rc = 0;
+        } else {
+            snprintf(why, whylen, "quick_check reports: %s", r ? r : "(null)");
+            rc = 1;
+        }
+    } else {
+        snprintf(why, whylen, "quick_check fails: %s", sqlite3_errmsg(db));
+        rc = 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Says what the check found: refused (CRS_EDB) unless the operator asked to salvage (0). */
+static int queue_damaged(const struct crs_config *cfg, const char *path, const char *why,
+                         const char *salvaged)
+{
+    if (!cfg->salvage) {
+        crs_error("database %s is damaged: %s. Refusing to run on a damaged queue: restore it "
+                  "from a backup, or start once with --salvage (salvage = true) to run on what "
+                  "is intact",
+                  path, why);
+        return CRS_EDB;
+    }
+    crs_warn("database %s is damaged: %s; salvaging as asked: %s", path, why, salvaged);
+    return 0;
 }
 
 /* ---- Opening ---- */
@@ -451,8 +645,9 @@ static void queue_close_db(struct crs_queue *q)
 int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_queue **out)
 {
     struct crs_queue *q = NULL;
-    char *path = NULL;
-    int rc;
+    char *path = NULL, *wal = NULL;
+    char why[320];
+    int rc, damaged;
 
     if (out == NULL)
         return CRS_EINVAL;
@@ -473,12 +668,33 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
     }
     q->loop = loop;
     q->cfg = cfg;
+    /* Before SQLite opens it: its recovery would drop a damaged tail without a word. */
+    wal = crs_asprintf("%s-wal", path);
+    if (wal == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    damaged = queue_check_wal(wal, why, sizeof(why));
+    if (damaged == 1) {
+        rc = queue_damaged(cfg, path, why, "those transactions are lost");
+        if (rc != 0)
+            goto cleanup;
+        queue_keep_wal(cfg);
+    }
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         crs_error("cannot open database %s: %s", path,
                   q->db ? sqlite3_errmsg(q->db) : "out of memory");
         rc = CRS_EDB;
         goto cleanup;
+    }
+    if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
+        rc = queue_damaged(cfg, path, why, "running on what is readable");
+        if (rc != 0)
+            goto cleanup;
+    } else {
+        crs_info("database %s checked: write-ahead log %s, quick_check ok", path,
+                 damaged == 1 ? "salvaged" : "consistent");
     }
     rc = queue_setup(q);
     if (rc != 0) {
@@ -494,6 +710,7 @@ cleanup:
         queue_close_db(q);
         crs_free(q);
     }
+    crs_free(wal);
     crs_free(path);
     return rc;
 }
@@ -522,8 +739,55 @@ static int job_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : rc;
 }
 
-static int job_insert_item(struct crs_queue *q, struct queue_job *job,
-                           const struct crs_ingest_item *item)
+/*
+ * Packs the decoded form of body again, so that two encodings of one event compare equal. The
+ * capture time is left out: a client that rebuilds an event to resend it keeps its id and its
+ * content but may stamp a new capture time; what must match is what the sinks deliver.
+ */
+static int job_canonical(const uint8_t *body, size_t len, uint8_t **out, size_t *outlen)
+{
+    Certrelay__V1__Event *ev = NULL;
+    int rc = crs_event_unpack(body, len, &ev);
+
+    if (rc == 0) {
+        ev->has_capture_time_ms = 0;
+        ev->capture_time_ms = 0;
+        rc = crs_event_pack(ev, out, outlen);
+    }
+    crs_event_free(ev);
+    return rc;
+}
+
+/* The item's id is stored already: same event (0), or a different one (item->status set). */
+static int job_check_same(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
+{
+    sqlite3_stmt *st = q->stmt[STMT_EVENT_BODY];
+    uint8_t *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    int rc, same = 0;
+
+    sqlite3_bind_text(st, 1, item->event_id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const void *stored = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        same = n == item->len && (n == 0 || memcmp(stored, item->body, n) == 0);
+        if (!same && job_canonical(stored, n, &a, &alen) == 0 &&
+            job_canonical(item->body, item->len, &b, &blen) == 0)
+            same = alen == blen && memcmp(a, b, alen) == 0;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    crs_free(a);
+    crs_free(b);
+    if (rc != SQLITE_ROW)
+        return job_fail(job, q->db, "read stored event");
+    if (!same)
+        item->status = CRS_EEXIST;
+    return 0;
+}
+
+static int job_insert_item(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
 {
     sqlite3_stmt *ins = q->stmt[STMT_INSERT_EVENT];
     sqlite3_stmt *del = q->stmt[STMT_INSERT_DELIVERY];
@@ -540,9 +804,10 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job,
     }
     sqlite3_clear_bindings(ins);
     /* An event already in the table (a resend after a lost Ack, or a re-spooled copy) keeps its
-     * original deliveries; acknowledging it again is correct because it is durable. */
+     * original deliveries; acknowledging it again is correct because it is durable. But the same
+     * id on different content is another event that would be silently lost: refuse it. */
     if (sqlite3_changes(q->db) == 0)
-        return 0;
+        return job_check_same(q, job, item);
     rowid = sqlite3_last_insert_rowid(q->db);
     for (i = 0; i < item->nroutes; i++) {
         sqlite3_bind_int64(del, 1, rowid);
@@ -618,7 +883,7 @@ static int job_apply_update(struct crs_queue *q, struct queue_job *job,
 
 static void job_write(struct crs_queue *q, struct queue_job *job)
 {
-    const struct crs_ingest_item *item;
+    struct crs_ingest_item *item;
     const struct crs_delivery_update *u;
     int rc = 0;
 
@@ -755,16 +1020,35 @@ static void job_after(uv_work_t *req, int status)
         job.status = CRS_EINTERNAL;
         snprintf(job.reason, sizeof(job.reason), "database job canceled");
     }
-    if (job.status != 0 && job.full) {
-        const char *ins[1] = {job.reason};
-        crs_log_event(CRS_LOG_ERROR, CRS_MSGID_DISK_FULL, ins, 1,
-                      "group commit of %zu events and %s delivery updates failed: %s (disk full)",
-                      job.nitems, job.updates ? "some" : "no", job.reason);
-    } else if (job.status != 0)
-        crs_error("group commit of %zu events and %s delivery updates failed: %s", job.nitems,
-                  job.updates ? "some" : "no", job.reason);
-    else if (job.nitems > 0)
+    if (job.status != 0) {
+        /* A database that keeps failing (a full disk for hours) is reported once a minute. */
+        int64_t now = crs_now_ms();
+        if (q->fail_logged_ms == 0 || now - q->fail_logged_ms >= QUEUE_FAIL_LOG_MS) {
+            const char *more =
+                q->fail_quiet > 0 ? " (and more failures since the last report)" : "";
+            if (job.full) {
+                const char *ins[1] = {job.reason};
+                crs_log_event(CRS_LOG_ERROR, CRS_MSGID_DISK_FULL, ins, 1,
+                              "group commit of %zu events and %s delivery updates failed: %s "
+                              "(disk full)%s",
+                              job.nitems, job.updates ? "some" : "no", job.reason, more);
+            } else {
+                crs_error("group commit of %zu events and %s delivery updates failed: %s%s",
+                          job.nitems, job.updates ? "some" : "no", job.reason, more);
+            }
+            q->fail_logged_ms = now;
+            q->fail_quiet = 0;
+        } else {
+            q->fail_quiet++;
+        }
+    } else if (q->fail_logged_ms != 0) {
+        crs_info("database writes succeed again (%u failed jobs not reported one by one)",
+                 q->fail_quiet);
+        q->fail_logged_ms = 0;
+        q->fail_quiet = 0;
+    } else if (job.nitems > 0) {
         crs_debug("committed %zu events", job.nitems);
+    }
     if (job.status == 0 && job.nitems > 0)
         crs_metrics_commit((double)(uv_hrtime() - job.start_ns) / 1e9);
 
@@ -773,7 +1057,15 @@ static void job_after(uv_work_t *req, int status)
     while (item != NULL) {
         struct crs_ingest_item *next = item->next;
         item->next = NULL;
-        item->done(item, job.status, job.status ? job.reason : NULL);
+        if (job.status != 0) {
+            item->done(item, job.status, job.reason);
+        } else if (item->status != 0) {
+            crs_warn("event %s refused: its id is already stored with different content",
+                     item->event_id);
+            item->done(item, item->status, CRS_QUEUE_ID_REUSED);
+        } else {
+            item->done(item, 0, NULL);
+        }
         item = next;
     }
     if (job.updates != NULL) {

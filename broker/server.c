@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "certrelay/alloc.h"
+#include "certrelay/clock.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/frame.h"
@@ -29,15 +30,19 @@ struct conn {
     struct crs_server *srv;
     unsigned long long id;
     struct crs_frame_reader reader;
-    unsigned refs; /* the open handle, plus one per event waiting for its commit */
-    int hello;     /* Hello received */
-    int admitted;  /* the client passed crs_listen_client_authorized */
-    int closing;   /* uv_close called: no more reads, writes or answers */
-    int paused;    /* reading stopped for backpressure */
-    int draining;  /* the broker is stopping: answer what is queued, then close */
+    unsigned refs;     /* the open handle, plus one per event waiting for its commit */
+    int hello;         /* Hello received */
+    int admitted;      /* the client passed crs_listen_client_authorized */
+    int closing;       /* uv_close called: no more reads, writes or answers */
+    int paused;        /* reading stopped for backpressure */
+    int draining;      /* the broker is stopping: answer what is queued, then close */
+    int budget_paused; /* reading stopped because the server's memory budget is spent */
     uv_shutdown_t shutdown;
     size_t unacked;
-    size_t unacked_bytes;
+    size_t unacked_bytes; /* events awaiting their commit, with their bookkeeping */
+    size_t unsent_bytes;  /* answers written but not yet taken, with their bookkeeping */
+    size_t reader_bytes;  /* the frame reader's buffer, as last counted in srv->held */
+    uint64_t accepted_ms, active_ms, frame_ms; /* monotonic; frame_ms 0 without a partial frame */
     /* The protocol version the stub announced: the current one or the previous (frame.h). */
     uint32_t protocol;
     struct conn *prev, *next;
@@ -52,9 +57,14 @@ struct crs_server {
     int listener_open;
     uv_timer_t drain_timer; /* bounds how long stopping waits for answers to drain */
     int drain_timer_open;
+    uv_timer_t sweep; /* enforces the Hello, frame and idle deadlines */
+    int sweep_open;
+    size_t held;     /* reader buffers and unacked bytes of every connection */
+    int over_budget; /* held reached the budget: large readers are paused */
     int stopping;
     unsigned long long next_id;
     size_t nconns;
+    size_t nclosing; /* of nconns, closed but awaiting their close callback */
     struct conn *conns;
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -66,7 +76,11 @@ struct crs_server {
 struct write_req {
     uv_write_t req;
     uint8_t *buf;
+    size_t cost; /* counted in the connection's unsent_bytes */
 };
+
+/* Bookkeeping per allocation, for the byte counts above (malloc's header and rounding). */
+#define SERVER_ALLOC_OVERHEAD 32u
 
 int crs_from_uv_error(int uv_err)
 {
@@ -109,10 +123,17 @@ int crs_from_uv_error(int uv_err)
 
 static void server_drain_timer_closed(uv_handle_t *h);
 
+static void server_sweep_closed(uv_handle_t *h);
+
 static void server_check_stopped(struct crs_server *s)
 {
     if (!s->stopping || s->listener_open || s->nconns > 0)
         return;
+    if (s->sweep_open) {
+        if (!uv_is_closing((uv_handle_t *)&s->sweep))
+            uv_close((uv_handle_t *)&s->sweep, server_sweep_closed);
+        return;
+    }
     if (s->drain_timer_open) {
         if (!uv_is_closing((uv_handle_t *)&s->drain_timer))
             uv_close((uv_handle_t *)&s->drain_timer, server_drain_timer_closed);
@@ -125,6 +146,71 @@ static void server_check_stopped(struct crs_server *s)
         s->stop_cb = NULL;
         cb(s->stop_arg);
     }
+}
+
+/* ---- Bounds: the configuration's, or the defaults in server.h ---- */
+
+static size_t server_budget(const struct crs_server *s)
+{
+    return s->cfg->memory_budget ? s->cfg->memory_budget : CRS_SERVER_MEMORY_BUDGET;
+}
+
+static size_t server_max_conns(const struct crs_server *s)
+{
+    return s->cfg->max_connections ? s->cfg->max_connections : CRS_SERVER_MAX_CONNECTIONS;
+}
+
+static uint64_t server_ms(int64_t configured, unsigned dflt)
+{
+    return configured > 0 ? (uint64_t)configured : dflt;
+}
+
+/* ---- Memory accounting ---- */
+
+static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void conn_maybe_resume(struct conn *c);
+
+/* Bytes this connection makes the server hold. */
+static size_t conn_held(const struct conn *c)
+{
+    return c->reader_bytes + c->unacked_bytes;
+}
+
+/* Once the total is back under the budget, connections paused for it read again. */
+static void server_budget_check(struct crs_server *s)
+{
+    struct conn *c;
+
+    if (!s->over_budget || s->held >= server_budget(s))
+        return;
+    s->over_budget = 0;
+    crs_info("memory budget for incoming frames available again (%zu bytes held)", s->held);
+    for (c = s->conns; c != NULL; c = c->next) {
+        if (c->budget_paused) {
+            c->budget_paused = 0;
+            conn_maybe_resume(c);
+        }
+    }
+}
+
+/* Re-counts the frame reader's buffer after it grew, shrank or was freed. */
+static void conn_account_reader(struct conn *c)
+{
+    struct crs_server *s = c->srv;
+    size_t now = c->reader.cap;
+
+    if (s == NULL)
+        return;
+    s->held = s->held - c->reader_bytes + now;
+    c->reader_bytes = now;
+    if (s->held >= server_budget(s) && !s->over_budget) {
+        s->over_budget = 1;
+        crs_warn("memory budget for incoming frames spent (%zu bytes held by %zu connections); "
+                 "connections with large frames wait",
+                 s->held, s->nconns);
+    }
+    server_budget_check(s);
 }
 
 /* ---- Connection lifetime ---- */
@@ -142,6 +228,7 @@ static void conn_closed_cb(uv_handle_t *h)
     struct conn *c = h->data;
     struct crs_server *s = c->srv;
 
+    conn_account_reader(c); /* freed by conn_close */
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -149,7 +236,12 @@ static void conn_closed_cb(uv_handle_t *h)
     if (c->next != NULL)
         c->next->prev = c->prev;
     s->nconns--;
+    s->nclosing--;
+    /* Events still in the commit are no longer counted against the server (c->srv is cleared:
+     * conn_item_done leaves the total alone from now on). */
+    s->held -= c->unacked_bytes;
     c->srv = NULL;
+    server_budget_check(s);
     conn_unref(c);
     server_check_stopped(s);
 }
@@ -159,8 +251,11 @@ static void conn_close(struct conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->srv != NULL)
+        c->srv->nclosing++;
     /* The buffered bytes are no longer needed; the reader may hold up to max_frame. */
     crs_frame_reader_free(&c->reader);
+    conn_account_reader(c);
     uv_close((uv_handle_t *)&c->pipe, conn_closed_cb);
 }
 
@@ -202,9 +297,6 @@ static void conn_finish(struct conn *c)
 
 static void conn_refuse(struct conn *c);
 
-static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-
 /*
  * A client that sends faster than we commit, or that never reads its answers, waits in its own
  * socket buffer rather than in our memory: reading stops while too many of its events await the
@@ -214,8 +306,7 @@ static int conn_over_limit(const struct conn *c)
 {
     return c->unacked >= CRS_SERVER_MAX_UNACKED ||
            c->unacked_bytes >= CRS_SERVER_MAX_UNACKED_BYTES ||
-           uv_stream_get_write_queue_size((const uv_stream_t *)&c->pipe) >=
-               CRS_SERVER_MAX_UNSENT_BYTES;
+           c->unsent_bytes >= CRS_SERVER_MAX_UNSENT_BYTES || c->budget_paused;
 }
 
 static void conn_maybe_resume(struct conn *c)
@@ -224,6 +315,7 @@ static void conn_maybe_resume(struct conn *c)
 
     if (c->closing || c->draining || !c->paused || conn_over_limit(c))
         return;
+    c->active_ms = crs_mono_ms(); /* the idle clock starts again */
     c->paused = 0;
     rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
     if (rc != 0)
@@ -235,6 +327,9 @@ static void conn_write_cb(uv_write_t *req, int status)
     struct write_req *w = req->data;
     struct conn *c = req->handle->data;
 
+    c->unsent_bytes -= w->cost;
+    if (status == 0)
+        c->active_ms = crs_mono_ms();
     if (status != 0 && status != UV_ECANCELED && !c->closing) {
         crs_info("conn %llu: cannot send answer: %s", c->id, uv_strerror(status));
         conn_close(c);
@@ -258,8 +353,11 @@ static void conn_send(struct conn *c, uint8_t *buf, size_t len)
     }
     w->buf = buf;
     w->req.data = w;
+    w->cost = sizeof(*w) + len + 2 * SERVER_ALLOC_OVERHEAD;
     b = uv_buf_init((char *)buf, (unsigned)len);
     rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_write_cb);
+    if (rc == 0)
+        c->unsent_bytes += w->cost;
     if (rc != 0) {
         crs_free(buf);
         crs_free(w);
@@ -276,7 +374,11 @@ static void conn_item_done(struct crs_ingest_item *item, int status, const char 
     int rc;
 
     c->unacked--;
-    c->unacked_bytes -= item->len;
+    c->unacked_bytes -= item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
+    if (c->srv != NULL) {
+        c->srv->held -= item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
+        server_budget_check(c->srv);
+    }
     crs_metrics_add(status == 0 ? CRS_M_ACKED : CRS_M_NACKED, 1);
     if (!c->closing) {
         if (status == 0)
@@ -302,7 +404,7 @@ static void conn_item_done(struct crs_ingest_item *item, int status, const char 
  * length and the Event, so the bytes are sliced out without copying; anything else (a foreign
  * encoder's field order) is repacked from the decoded message.
  */
-static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Event *ev,
+static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Event *ev, int repack,
                             const uint8_t **out, size_t *outlen, uint8_t **owned)
 {
     uint64_t v = 0;
@@ -310,7 +412,7 @@ static int conn_event_bytes(const uint8_t *p, size_t n, const Certrelay__V1__Eve
     unsigned shift = 0;
 
     *owned = NULL;
-    if (n > 1 && p[0] == 0x12) {
+    if (!repack && n > 1 && p[0] == 0x12) {
         while (i < n && i <= 10) {
             v |= (uint64_t)(p[i] & 0x7f) << shift;
             shift += 7;
@@ -381,7 +483,13 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
         conn_fail(c, "invalid event of %zu bytes: %s", len, crs_strerror(rc));
         return;
     }
-    rc = conn_event_bytes(payload, len, ev, &body, &blen, &owned);
+    /* The envelope is ours (decoded above); a non-canonical id is rewritten and repacked. */
+    rc = crs_event_id_canonicalize((Certrelay__V1__Event *)ev);
+    if (rc < 0) {
+        conn_fail(c, "invalid event id");
+        return;
+    }
+    rc = conn_event_bytes(payload, len, ev, rc == 1, &body, &blen, &owned);
     if (rc == 0)
         rc = crs_ingest_item_new(c->srv->cfg, ev, body, blen, &item);
     crs_free(owned);
@@ -394,7 +502,8 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
     item->done = conn_item_done;
     c->refs++;
     c->unacked++;
-    c->unacked_bytes += item->len;
+    c->unacked_bytes += item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
+    c->srv->held += item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
     crs_queue_ingest(c->srv->q, item);
 }
 
@@ -436,6 +545,13 @@ static void conn_on_frame(struct conn *c, const uint8_t *payload, size_t len)
     int rc;
 
     rc = crs_envelope_decode(payload, len, &env);
+    if (rc == CRS_ETOOBIG) {
+        conn_fail(c,
+                  "frame of %zu bytes would decode to too much memory (more than %u elements "
+                  "in a repeated field, or an estimated %zu bytes)",
+                  len, CRS_PB_MAX_REPEATED, CRS_PB_DECODED_MAX(len));
+        return;
+    }
     if (rc != 0) {
         conn_fail(c, "undecodable frame of %zu bytes (%s)", len, crs_strerror(rc));
         return;
@@ -521,24 +637,101 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         }
         c->admitted = 1;
     }
+    c->active_ms = crs_mono_ms();
+    if (c->frame_ms == 0)
+        c->frame_ms = c->active_ms;
     rc = crs_frame_reader_feed(&c->reader, buf->base, (size_t)nread);
+    conn_account_reader(c);
     if (rc != 0) {
         conn_frame_error(c, rc);
         return;
     }
-    while (!c->closing && (rc = crs_frame_reader_next(&c->reader, &payload, &len)) == 1)
+    while (!c->closing && (rc = crs_frame_reader_next(&c->reader, &payload, &len)) == 1) {
+        c->frame_ms = 0;
         conn_on_frame(c, payload, len);
+    }
     if (c->closing)
         return;
+    conn_account_reader(c);
     if (rc < 0) {
         conn_frame_error(c, rc);
         return;
     }
+    /* The frame deadline runs from the first byte of a frame still incomplete. */
+    if (crs_frame_reader_pending(&c->reader) == 0)
+        c->frame_ms = 0;
+    else if (c->frame_ms == 0)
+        c->frame_ms = c->active_ms;
+    /* Over the server's budget, large holders wait; small events keep flowing. */
+    if (c->srv->over_budget && conn_held(c) > CRS_SERVER_SMALL_BYTES)
+        c->budget_paused = 1;
     /* Backpressure (see conn_over_limit); reading resumes as answers go out. */
     if (conn_over_limit(c) && !c->paused) {
         c->paused = 1;
         uv_read_stop(stream);
     }
+}
+
+/* ---- Deadlines and eviction ---- */
+
+/*
+ * The connection to give up for a new one when every slot is taken: the oldest that has not said
+ * Hello, else the one idle longest with nothing outstanding. NULL when every connection is busy.
+ */
+static struct conn *server_victim(struct crs_server *s, const struct conn *except)
+{
+    struct conn *c, *best = NULL;
+    int best_hello = 1;
+
+    for (c = s->conns; c != NULL; c = c->next) {
+        if (c == except || c->closing || c->draining)
+            continue;
+        if (!c->hello) {
+            if (best_hello || c->accepted_ms < best->accepted_ms)
+                best = c;
+            best_hello = 0;
+            continue;
+        }
+        if (!best_hello || c->unacked > 0 || c->frame_ms != 0 || c->unsent_bytes > 0)
+            continue;
+        if (best == NULL || c->active_ms < best->active_ms)
+            best = c;
+    }
+    return best;
+}
+
+static void server_sweep_cb(uv_timer_t *t)
+{
+    struct crs_server *s = t->data;
+    uint64_t now = crs_mono_ms();
+    uint64_t hello = server_ms(s->cfg->hello_timeout_ms, CRS_SERVER_HELLO_MS);
+    uint64_t frame = server_ms(s->cfg->frame_timeout_ms, CRS_SERVER_FRAME_MS);
+    uint64_t idle = server_ms(s->cfg->idle_timeout_ms, CRS_SERVER_IDLE_MS);
+    struct conn *c, *next;
+
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next; /* conn_fail closes asynchronously: c stays linked until its callback */
+        if (c->closing || c->draining)
+            continue;
+        if (!c->hello && now - c->accepted_ms >= hello)
+            conn_fail(c, "no Hello within %llu ms of connecting", (unsigned long long)hello);
+        else if (c->frame_ms != 0 && now - c->frame_ms >= frame)
+            conn_fail(c, "frame not completed within %llu ms (%zu bytes of it received)",
+                      (unsigned long long)frame, crs_frame_reader_pending(&c->reader));
+        else if (c->hello && c->unacked == 0 && c->frame_ms == 0 && !c->paused &&
+                 now - c->active_ms >= idle) {
+            crs_debug("conn %llu: idle for %llu ms; closing", c->id, (unsigned long long)idle);
+            conn_close(c);
+        }
+    }
+}
+
+static void server_sweep_closed(uv_handle_t *h)
+{
+    struct crs_server *s = h->data;
+
+    s->sweep_open = 0;
+    server_check_stopped(s);
 }
 
 /* ---- Listener ---- */
@@ -583,6 +776,7 @@ static void server_on_connection(uv_stream_t *listener, int status)
     c->srv = s;
     c->id = ++s->next_id;
     c->refs = 1;
+    c->accepted_ms = c->active_ms = crs_mono_ms();
     crs_frame_reader_init(&c->reader, s->cfg->max_frame);
     rc = uv_pipe_init(s->loop, &c->pipe, 0);
     if (rc != 0) {
@@ -601,9 +795,14 @@ static void server_on_connection(uv_stream_t *listener, int status)
         conn_fail(c, "accept failed: %s", uv_strerror(rc));
         return;
     }
-    if (s->nconns > CRS_SERVER_MAX_CONNECTIONS) {
-        conn_fail(c, "too many connections (%u)", CRS_SERVER_MAX_CONNECTIONS);
-        return;
+    if (s->nconns - s->nclosing > server_max_conns(s)) {
+        struct conn *victim = server_victim(s, c);
+        if (victim == NULL) {
+            conn_fail(c, "too many connections (%zu), all busy", server_max_conns(s));
+            return;
+        }
+        conn_fail(victim, "%s, and all %zu connections are taken",
+                  victim->hello ? "idle longest" : "no Hello yet", server_max_conns(s));
     }
     rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc_cb, conn_read_cb);
     if (rc != 0) {
@@ -682,6 +881,24 @@ int crs_server_start(struct crs_server *s, struct crs_queue *q)
     if (rc != 0) {
         crs_error("cannot listen on %s: %s", s->cfg->listen, uv_strerror(rc));
         return crs_from_uv_error(rc);
+    }
+    if (!s->sweep_open) {
+        /* A quarter of the shortest deadline, between 25 ms and a second, is precise enough. */
+        uint64_t period = server_ms(s->cfg->hello_timeout_ms, CRS_SERVER_HELLO_MS);
+        if (server_ms(s->cfg->frame_timeout_ms, CRS_SERVER_FRAME_MS) < period)
+            period = server_ms(s->cfg->frame_timeout_ms, CRS_SERVER_FRAME_MS);
+        if (server_ms(s->cfg->idle_timeout_ms, CRS_SERVER_IDLE_MS) < period)
+            period = server_ms(s->cfg->idle_timeout_ms, CRS_SERVER_IDLE_MS);
+        period /= 4;
+        if (period > 1000)
+            period = 1000;
+        if (period < 25)
+            period = 25;
+        uv_timer_init(s->loop, &s->sweep);
+        s->sweep.data = s;
+        s->sweep_open = 1;
+        uv_timer_start(&s->sweep, server_sweep_cb, period, period);
+        uv_unref((uv_handle_t *)&s->sweep);
     }
     crs_info("listening on %s", s->cfg->listen);
     return 0;

@@ -10,16 +10,36 @@
 #include "config/config.h"
 #include "queue.h"
 
-/* Events received on one connection and not yet answered before it stops reading (backpressure),
- * and the same bound in bytes. */
+/*
+ * What a client can make the server hold (docs/configuration.md, "Limits"):
+ *
+ * Per connection: events received and not yet answered before it stops reading (backpressure),
+ * and the same in bytes; answers written but not taken by a client that does not read them,
+ * counted in bytes with their bookkeeping (about 300 bytes per answer), so a client that never
+ * reads costs at most about 1 MiB of answers.
+ */
 #define CRS_SERVER_MAX_UNACKED       1024u
 #define CRS_SERVER_MAX_UNACKED_BYTES (64u * 1024u * 1024u)
-/* Answers written but not yet taken by a client that does not read them. */
-#define CRS_SERVER_MAX_UNSENT_BYTES (1024u * 1024u)
+#define CRS_SERVER_MAX_UNSENT_BYTES  (1024u * 1024u)
 /* How long a stop waits for connections to take the answers to their last events. */
 #define CRS_SERVER_DRAIN_MS 5000u
-/* Connections served at once; more are accepted and closed at once with a log line. */
+/* Connections served at once. When all are taken, a new one evicts the oldest connection that has
+ * not said Hello, else the one idle longest; if every connection is busy it is refused. */
 #define CRS_SERVER_MAX_CONNECTIONS 1024u
+/*
+ * All connections together: bytes of frames being read plus events awaiting their commit. Above
+ * it, every connection holding more than CRS_SERVER_SMALL_BYTES stops reading until the total
+ * falls (small events keep flowing). Frames being read are thus bounded by the budget plus one
+ * frame per large reader in progress when it was crossed.
+ */
+#define CRS_SERVER_MEMORY_BUDGET (256u * 1024u * 1024u)
+#define CRS_SERVER_SMALL_BYTES   (256u * 1024u)
+/* Deadlines: Hello after connecting; a frame, once begun, complete (even while paused by the
+ * budget); a connection with nothing outstanding is closed after this long without traffic (the
+ * stub reconnects). */
+#define CRS_SERVER_HELLO_MS 10000u
+#define CRS_SERVER_FRAME_MS 60000u
+#define CRS_SERVER_IDLE_MS  300000u
 
 struct crs_server;
 

@@ -2,8 +2,12 @@
  * The spool drain (see spooldrain.h).
  *
  * Work proceeds in rounds, one at a time, so a file is never picked up twice:
- *   1. read (threadpool): list *.crev, read and decode up to a batch of them; a file that does not
- *      decode is moved to <spool>/bad/ and logged, so it neither blocks the others nor is lost;
+ *   1. read (threadpool): list *.crev, read and decode up to a batch of them; an entry that does
+ *      not decode, or cannot be read as a regular file (a FIFO, a device, a directory, a symbolic
+ *      link: spool files are never links), is moved to <spool>/bad/ and logged, so it neither
+ *      blocks the others nor is lost. Files are opened without blocking. Such entries do not count
+ *      towards the batch; one that cannot even be moved is remembered and skipped afterwards, so
+ *      hostile entries can neither stall the drain nor make it spin;
  *   2. commit (the queue's group commit, shared with the pipe);
  *   3. delete (threadpool): remove each file whose event is committed.
  * A change noticed during a round (file system event, rescan timer) starts another round after it.
@@ -16,6 +20,7 @@
 #include "metrics.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "certrelay/alloc.h"
@@ -31,6 +36,7 @@ struct spool_file {
     char *name;
     struct crs_ingest_item *item; /* read by the worker; NULL when the file was skipped */
     int committed;
+    int conflict; /* its event id belongs to a different stored event: moved aside */
 };
 
 struct crs_spooldrain {
@@ -47,7 +53,10 @@ struct crs_spooldrain {
     int more;   /* the round's listing held more files than it took */
     int failed; /* the round's commit failed */
     size_t outstanding;
-    size_t bad; /* files moved aside by the round */
+    size_t bad;   /* entries moved aside by the round */
+    size_t stuck; /* entries the round could neither read nor move aside */
+    char **skip;  /* sorted names of such entries (worker side only) */
+    size_t nskip;
     struct spool_file *files;
     int stopping;
     void (*stop_cb)(void *arg);
@@ -80,22 +89,80 @@ static void sd_check_stopped(struct crs_spooldrain *sd)
 
 /* ---- Worker side ---- */
 
-/* Moves a file that cannot be decoded to <spool>/bad/, keeping its name. */
+static int sd_cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int sd_skipped(const struct crs_spooldrain *sd, const char *name)
+{
+    return sd->nskip > 0 &&
+           bsearch(&name, sd->skip, sd->nskip, sizeof(char *), sd_cmp_names) != NULL;
+}
+
+/* Remembers an entry that can be neither read nor moved, so later rounds step over it. */
+static void sd_skip_add(struct crs_spooldrain *sd, const char *name)
+{
+    char **grown, *copy;
+
+    if (sd->nskip >= CRS_SPOOLDRAIN_SKIP_MAX || sd_skipped(sd, name))
+        return;
+    copy = crs_strdup(name);
+    grown = crs_realloc(sd->skip, (sd->nskip + 1) * sizeof(char *));
+    if (copy == NULL || grown == NULL) {
+        crs_free(copy);
+        if (grown != NULL)
+            sd->skip = grown;
+        return;
+    }
+    sd->skip = grown;
+    sd->skip[sd->nskip++] = copy;
+    qsort(sd->skip, sd->nskip, sizeof(char *), sd_cmp_names);
+}
+
+/* Forgets remembered entries that are gone from the listing (names, sorted). */
+static void sd_skip_prune(struct crs_spooldrain *sd, char **names, size_t count)
+{
+    size_t i, kept = 0;
+
+    for (i = 0; i < sd->nskip; i++) {
+        if (bsearch(&sd->skip[i], names, count, sizeof(char *), sd_cmp_names) != NULL)
+            sd->skip[kept++] = sd->skip[i];
+        else
+            crs_free(sd->skip[i]);
+    }
+    sd->nskip = kept;
+}
+
+/* Moves an entry that cannot be used to <spool>/bad/, keeping its name (a link is moved as a
+ * link, never followed). The first few per round are logged one by one, the rest summarized. */
 static void sd_move_aside(struct crs_spooldrain *sd, const char *path, const char *name, int why)
 {
     char *bad = crs_path_join(sd->cfg->spool_dir, CRS_SPOOLDRAIN_BAD_DIR);
     char *dest = bad ? crs_path_join(bad, name) : NULL;
+    int loud = sd->bad + sd->stuck < CRS_SPOOLDRAIN_LOG_LINES;
+    const char *what = why == CRS_EPROTO || why == CRS_ETOOBIG || why == CRS_EINVAL
+                           ? "is corrupt"
+                           : "cannot be used";
 
-    if (dest == NULL || crs_fs_mkdirs(bad) != 0 || rename(path, dest) != 0)
-        crs_error("spool file %s is corrupt (%s) and could not be moved to %s; it is left in "
-                  "place",
-                  path, crs_strerror(why), bad ? bad : CRS_SPOOLDRAIN_BAD_DIR);
-    else
-        crs_error("spool file %s is corrupt (%s); moved to %s", path, crs_strerror(why), dest);
+    if (dest == NULL || crs_fs_mkdirs(bad) != 0 || rename(path, dest) != 0) {
+        if (loud)
+            crs_error("spool entry %s %s (%s) and could not be moved to %s; it is left in place "
+                      "and skipped from now on",
+                      path, what, crs_strerror(why), bad ? bad : CRS_SPOOLDRAIN_BAD_DIR);
+        sd_skip_add(sd, name);
+        sd->stuck++;
+    } else {
+        if (loud)
+            crs_error("spool entry %s %s (%s); moved to %s", path, what, crs_strerror(why), dest);
+        sd->bad++;
+    }
     crs_free(dest);
     crs_free(bad);
 }
 
+/* Reads one entry: 1 when it gave an event (f->item), 0 when it was skipped or moved aside, or a
+ * negative code that ends the round (out of memory). */
 static int sd_read_one(struct crs_spooldrain *sd, const char *name, struct spool_file *f,
                        size_t *bytes)
 {
@@ -115,14 +182,13 @@ static int sd_read_one(struct crs_spooldrain *sd, const char *name, struct spool
         rc = crs_ingest_item_new(sd->cfg, ev, body, len, &f->item);
     if (rc == 0) {
         *bytes += len;
-    } else if (rc == CRS_EPROTO || rc == CRS_ETOOBIG || rc == CRS_EINVAL) {
-        sd_move_aside(sd, path, name, rc);
-        sd->bad++;
-        rc = 0;
+        rc = 1;
     } else if (rc == CRS_ENOENT) {
         rc = 0; /* gone meanwhile (another round's delete, or an administrator) */
-    } else {
-        crs_warn("cannot read spool file %s: %s; will retry", path, crs_strerror(rc));
+    } else if (rc != CRS_ENOMEM) {
+        /* Corrupt, not a regular file, unreadable (permissions, I/O error): retrying every
+         * round would only repeat the failure and its log line. Aside, it is kept for a human. */
+        sd_move_aside(sd, path, name, rc);
         rc = 0;
     }
     crs_event_free(ev);
@@ -135,8 +201,9 @@ static void sd_read_work(uv_work_t *req)
 {
     struct crs_spooldrain *sd = req->data;
     struct spool_file **tail = &sd->files;
+    struct spool_file *f = NULL;
     char **names = NULL;
-    size_t count = 0, i, taken = 0, bytes = 0;
+    size_t count = 0, i, taken = 0, scanned = 0, bytes = 0;
     int rc;
 
     rc = crs_fs_list(sd->cfg->spool_dir, CRS_SPOOL_SUFFIX, &names, &count);
@@ -145,29 +212,41 @@ static void sd_read_work(uv_work_t *req)
             crs_warn("cannot list spool directory %s: %s", sd->cfg->spool_dir, crs_strerror(rc));
         return;
     }
+    sd_skip_prune(sd, names, count);
     for (i = 0; i < count; i++) {
-        struct spool_file *f;
-
-        if (names[i][0] == '.')
+        if (names[i][0] == '.' || sd_skipped(sd, names[i]))
             continue;
-        if (taken >= CRS_SPOOLDRAIN_BATCH || bytes >= CRS_SPOOLDRAIN_BATCH_BYTES) {
+        if (taken >= CRS_SPOOLDRAIN_BATCH || bytes >= CRS_SPOOLDRAIN_BATCH_BYTES ||
+            scanned >= CRS_SPOOLDRAIN_BATCH + CRS_SPOOLDRAIN_SCAN_MAX) {
             sd->more = 1;
             break;
         }
-        f = crs_calloc(1, sizeof(*f));
-        if (f == NULL || (f->name = crs_strdup(names[i])) == NULL) {
-            crs_free(f);
+        if (f == NULL) {
+            f = crs_calloc(1, sizeof(*f));
+            if (f == NULL) {
+                sd->more = 1;
+                break;
+            }
+        }
+        scanned++;
+        rc = sd_read_one(sd, names[i], f, &bytes);
+        if (rc < 0) {
+            sd->more = 1;
+            break;
+        }
+        if (rc == 0)
+            continue; /* f is reused for the next entry */
+        f->name = crs_strdup(names[i]);
+        if (f->name == NULL) {
             sd->more = 1;
             break;
         }
         *tail = f;
         tail = &f->next;
+        f = NULL;
         taken++;
-        if (sd_read_one(sd, names[i], f, &bytes) != 0) {
-            sd->more = 1;
-            break;
-        }
     }
+    sd_files_free(f);
     crs_fs_list_free(names);
 }
 
@@ -178,6 +257,13 @@ static void sd_delete_work(uv_work_t *req)
     int rc;
 
     for (f = sd->files; f != NULL; f = f->next) {
+        if (f->conflict) {
+            char *path = crs_path_join(sd->cfg->spool_dir, f->name);
+            if (path != NULL)
+                sd_move_aside(sd, path, f->name, CRS_EEXIST);
+            crs_free(path);
+            continue;
+        }
         if (!f->committed)
             continue;
         rc = crs_fs_unlink_durable(sd->cfg->spool_dir, f->name);
@@ -204,9 +290,10 @@ static void sd_round_end(struct crs_spooldrain *sd)
         crs_log_event(CRS_LOG_WARN, CRS_MSGID_EVENTS_SPOOLED, ins, 2,
                       "spool: %zu events spooled while the broker was away were received", n);
     }
-    if (n > 0 || sd->bad > 0)
-        crs_info("spool: drained %zu events from %s%s", n, sd->cfg->spool_dir,
-                 sd->bad ? " (corrupt files moved to bad/)" : "");
+    if (n > 0 || sd->bad > 0 || sd->stuck > 0)
+        crs_info("spool: drained %zu events from %s; %zu unusable entries moved to %s/, %zu left "
+                 "in place and skipped",
+                 n, sd->cfg->spool_dir, sd->bad, CRS_SPOOLDRAIN_BAD_DIR, sd->stuck);
     sd_files_free(sd->files);
     sd->files = NULL;
     sd->round = 0;
@@ -233,7 +320,9 @@ static void sd_item_done(struct crs_ingest_item *item, int status, const char *r
     f->committed = status == 0;
     if (status == 0)
         crs_metrics_add(CRS_M_SPOOL_DRAINED, 1);
-    if (status != 0 && !sd->failed) {
+    /* Refused on its own (its id is another event's): kept aside for a human, not retried. */
+    f->conflict = status == CRS_EEXIST;
+    if (status != 0 && !f->conflict && !sd->failed) {
         sd->failed = 1;
         crs_error("spool: events could not be committed (%s); the files stay and are retried",
                   reason ? reason : crs_strerror(status));
@@ -286,7 +375,7 @@ static void sd_round_start(struct crs_spooldrain *sd)
     }
     sd->round = 1;
     sd->rescan = sd->more = sd->failed = 0;
-    sd->bad = 0;
+    sd->bad = sd->stuck = 0;
     sd->work.data = sd;
     rc = uv_queue_work(sd->loop, &sd->work, sd_read_work, sd_read_after);
     if (rc != 0) {
@@ -403,6 +492,9 @@ void crs_spooldrain_free(struct crs_spooldrain *sd)
     if (sd == NULL)
         return;
     sd_files_free(sd->files);
+    while (sd->nskip > 0)
+        crs_free(sd->skip[--sd->nskip]);
+    crs_free(sd->skip);
     crs_free(sd);
 }
 

@@ -16,8 +16,15 @@
 #define CRS_SPOOLDRAIN_BATCH_BYTES (64u * 1024u * 1024u)
 /* The safety-net rescan period. */
 #define CRS_SPOOLDRAIN_RESCAN_MS 5000u
-/* Where corrupt spool files are moved (below spool_dir); never deleted. */
+/* Where corrupt or unreadable spool entries are moved (below spool_dir); never deleted. */
 #define CRS_SPOOLDRAIN_BAD_DIR "bad"
+/* Entries examined per round beyond the batch (unreadable ones are quarantined as they are met,
+ * so they never fill a batch), entries that could not even be moved aside and are skipped from
+ * then on (their names are remembered), and quarantine lines logged per round before a
+ * summary line. */
+#define CRS_SPOOLDRAIN_SCAN_MAX  4096u
+#define CRS_SPOOLDRAIN_SKIP_MAX  4096u
+#define CRS_SPOOLDRAIN_LOG_LINES 16u
 
 struct crs_spooldrain;
 

@@ -7,6 +7,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
+#include "certrelay/frame.h"
 #include "certrelay/uuid.h"
 
 /* The one table of event kinds: bit, short name (configuration, JSON, templates) and title (mail
@@ -155,14 +156,34 @@ int crs_event_validate(const Certrelay__V1__Event *ev)
     return 0;
 }
 
+int crs_event_id_canonicalize(Certrelay__V1__Event *ev)
+{
+    char *p;
+    int changed = 0;
+
+    if (ev == NULL || ev->event_id == NULL || !crs_uuid_valid(ev->event_id))
+        return CRS_EPROTO;
+    for (p = ev->event_id; *p != '\0'; p++) {
+        if (*p >= 'A' && *p <= 'F') {
+            *p = (char)(*p - 'A' + 'a');
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
 int crs_event_unpack(const uint8_t *data, size_t len, Certrelay__V1__Event **out)
 {
     Certrelay__V1__Event *ev;
+    int rc;
 
     if (out != NULL)
         *out = NULL;
     if (data == NULL || out == NULL)
         return CRS_EINVAL;
+    rc = crs_pb_check(&certrelay__v1__event__descriptor, data, len);
+    if (rc != 0)
+        return rc;
     ev = certrelay__v1__event__unpack(&crs_protobuf_allocator, len, data);
     if (ev == NULL)
         return CRS_EPROTO; /* protobuf-c does not distinguish allocation failure from bad input */

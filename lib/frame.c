@@ -142,13 +142,21 @@ void crs_frame_reader_init(struct crs_frame_reader *r, size_t max)
     r->max = (max == 0 || max > CRS_FRAME_MAX) ? CRS_FRAME_MAX : max;
 }
 
-/* Drops the frame returned by the previous next() call. */
+/* Drops the frame returned by the previous next() call. A buffer grown for a large frame is
+ * released once nothing is buffered, so one big frame does not pin its size for the connection's
+ * lifetime. */
 static void consume(struct crs_frame_reader *r)
 {
     r->start += r->skip;
     r->skip = 0;
-    if (r->start == r->len)
+    if (r->start == r->len) {
         r->start = r->len = 0;
+        if (r->cap > CRS_FRAME_READER_KEEP) {
+            crs_free(r->buf);
+            r->buf = NULL;
+            r->cap = 0;
+        }
+    }
 }
 
 /* Checks the header of the frame at the read position, once it is complete. */
@@ -249,14 +257,140 @@ size_t crs_frame_reader_pending(const struct crs_frame_reader *r)
     return r ? r->len - r->start - r->skip : 0;
 }
 
+/* ---- Decoding cost, checked before decoding ---- */
+
+/* What one allocation costs beyond its size (malloc's header and rounding), for the estimate. */
+#define PB_ALLOC_OVERHEAD 32u
+
+struct pb_scan {
+    size_t decoded; /* estimated bytes protobuf-c will allocate */
+    size_t limit;
+};
+
+static int pb_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *v)
+{
+    unsigned shift = 0;
+
+    *v = 0;
+    while (*i < n && shift < 64) {
+        uint8_t b = p[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0)
+            return 0;
+        shift += 7;
+    }
+    return CRS_EPROTO;
+}
+
+static int pb_cost(struct pb_scan *sc, size_t bytes)
+{
+    sc->decoded += bytes + PB_ALLOC_OVERHEAD;
+    return sc->decoded > sc->limit ? CRS_ETOOBIG : 0;
+}
+
+static int pb_scan_message(struct pb_scan *sc, const ProtobufCMessageDescriptor *desc,
+                           const uint8_t *p, size_t n, unsigned depth)
+{
+    unsigned counts[64];
+    unsigned unknown = 0;
+    size_t i = 0;
+    int rc;
+
+    if (depth > CRS_PB_MAX_DEPTH)
+        return CRS_EPROTO;
+    if (desc->n_fields > sizeof(counts) / sizeof(counts[0]))
+        return CRS_EINTERNAL;
+    memset(counts, 0, sizeof(counts));
+    rc = pb_cost(sc, desc->sizeof_message);
+    while (rc == 0 && i < n) {
+        const ProtobufCFieldDescriptor *f;
+        uint64_t tag, v = 0;
+        size_t start, flen = 0;
+
+        if (pb_varint(p, n, &i, &tag) != 0 || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+            return CRS_EPROTO;
+        start = i;
+        switch (tag & 7) {
+        case 0:
+            if (pb_varint(p, n, &i, &v) != 0)
+                return CRS_EPROTO;
+            break;
+        case 1:
+            if (n - i < 8)
+                return CRS_EPROTO;
+            i += 8;
+            break;
+        case 2:
+            if (pb_varint(p, n, &i, &v) != 0 || v > n - i)
+                return CRS_EPROTO;
+            start = i;
+            flen = (size_t)v;
+            i += flen;
+            break;
+        case 5:
+            if (n - i < 4)
+                return CRS_EPROTO;
+            i += 4;
+            break;
+        default:
+            return CRS_EPROTO; /* groups are not used by certrelay.v1 */
+        }
+        f = protobuf_c_message_descriptor_get_field(desc, (unsigned)(tag >> 3));
+        if (f == NULL) {
+            /* Kept by protobuf-c as an unknown field: a record and a copy of its bytes. */
+            if (++unknown > CRS_PB_MAX_REPEATED)
+                return CRS_ETOOBIG;
+            rc = pb_cost(sc, sizeof(ProtobufCMessageUnknownField) + (i - start));
+            continue;
+        }
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            unsigned *c = &counts[f - desc->fields];
+            /* A packed run of scalars may hold up to one element per byte. */
+            size_t elems = (tag & 7) == 2 && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+                                   f->type != PROTOBUF_C_TYPE_STRING &&
+                                   f->type != PROTOBUF_C_TYPE_BYTES
+                               ? flen
+                               : 1;
+            if (elems > CRS_PB_MAX_REPEATED - *c)
+                return CRS_ETOOBIG;
+            *c += (unsigned)elems;
+            rc = pb_cost(sc, elems * 8u);
+            if (rc != 0)
+                break;
+        }
+        if ((tag & 7) != 2)
+            continue;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+            rc = pb_scan_message(sc, f->descriptor, p + start, flen, depth + 1);
+        else if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_BYTES)
+            rc = pb_cost(sc, flen + 1);
+    }
+    return rc;
+}
+
+int crs_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len)
+{
+    struct pb_scan sc;
+
+    if (desc == NULL || (data == NULL && len > 0))
+        return CRS_EINVAL;
+    sc.decoded = 0;
+    sc.limit = CRS_PB_DECODED_MAX(len);
+    return pb_scan_message(&sc, desc, data, len, 0);
+}
+
 int crs_envelope_decode(const uint8_t *payload, size_t len, Certrelay__V1__Envelope **out)
 {
     Certrelay__V1__Envelope *env;
+    int rc;
 
     if (out != NULL)
         *out = NULL;
     if (payload == NULL || out == NULL)
         return CRS_EINVAL;
+    rc = crs_pb_check(&certrelay__v1__envelope__descriptor, payload, len);
+    if (rc != 0)
+        return rc;
     env = certrelay__v1__envelope__unpack(&crs_protobuf_allocator, len, payload);
     if (env == NULL)
         return CRS_EPROTO;

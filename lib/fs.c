@@ -5,9 +5,24 @@
 #include "certrelay/alloc.h"
 #include "certrelay/fs.h"
 
+/* The platform's durable write (lib/unix/fs.c, lib/win/fs.c); noclobber: never replace. */
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber);
+
 int crs_fs_write_atomic(const char *dir, const char *name, const void *data, size_t len)
 {
-    return crs_fs_write_atomic2(dir, name, data, len, NULL, 0);
+    return crs__fs_write(dir, name, data, len, NULL, 0, 0);
+}
+
+int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
+                         const void *b, size_t blen)
+{
+    return crs__fs_write(dir, name, a, alen, b, blen, 0);
+}
+
+int crs_fs_write_new(const char *dir, const char *name, const void *data, size_t len)
+{
+    return crs__fs_write(dir, name, data, len, NULL, 0, 1);
 }
 
 void crs_fs_list_free(char **list)

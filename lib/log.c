@@ -8,6 +8,7 @@
 #include <string.h>
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
+#include "certrelay/fs.h"
 #include "certrelay/timefmt.h"
 #include "certrelay/log.h"
 #include "certrelay/sanitize.h"
@@ -80,11 +81,13 @@ int crs_log_open_file(const char *path)
     long size = 0;
 
     if (path != NULL) {
+        /* Never a FIFO or a device: opening one for writing could block for ever. */
+        int rc;
         if (strlen(path) >= sizeof(log_path))
             return CRS_EINVAL;
-        f = fopen(path, "a");
-        if (f == NULL)
-            return CRS_EIO;
+        rc = crs_fs_open_append(path, &f);
+        if (rc != 0)
+            return rc;
         if (fseek(f, 0, SEEK_END) == 0)
             size = ftell(f);
     }

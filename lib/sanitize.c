@@ -24,6 +24,32 @@ static int filename_forbidden(unsigned char c)
            c == '"' || c == '|' || c == '?' || c == '*';
 }
 
+/*
+ * Unicode format characters (category Cf) that are invisible or reorder text: zero-width
+ * spaces and joiners, bidi marks, embeddings, overrides and isolates, the word joiner and
+ * invisible operators, the BOM, soft hyphen, Mongolian vowel separator, interlinear
+ * annotation marks and tag characters. In a file name they only serve to disguise it
+ * ("invoice\u202Efdp.exe" shows as "invoiceexe.pdf"); they are removed.
+ */
+static int filename_invisible(const unsigned char *p, size_t n)
+{
+    uint32_t cp;
+
+    if (n == 2)
+        cp = (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+    else if (n == 3)
+        cp = (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+    else if (n == 4)
+        cp = (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+             (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+    else
+        return 0;
+    return cp == 0x00ad || cp == 0x061c || cp == 0x180e || (cp >= 0x200b && cp <= 0x200f) ||
+           (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
+           (cp >= 0x2066 && cp <= 0x206f) || cp == 0xfeff || (cp >= 0xfff9 && cp <= 0xfffb) ||
+           (cp >= 0xe0000 && cp <= 0xe007f);
+}
+
 static int ascii_upper(int c)
 {
     return c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c;
@@ -102,6 +128,8 @@ size_t crs_sanitize_filename(const char *in, char *out, size_t outlen)
             if (n + 1 > cap)
                 break;
             out[n++] = filename_forbidden(p[0]) ? '_' : (char)p[0];
+        } else if (filename_invisible(p, adv)) {
+            /* Dropped: see filename_invisible. */
         } else {
             /* A character that does not fit is dropped whole, never split. */
             if (n + adv > cap)

@@ -56,7 +56,8 @@ int crs_spool_read(const char *path, uint8_t **event_bytes, size_t *len)
     if (path == NULL || event_bytes == NULL || len == NULL)
         return CRS_EINVAL;
     crs_frame_reader_init(&reader, CRS_FRAME_MAX);
-    rc = crs_fs_read_all(path, CRS_FRAME_MAX + CRS_FRAME_HEADER, &data, &dlen);
+    /* Spool files are regular files the stub wrote: a link, FIFO or device is refused. */
+    rc = crs_fs_read_file(path, CRS_FRAME_MAX + CRS_FRAME_HEADER, CRS_FS_NOFOLLOW, &data, &dlen);
     if (rc != 0)
         goto cleanup;
     rc = crs_frame_reader_feed(&reader, data, dlen);
@@ -75,7 +76,7 @@ int crs_spool_read(const char *path, uint8_t **event_bytes, size_t *len)
     if (rc != 0)
         goto cleanup;
     if (env->body_case != CERTRELAY__V1__ENVELOPE__BODY_EVENT ||
-        crs_event_validate(env->event) != 0) {
+        crs_event_validate(env->event) != 0 || crs_event_id_canonicalize(env->event) < 0) {
         rc = CRS_EPROTO;
         goto cleanup;
     }

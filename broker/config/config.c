@@ -401,6 +401,23 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
         return apply_u32(p, e, 1024, CRS_FRAME_MAX, "a number of bytes", &cfg->max_frame);
     if (strcmp(e->key, "commit_batch_max") == 0)
         return apply_u32(p, e, 1, 65536, "a number of events", &cfg->commit_batch_max);
+    if (strcmp(e->key, "max_connections") == 0)
+        return apply_u32(p, e, 1, 65536, "a number of connections", &cfg->max_connections);
+    if (strcmp(e->key, "memory_budget") == 0)
+        return apply_u32(p, e, 1024 * 1024, 0xffffffffu, "a number of bytes", &cfg->memory_budget);
+    if (strcmp(e->key, "hello_timeout") == 0)
+        return apply_duration(p, e, 100, MS_DAY, &cfg->hello_timeout_ms);
+    if (strcmp(e->key, "frame_timeout") == 0)
+        return apply_duration(p, e, 100, MS_DAY, &cfg->frame_timeout_ms);
+    if (strcmp(e->key, "idle_timeout") == 0)
+        return apply_duration(p, e, 100, 7 * MS_DAY, &cfg->idle_timeout_ms);
+    if (strcmp(e->key, "salvage") == 0) {
+        if (single_line(p, e) != 0)
+            return p->rc;
+        if (crs_parse_bool(e->value, &cfg->salvage) != 0)
+            return fail(p, e->line, CRS_ECONFIG, "bad value for 'salvage': expected true or false");
+        return 0;
+    }
     if (strcmp(e->key, "ca_account") == 0)
         return apply_string(p, e, &cfg->ca_account);
     if (strcmp(e->key, "log_max_size") == 0)

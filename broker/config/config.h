@@ -4,7 +4,8 @@
  *
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
  *                            commit_batch_max, ca_account, retention, dead_retention,
- *                            metrics_listen, log_max_size, log_keep
+ *                            metrics_listen, log_max_size, log_keep, max_connections,
+ *                            memory_budget, hello_timeout, frame_timeout, idle_timeout, salvage
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -50,6 +51,13 @@ struct crs_config {
     int log_level;             /* enum crs_log_level; default info */
     uint32_t max_frame;        /* default CRS_FRAME_MAX; lower only */
     uint32_t commit_batch_max; /* events per group commit, default 1024 */
+    int salvage;               /* run on a damaged queue database (see broker/queue.h) */
+    /* The server's bounds (broker/server.h); 0 means the default there. */
+    uint32_t max_connections;
+    uint32_t memory_budget; /* bytes */
+    int64_t hello_timeout_ms;
+    int64_t frame_timeout_ms;
+    int64_t idle_timeout_ms;
     char *ca_account;          /* Windows: one more account whose clients are admitted (the CA's,
                                   when certsrv does not run as SYSTEM): a SID or DOMAIN\user */
     int64_t retention_ms;      /* delivered events are pruned after it, default 30d */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,17 @@
 
 int crs_platform_init(unsigned threads)
 {
+    struct rlimit nofile;
     char buf[16];
 
     signal(SIGPIPE, SIG_IGN);
+    /* Every connection is a descriptor: make room for the server's connection limit (the soft
+     * limit is often 1024) so the limit, not EMFILE, decides who is served. */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max &&
+        nofile.rlim_cur < 4096) {
+        nofile.rlim_cur = nofile.rlim_max < 4096 ? nofile.rlim_max : 4096;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     if (threads > 0 && getenv("UV_THREADPOOL_SIZE") == NULL) {
         if (threads > 128)
             threads = 128;

@@ -30,6 +30,7 @@
     XX(ECANCELED, "operation canceled")                                                            \
     XX(EAGAIN, "resource temporarily unavailable")                                                 \
     XX(ENOTSUP, "operation not supported")                                                         \
+    XX(EFTYPE, "not a regular file (a FIFO, device, directory or symbolic link)")                  \
     XX(EINTERNAL, "internal error")                                                                \
     XX(EPEERAUTH, "the server is not the CertRelay broker")
 

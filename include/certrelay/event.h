@@ -50,6 +50,10 @@ int crs_event_unpack(const uint8_t *data, size_t len, Certrelay__V1__Event **out
 void crs_event_free(Certrelay__V1__Event *ev);
 /* Checks the invariants a received event must satisfy. 0 or CRS_EPROTO. */
 int crs_event_validate(const Certrelay__V1__Event *ev);
+/* Event ids are stored in their canonical spelling, lower-case, so that "0193A1..." and
+ * "0193a1..." are one event. Lower-cases a valid id in place: 1 when it changed (the packed bytes
+ * must then be rebuilt), 0 when it was canonical already, CRS_EPROTO when it is not a UUID. */
+int crs_event_id_canonicalize(Certrelay__V1__Event *ev);
 
 /* Serial number normalized for humans and file names: lowercase hex, no separators or spaces.
  * Writes "" when the event has none. out must hold at least 129 bytes (serials are <= 20 octets

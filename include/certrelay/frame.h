@@ -56,6 +56,8 @@ struct crs_frame_reader {
     size_t skip; /* size of the frame last returned by next(), dropped on the next call */
 };
 
+/* Buffer size a reader keeps between frames; a larger one is freed when it runs empty. */
+#define CRS_FRAME_READER_KEEP (64u * 1024u)
 void crs_frame_reader_init(struct crs_frame_reader *r, size_t max);
 /* Appends data. CRS_ETOOBIG as soon as a header announces more than max, CRS_EPROTO for a zero
  * length, CRS_ENOMEM. After an error the reader must be freed. */
@@ -70,6 +72,20 @@ int crs_frame_reader_next(struct crs_frame_reader *r, const uint8_t **payload, s
 void crs_frame_reader_free(struct crs_frame_reader *r);
 /* Bytes buffered but not yet returned (for tests and truncation diagnostics). */
 size_t crs_frame_reader_pending(const struct crs_frame_reader *r);
+
+/*
+ * Decoding a message costs more memory than its bytes: protobuf-c allocates a structure for each
+ * element of a repeated message field and for each unknown field, so 4 MiB of empty repeated
+ * elements (two bytes each) once cost 292 MB. Before anything is allocated, crs_pb_check walks
+ * the wire format with the message's descriptor and refuses (CRS_ETOOBIG) a message with more
+ * than CRS_PB_MAX_REPEATED elements in one repeated field (or unknown fields in one message), or
+ * whose decoded size it estimates above CRS_PB_DECODED_MAX(len); CRS_EPROTO for bytes that are
+ * not protobuf or nest deeper than CRS_PB_MAX_DEPTH. Both decoders below call it.
+ */
+#define CRS_PB_MAX_REPEATED     4096u
+#define CRS_PB_MAX_DEPTH        16u
+#define CRS_PB_DECODED_MAX(len) ((size_t)(len)*2u + (size_t)1024u * 1024u)
+int crs_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len);
 
 /* Decodes one Envelope payload (returned by next()). Free with crs_envelope_free. */
 int crs_envelope_decode(const uint8_t *payload, size_t len, Certrelay__V1__Envelope **out);

@@ -15,7 +15,8 @@
  * Makes `in` safe as ONE file name component on both Windows and Unix: path separators (/ \),
  * control characters, and the characters Windows forbids (<>:"|?*) become '_'; leading dots and
  * trailing dots or spaces are replaced; "." and ".." can never result; reserved Windows device
- * names (CON, PRN, AUX, NUL, COM1-9, LPT1-9, also with an extension) get a leading '_'; the result
+ * names (CON, PRN, AUX, NUL, COM1-9, LPT1-9, also with an extension) get a leading '_'; Unicode
+ * format characters that hide or reorder text (zero-width, bidi controls, BOM, tags) are removed; the result
  * is truncated to CRS_FILENAME_MAX bytes without splitting a UTF-8 sequence; an empty result
  * becomes "_". out must have room for CRS_FILENAME_MAX + 1 bytes; returns strlen(out).
  */

@@ -16,6 +16,22 @@
 #include "certrelay/fs.h"
 #include "certrelay/random.h"
 
+int crs_fs_realpath(const char *path, char **out)
+{
+    char *r;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    r = realpath(path, NULL);
+    if (r == NULL)
+        return crs_translate_sys_error(errno);
+    *out = crs_strdup(r);
+    free(r);
+    return *out != NULL ? 0 : CRS_ENOMEM;
+}
+
 char *crs_path_join(const char *dir, const char *name)
 {
     size_t dl;
@@ -64,8 +80,11 @@ int crs_fs_sync_dir(const char *dir)
     return rc;
 }
 
-int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
-                         const void *b, size_t blen)
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber);
+
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber)
 {
     char *tmp = NULL, *final = NULL;
     uint8_t rnd[6];
@@ -104,8 +123,26 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
     fd = -1;
     if (rc != 0)
         goto cleanup;
-    if (rename(tmp, final) != 0) {
-        rc = crs_translate_sys_error(errno);
+    if (noclobber) {
+        /* link() never replaces: EEXIST if anything has the name, even a dangling link. A file
+         * system without hard links gets a checked rename (not atomic against a racing writer,
+         * but the broker is the only writer of its names). */
+        struct stat st;
+        if (link(tmp, final) == 0) {
+            unlink(tmp);
+        } else if (errno == EEXIST) {
+            rc = CRS_EEXIST;
+            goto cleanup;
+        } else if (lstat(final, &st) == 0) {
+            rc = CRS_EEXIST;
+            goto cleanup;
+        } else if (rename(tmp, final) != 0) {
+            rc = crs_translate_sys_error(errno);
+            goto cleanup;
+        }
+    } else if (rename(tmp, final) != 0) {
+        /* A directory in the way is not an input/output error. */
+        rc = errno == EISDIR ? CRS_EFTYPE : crs_translate_sys_error(errno);
         goto cleanup;
     }
     rc = crs_fs_sync_dir(dir);
@@ -155,7 +192,77 @@ int crs_fs_mkdirs(const char *dir)
     return rc;
 }
 
+/*
+ * Opens path without blocking and checks that it is a regular file. O_NONBLOCK makes the open of
+ * a FIFO return at once (a FIFO with no writer would block open() for ever, and with it the
+ * broker's start or its spool drain); the type check then refuses it, a device or a directory.
+ * The flag is cleared again for the reads or writes that follow.
+ */
+static int fs_open_regular(const char *path, int oflags, unsigned flags, int *out)
+{
+    struct stat st;
+    int fd, fl;
+
+    *out = -1;
+    if (flags & CRS_FS_NOFOLLOW)
+        oflags |= O_NOFOLLOW;
+    fd = open(path, oflags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0640);
+    if (fd < 0) {
+        /* With O_NOFOLLOW a symbolic link (dangling, looping or not) fails with ELOOP. */
+        if (errno == ELOOP && (flags & CRS_FS_NOFOLLOW))
+            return CRS_EFTYPE;
+        /* A FIFO opened for writing without a reader (O_NONBLOCK), or a device with no unit. */
+        if (errno == ENXIO)
+            return CRS_EFTYPE;
+        return crs_translate_sys_error(errno);
+    }
+    if (fstat(fd, &st) != 0) {
+        int rc = crs_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return CRS_EFTYPE;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int rc = crs_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    *out = fd;
+    return 0;
+}
+
+int crs_fs_open_append(const char *path, FILE **out)
+{
+    FILE *f;
+    int fd, rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    rc = fs_open_regular(path, O_WRONLY | O_APPEND | O_CREAT, 0, &fd);
+    if (rc != 0)
+        return rc;
+    f = fdopen(fd, "a");
+    if (f == NULL) {
+        rc = crs_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
 int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
+{
+    return crs_fs_read_file(path, max, 0, out, outlen);
+}
+
+int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen)
 {
     struct stat st;
     uint8_t *buf = NULL;
@@ -168,15 +275,11 @@ int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
         *outlen = 0;
     if (path == NULL || out == NULL || outlen == NULL)
         return CRS_EINVAL;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return crs_translate_sys_error(errno);
+    rc = fs_open_regular(path, O_RDONLY, flags, &fd);
+    if (rc != 0)
+        return rc;
     if (fstat(fd, &st) != 0) {
         rc = crs_translate_sys_error(errno);
-        goto cleanup;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = CRS_EINVAL;
         goto cleanup;
     }
     if ((uint64_t)st.st_size > max) {

@@ -11,6 +11,8 @@
  * rather than writing through it.
  */
 #include <windows.h>
+#include <fcntl.h>
+#include <io.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,8 +112,11 @@ static int no_reparse_points(const WCHAR *dir)
     return rc;
 }
 
-int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_t alen,
-                         const void *b, size_t blen)
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber);
+
+int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
+                  size_t blen, int noclobber)
 {
     char *tmp = NULL, *final = NULL;
     WCHAR *wtmp = NULL, *wfinal = NULL, *wdir = NULL;
@@ -156,7 +161,9 @@ int crs_fs_write_atomic2(const char *dir, const char *name, const void *a, size_
     h = INVALID_HANDLE_VALUE;
     if (rc != 0)
         goto cleanup;
-    if (!MoveFileExW(wtmp, wfinal, MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH))
+    /* Without REPLACE_EXISTING, MoveFileEx fails with ERROR_ALREADY_EXISTS: no clobbering. */
+    if (!MoveFileExW(wtmp, wfinal,
+                     (noclobber ? 0 : MOVEFILE_REPLACE_EXISTING) | MOVEFILE_WRITE_THROUGH))
         rc = crs_translate_sys_error((int)GetLastError());
 
 cleanup:
@@ -170,6 +177,16 @@ cleanup:
     crs_free(tmp);
     crs_free(final);
     return rc;
+}
+
+int crs_fs_realpath(const char *path, char **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    *out = crs_strdup(path);
+    return *out != NULL ? 0 : CRS_ENOMEM;
 }
 
 int crs_fs_mkdirs(const char *dir)
@@ -217,6 +234,66 @@ int crs_fs_mkdirs(const char *dir)
 
 int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
 {
+    return crs_fs_read_file(path, max, 0, out, outlen);
+}
+
+/* A named pipe (\\.\pipe\...) or a device given as a file would block ReadFile; a reparse
+ * point opened with NOFOLLOW is a link. Both are refused before anything is read. */
+static int fs_check_regular(HANDLE h, unsigned flags)
+{
+    BY_HANDLE_FILE_INFORMATION info;
+
+    if (GetFileType(h) != FILE_TYPE_DISK)
+        return CRS_EFTYPE;
+    if (!GetFileInformationByHandle(h, &info))
+        return crs_translate_sys_error((int)GetLastError());
+    if (info.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY)
+        return CRS_EFTYPE;
+    if ((flags & CRS_FS_NOFOLLOW) && (info.dwFileAttributes & FILE_ATTRIBUTE_REPARSE_POINT))
+        return CRS_EFTYPE;
+    return 0;
+}
+
+int crs_fs_open_append(const char *path, FILE **out)
+{
+    HANDLE h;
+    WCHAR *w;
+    FILE *f;
+    int fd, rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    w = to_wide(path);
+    if (w == NULL)
+        return CRS_EINVAL;
+    h = CreateFileW(w, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                    NULL, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+    crs_free(w);
+    if (h == INVALID_HANDLE_VALUE)
+        return crs_translate_sys_error((int)GetLastError());
+    rc = fs_check_regular(h, 0);
+    if (rc != 0) {
+        CloseHandle(h);
+        return rc;
+    }
+    fd = _open_osfhandle((intptr_t)h, _O_APPEND | _O_WRONLY);
+    if (fd < 0) {
+        CloseHandle(h);
+        return CRS_EIO;
+    }
+    f = _fdopen(fd, "a");
+    if (f == NULL) {
+        _close(fd);
+        return CRS_EIO;
+    }
+    *out = f;
+    return 0;
+}
+
+int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen)
+{
     HANDLE h;
     LARGE_INTEGER size;
     WCHAR *w;
@@ -234,10 +311,16 @@ int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
     if (w == NULL)
         return CRS_EINVAL;
     h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
-                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+                    OPEN_EXISTING,
+                    FILE_ATTRIBUTE_NORMAL |
+                        ((flags & CRS_FS_NOFOLLOW) ? FILE_FLAG_OPEN_REPARSE_POINT : 0),
+                    NULL);
     crs_free(w);
     if (h == INVALID_HANDLE_VALUE)
         return crs_translate_sys_error((int)GetLastError());
+    rc = fs_check_regular(h, flags);
+    if (rc != 0)
+        goto cleanup;
     if (!GetFileSizeEx(h, &size)) {
         rc = crs_translate_sys_error((int)GetLastError());
         goto cleanup;

@@ -2,8 +2,9 @@
 # -DCRS_FUZZ=ON, as a libFuzzer binary: build/<dir>/tests/fuzz_frame_libfuzzer tests/fuzz/corpus/frame
 #   frame:  the frame reader, envelope decoding and event validation (lib/)
 #   config: the INI reader and the configuration loader (broker/config/, sink settings)
+#   render: the event renderers: JSON, templates, every webhook format, mail helpers
 if(NOT WIN32)
-  foreach(target frame config)
+  foreach(target frame config render)
     if(target STREQUAL "frame")
       set(lib certrelay_core)
     else()

@@ -335,6 +335,19 @@ class Broker:
             fail("broker exited with %d after SIGTERM:\n%s" % (rc, self.log_text()[-6000:]))
 
 
+def send_acked(sock, events):
+    """Sends [(event id, packed Event)] on one new connection, one at a time, and fails unless
+    each is acked."""
+    c = Client(sock)
+    c.hello()
+    for i, (eid, ev) in enumerate(events):
+        c.send_event(ev)
+        got = c.answer()
+        if got != ("ack", eid, None):
+            fail("event %d (%s) answered %r" % (i, eid, got))
+    c.close()
+
+
 def db_rows(state_dir, sql, args=()):
     """Runs a read-only query on the broker's queue (WAL lets us read while it writes)."""
     con = sqlite3.connect("file:%s?mode=ro" % os.path.join(state_dir, "certrelay.db"), uri=True,

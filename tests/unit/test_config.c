@@ -707,6 +707,46 @@ static void test_alloc_failure(void)
     CHECK(n > 20);
 }
 
+/* The robustness bounds of [broker] (issue 13): parsed, defaulted to 0 (the server's own
+ * defaults), and range-checked. */
+static void test_limits(void)
+{
+    struct crs_config *cfg = NULL;
+    char err[CRS_CONFIG_ERRLEN];
+    int rc;
+
+    rc = crs_config_load_string("t.ini",
+                                "[broker]\nstate_dir = /s\nmax_connections = 8\n"
+                                "memory_budget = 16777216\nhello_timeout = 300ms\n"
+                                "frame_timeout = 2s\nidle_timeout = 1m\nsalvage = true\n",
+                                &cfg, err, sizeof(err));
+    CHECK_EQ_INT(rc, 0);
+    if (rc != 0)
+        return;
+    CHECK_EQ_INT(cfg->max_connections, 8);
+    CHECK_EQ_INT(cfg->memory_budget, 16777216);
+    CHECK_EQ_INT(cfg->hello_timeout_ms, 300);
+    CHECK_EQ_INT(cfg->frame_timeout_ms, 2000);
+    CHECK_EQ_INT(cfg->idle_timeout_ms, 60000);
+    CHECK_EQ_INT(cfg->salvage, 1);
+    crs_config_free(cfg);
+    rc = crs_config_load_string("t.ini", "[broker]\nstate_dir = /s\n", &cfg, err, sizeof(err));
+    CHECK_EQ_INT(rc, 0);
+    if (rc == 0) {
+        CHECK_EQ_INT(cfg->max_connections, 0);
+        CHECK_EQ_INT(cfg->salvage, 0);
+        crs_config_free(cfg);
+    }
+    expect_error("[broker]\nstate_dir = /s\nmax_connections = 0\n",
+                 "t.ini:3: ", "bad value for 'max_connections'");
+    expect_error("[broker]\nstate_dir = /s\nmemory_budget = 1000\n",
+                 "t.ini:3: ", "bad value for 'memory_budget'");
+    expect_error("[broker]\nstate_dir = /s\nhello_timeout = 10ms\n",
+                 "t.ini:3: ", "bad value for 'hello_timeout'");
+    expect_error("[broker]\nstate_dir = /s\nsalvage = maybe\n",
+                 "t.ini:3: ", "bad value for 'salvage'");
+}
+
 /* [broker] ca_account: one more account the Windows broker admits (kept as written). */
 static void test_ca_account(void)
 {
@@ -752,6 +792,7 @@ static void test_operations_keys(void)
 int main(void)
 {
     test_full();
+    test_limits();
     test_ca_account();
     test_operations_keys();
     test_defaults();

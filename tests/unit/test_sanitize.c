@@ -73,6 +73,19 @@ static void test_filename_basic(void)
     CHECK_EQ_STR(fname("Jos\xc3\xa9 \xe2\x82\xac"), "Jos\xc3\xa9 \xe2\x82\xac");
     CHECK_EQ_STR(fname("../../etc/x"), "___.._etc_x");
     CHECK_EQ_STR(fname(".."), "__");
+    /* Format characters that hide or reorder text are removed: RLO, ZWSP, LRI, BOM, soft
+     * hyphen, a tag character. */
+    CHECK_EQ_STR(fname("invoice\xe2\x80\xae"
+                       "fdp.exe"),
+                 "invoicefdp.exe");
+    CHECK_EQ_STR(fname("a\xe2\x80\x8b"
+                       "b\xe2\x81\xa6"
+                       "c\xef\xbb\xbf"),
+                 "abc");
+    CHECK_EQ_STR(fname("x\xc2\xad"
+                       "y\xf3\xa0\x80\x81"
+                       "z"),
+                 "xyz");
     CHECK_EQ_STR(fname("."), "_");
     CHECK_EQ_STR(fname("..."), "___");
     CHECK_EQ_STR(fname("   "), "___");

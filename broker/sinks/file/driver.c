@@ -12,9 +12,17 @@
  * request (crl_issued, startup, shutdown) get "-<event_id>" appended to <name>: they have no
  * request id to tell them apart, and the default name "{{request_id}}-{{event}}" would otherwise
  * make each CRL overwrite the last. Each file is written
- * atomically (temporary file, fsync, rename, fsync of the directory) on the threadpool; the JSON
- * comes last, so a consumer that waits for it finds the other files complete. A redelivered event
- * rewrites the same names: one set of files per event, however often it is attempted.
+ * atomically (temporary file, fsync, link or rename, fsync of the directory) on the threadpool; the
+ * JSON comes last, so a consumer that waits for it finds the other files complete.
+ *
+ * Nothing is overwritten. A name whose file exists with other content belongs to another event
+ * (two events rendering one name, or names cut at CRS_FILENAME_MAX bytes that agree up to the
+ * cut) or to someone else (a file or directory put there): the whole set is then written as
+ * "<name>-<event_id>" (the name cut to leave room), and the collision logged. If that is taken
+ * too, the delivery fails permanently, loudly, rather than be marked delivered. A redelivered
+ * event finds its own files, byte for byte, and leaves them: one set per event, however often it
+ * is attempted. The directory's resolved path is taken at start; an attempt that finds it resolving
+ * elsewhere (a symbolic link put in its way) fails instead of following it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -37,8 +45,10 @@
 
 struct file_out {
     char name[FILE_NAME_MAX];
+    char alt[FILE_NAME_MAX]; /* the same file under "<name>-<event_id>"; "" when no fallback */
     const void *data;
     size_t len;
+    int created; /* written by this attempt (removed again if the set collides) */
 };
 
 struct file_job {
@@ -48,18 +58,23 @@ struct file_job {
     struct file_out *outs;
     size_t nouts;
     char *json;
+    char alt_base[CRS_FILENAME_MAX + 1]; /* "<name>-<event_id>", or "" when name has the id */
     /* Set before the work runs when the attempt cannot succeed (a bad name): no file written. */
     enum crs_delivery_outcome preset;
     char error[256];
     /* Filled by the worker. */
     int rc;
     size_t failed;
+    int used_alt;   /* the set went to the fallback names */
+    int collided;   /* both names taken: nothing written */
+    char *real_dir; /* the directory's resolved path as this attempt found it */
     struct file_job *prev, *next;
 };
 
 struct file_sink {
     const struct crs_file_sink_config *fc;
     struct file_job *jobs; /* attempts queued or running, for cancel_all */
+    char *real_dir;        /* the directory resolved at start (or at the first success) */
 };
 
 static void file_job_free(struct file_job *job)
@@ -68,6 +83,7 @@ static void file_job_free(struct file_job *job)
         return;
     crs_free(job->outs);
     crs_free(job->json);
+    crs_free(job->real_dir);
     crs_free(job);
 }
 
@@ -118,6 +134,8 @@ static int file_open(struct crs_sink *sink)
                  sink->cfg->name, fc->directory, crs_strerror(rc));
     else {
         file_sweep_temps(sink, fc->directory);
+        if (crs_fs_realpath(fc->directory, &fs->real_dir) != 0)
+            fs->real_dir = NULL;
         crs_info("sink %s: dropping files into %s", sink->cfg->name, fc->directory);
     }
     sink->impl = fs;
@@ -126,27 +144,105 @@ static int file_open(struct crs_sink *sink)
 
 /* ---- Threadpool side ---- */
 
+/* 1 when dir/name is free or holds exactly data (this event's own file), 0 when it holds
+ * anything else (other bytes, a directory, a link, a FIFO), or a negative code. */
+static int file_target_ours(const char *dir, const char *name, const void *data, size_t len)
+{
+    char *path = crs_path_join(dir, name);
+    uint8_t *have = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (path == NULL)
+        return CRS_ENOMEM;
+    rc = crs_fs_read_file(path, len + 1, CRS_FS_NOFOLLOW, &have, &n);
+    crs_free(path);
+    if (rc == CRS_ENOENT)
+        return 1;
+    if (rc == CRS_EFTYPE || rc == CRS_ETOOBIG)
+        return 0;
+    if (rc != 0)
+        return rc;
+    rc = n == len && (len == 0 || memcmp(have, data, len) == 0);
+    crs_free(have);
+    return rc;
+}
+
+/* Removes the files this attempt created, after its set collided half-way. */
+static void file_undo(struct file_job *job, const char *dir, int alt)
+{
+    size_t i;
+
+    for (i = 0; i < job->nouts; i++) {
+        if (job->outs[i].created)
+            crs_fs_unlink_durable(dir, alt ? job->outs[i].alt : job->outs[i].name);
+        job->outs[i].created = 0;
+    }
+}
+
+/* Writes the set under its names (or the fallback ones): 0, CRS_EEXIST when a name is taken by
+ * something else (nothing of ours left behind), or another error (job->failed says where). */
+static int file_write_set(struct file_job *job, const char *dir, int alt)
+{
+    size_t i;
+    int rc;
+
+    for (i = 0; i < job->nouts; i++) {
+        rc = file_target_ours(dir, alt ? job->outs[i].alt : job->outs[i].name, job->outs[i].data,
+                              job->outs[i].len);
+        if (rc <= 0) {
+            job->failed = i;
+            return rc == 0 ? CRS_EEXIST : rc;
+        }
+    }
+    for (i = 0; i < job->nouts; i++) {
+        const char *name = alt ? job->outs[i].alt : job->outs[i].name;
+
+        rc = crs_fs_write_new(dir, name, job->outs[i].data, job->outs[i].len);
+        if (rc == CRS_EEXIST) {
+            /* Ours already (a redelivery, or an earlier attempt cut short): leave it. */
+            rc = file_target_ours(dir, name, job->outs[i].data, job->outs[i].len);
+            rc = rc == 1 ? 0 : rc == 0 ? CRS_EEXIST : rc;
+        } else if (rc == 0) {
+            job->outs[i].created = 1;
+        }
+        if (rc != 0) {
+            job->failed = i;
+            file_undo(job, dir, alt);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static void file_work(uv_work_t *req)
 {
     struct file_job *job = req->data;
-    const struct crs_file_sink_config *fc = ((struct file_sink *)job->sink->impl)->fc;
-    size_t i;
+    struct file_sink *fs = job->sink->impl;
+    const struct crs_file_sink_config *fc = fs->fc;
 
     if (job->preset != CRS_DELIVERY_OK)
         return;
     job->rc = crs_fs_mkdirs(fc->directory);
+    if (job->rc == 0)
+        job->rc = crs_fs_realpath(fc->directory, &job->real_dir);
     if (job->rc != 0) {
         job->failed = job->nouts;
         return;
     }
-    for (i = 0; i < job->nouts; i++) {
-        job->rc = crs_fs_write_atomic(fc->directory, job->outs[i].name, job->outs[i].data,
-                                      job->outs[i].len);
-        if (job->rc != 0) {
-            job->failed = i;
-            return;
-        }
+    /* fs->real_dir is only written on the loop thread, before or between attempts. */
+    if (fs->real_dir != NULL && strcmp(fs->real_dir, job->real_dir) != 0) {
+        job->rc = CRS_EFTYPE;
+        job->failed = job->nouts;
+        return;
     }
+    job->rc = file_write_set(job, job->real_dir, 0);
+    if (job->rc == CRS_EEXIST && job->nouts > 0 && job->outs[0].alt[0] != '\0') {
+        job->used_alt = 1;
+        job->rc = file_write_set(job, job->real_dir, 1);
+    }
+    if (job->rc == CRS_EEXIST)
+        job->collided = 1;
 }
 
 /* ---- Loop side ---- */
@@ -176,6 +272,26 @@ static void file_after(uv_work_t *req, int status)
         snprintf(r.error, sizeof(r.error), "%s", job->error);
     } else if (job->rc == 0) {
         r.outcome = CRS_DELIVERY_OK;
+        if (fs->real_dir == NULL && job->real_dir != NULL) {
+            fs->real_dir = job->real_dir; /* the directory did not exist at start */
+            job->real_dir = NULL;
+        }
+        if (job->used_alt)
+            crs_warn("sink %s: event %s: %s is taken by another event or file; written as %s",
+                     job->sink->cfg->name, d->event->event_id, job->outs[0].name, job->outs[0].alt);
+    } else if (job->collided) {
+        /* Never marked delivered when its files are not on disk as its own. */
+        r.outcome = CRS_DELIVERY_PERMANENT;
+        snprintf(r.error, sizeof(r.error),
+                 "file name collision: %.90s and %.90s both hold another event's or someone "
+                 "else's file",
+                 job->outs[job->failed].name, job->outs[job->failed].alt);
+    } else if (job->rc == CRS_EFTYPE && job->failed >= job->nouts) {
+        r.outcome = CRS_DELIVERY_RETRY;
+        snprintf(r.error, sizeof(r.error),
+                 "drop directory now resolves to %.70s, not %.70s as at start (a symbolic link "
+                 "in its way); not following it",
+                 job->real_dir ? job->real_dir : "?", fs->real_dir ? fs->real_dir : "?");
     } else {
         /* Every write failure is worth retrying: a full disk frees up, a share comes back, a
          * directory replaced by a file gets fixed. Dead-lettering bounds the retries. */
@@ -201,6 +317,8 @@ static struct file_out *file_add(struct file_job *job, const char *base, const c
     struct file_out *o = &job->outs[job->nouts++];
 
     snprintf(o->name, sizeof(o->name), "%s%s", base, suffix);
+    if (job->alt_base[0] != '\0')
+        snprintf(o->alt, sizeof(o->alt), "%s%s", job->alt_base, suffix);
     o->data = data;
     o->len = len;
     return o;
@@ -292,7 +410,12 @@ static int file_deliver(struct crs_sink *sink, struct crs_delivery *d)
         const Certrelay__V1__Event *ev = d->event;
 
         if (ev->request != NULL && ev->request->has_request_id) {
+            size_t n;
             crs_sanitize_filename(raw, base, sizeof(base));
+            /* The fallback for a taken name: cut to leave room for "-" and the id. */
+            n = crs_sanitize_filename(raw, job->alt_base,
+                                      sizeof(job->alt_base) - CRS_UUID_STRLEN - 1);
+            snprintf(job->alt_base + n, sizeof(job->alt_base) - n, "-%s", ev->event_id);
         } else {
             /* Room for "-" and the id, which is a validated UUID and so safe as it is. */
             size_t n = crs_sanitize_filename(raw, base, sizeof(base) - CRS_UUID_STRLEN - 1);
@@ -341,7 +464,11 @@ static void file_cancel_all(struct crs_sink *sink)
 
 static void file_close(struct crs_sink *sink)
 {
-    crs_free(sink->impl);
+    struct file_sink *fs = sink->impl;
+
+    if (fs != NULL)
+        crs_free(fs->real_dir);
+    crs_free(fs);
     sink->impl = NULL;
 }
 
