@@ -14,6 +14,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
+#include "../fs_int.h"
 #include "certrelay/random.h"
 
 int crs_fs_realpath(const char *path, char **out)
@@ -79,9 +80,6 @@ int crs_fs_sync_dir(const char *dir)
     close(fd);
     return rc;
 }
-
-int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
-                  size_t blen, int noclobber);
 
 int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
                   size_t blen, int noclobber)
@@ -257,11 +255,6 @@ int crs_fs_open_append(const char *path, FILE **out)
     return 0;
 }
 
-int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
-{
-    return crs_fs_read_file(path, max, 0, out, outlen);
-}
-
 int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen)
 {
     struct stat st;
@@ -314,27 +307,9 @@ cleanup:
     return rc;
 }
 
-int crs_fs_unlink_durable(const char *dir, const char *name)
+int crs__fs_unlink(const char *path)
 {
-    char *path;
-    int rc = 0;
-
-    if (dir == NULL || name == NULL)
-        return CRS_EINVAL;
-    path = crs_path_join(dir, name);
-    if (path == NULL)
-        return CRS_ENOMEM;
-    if (unlink(path) != 0)
-        rc = crs_translate_sys_error(errno);
-    crs_free(path);
-    if (rc == 0)
-        rc = crs_fs_sync_dir(dir);
-    return rc;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return unlink(path) == 0 ? 0 : crs_translate_sys_error(errno);
 }
 
 int crs_fs_list(const char *dir, const char *suffix, char ***out, size_t *count)
@@ -385,7 +360,7 @@ int crs_fs_list(const char *dir, const char *suffix, char ***out, size_t *count)
             goto cleanup;
         }
     }
-    qsort(list, n, sizeof(*list), cmp_names);
+    crs__fs_sort_names(list, n);
     *out = list;
     *count = n;
     list = NULL;

@@ -19,6 +19,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
+#include "../fs_int.h"
 #include "certrelay/random.h"
 #include "certrelay/win/wstr.h"
 
@@ -111,9 +112,6 @@ static int no_reparse_points(const WCHAR *dir)
     crs_free(p);
     return rc;
 }
-
-int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
-                  size_t blen, int noclobber);
 
 int crs__fs_write(const char *dir, const char *name, const void *a, size_t alen, const void *b,
                   size_t blen, int noclobber)
@@ -230,11 +228,6 @@ int crs_fs_mkdirs(const char *dir)
     }
     crs_free(path);
     return rc;
-}
-
-int crs_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
-{
-    return crs_fs_read_file(path, max, 0, out, outlen);
 }
 
 /* A named pipe (\\.\pipe\...) or a device given as a file would block ReadFile; a reparse
@@ -358,30 +351,17 @@ cleanup:
     return rc;
 }
 
-int crs_fs_unlink_durable(const char *dir, const char *name)
+int crs__fs_unlink(const char *path)
 {
-    char *path;
-    WCHAR *w;
+    WCHAR *w = to_wide(path);
     int rc = 0;
 
-    if (dir == NULL || name == NULL)
-        return CRS_EINVAL;
-    path = crs_path_join(dir, name);
-    if (path == NULL)
-        return CRS_ENOMEM;
-    w = to_wide(path);
-    crs_free(path);
     if (w == NULL)
         return CRS_EINVAL;
     if (!DeleteFileW(w))
         rc = crs_translate_sys_error((int)GetLastError());
     crs_free(w);
     return rc;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 int crs_fs_list(const char *dir, const char *suffix, char ***out, size_t *count)
@@ -456,7 +436,7 @@ int crs_fs_list(const char *dir, const char *suffix, char ***out, size_t *count)
         crs_fs_list_free(list);
         return rc;
     }
-    qsort(list, n, sizeof(*list), cmp_names);
+    crs__fs_sort_names(list, n);
     *out = list;
     *count = n;
     return 0;
