@@ -66,6 +66,7 @@ struct crs_listener {
     size_t nready;
     int thread_error; /* a CRS_E* code the loop has not reported yet */
     unsigned long dropped; /* connected clients closed because the ready list was full */
+    unsigned long accepted; /* loop thread only: clients crs_listen_accept has taken */
     crs_listen_cb cb;
     void *arg;
     void (*closed_cb)(void *arg);
@@ -262,8 +263,8 @@ static void listen_closed(uv_handle_t *h)
 static void listen_async_cb(uv_async_t *async)
 {
     struct crs_listener *l = async->data;
-    unsigned long dropped;
-    size_t before, after;
+    unsigned long dropped, accepted;
+    size_t waiting;
     int err;
 
     uv_mutex_lock(&l->lock);
@@ -279,15 +280,14 @@ static void listen_async_cb(uv_async_t *async)
         l->cb(l, err, l->arg);
     for (;;) {
         uv_mutex_lock(&l->lock);
-        before = l->nready;
+        waiting = l->nready;
         uv_mutex_unlock(&l->lock);
-        if (before == 0 || l->cb == NULL)
+        if (waiting == 0 || l->cb == NULL)
             break;
+        /* Counted here, not by the ready list's length, which the thread may grow meanwhile. */
+        accepted = l->accepted;
         l->cb(l, 0, l->arg);
-        uv_mutex_lock(&l->lock);
-        after = l->nready;
-        uv_mutex_unlock(&l->lock);
-        if (after >= before) {
+        if (l->accepted == accepted) {
             /* The server did not take it (out of memory, or stopping): turn it away. */
             HANDLE h = NULL;
 
@@ -436,6 +436,7 @@ int crs_listen_accept(struct crs_listener *l, uv_pipe_t *conn)
     memmove(&l->ready[0], &l->ready[1], (l->nready - 1) * sizeof(l->ready[0]));
     l->nready--;
     uv_mutex_unlock(&l->lock);
+    l->accepted++;
     /* libuv 1.44's uv_pipe_open takes a C runtime descriptor and closes it with the stream. */
     fd = _open_osfhandle((intptr_t)h, 0);
     if (fd < 0) {
