@@ -53,7 +53,7 @@ struct crs_server {
     const struct crs_config *cfg;
     struct crs_queue *q;
     struct crs_admin *admin;
-    uv_pipe_t listener;
+    struct crs_listener *listener; /* bound by crs_server_bind */
     int listener_open;
     uv_timer_t drain_timer; /* bounds how long stopping waits for answers to drain */
     int drain_timer_open;
@@ -758,14 +758,14 @@ static void conn_refuse(struct conn *c)
     conn_finish(c);
 }
 
-static void server_on_connection(uv_stream_t *listener, int status)
+static void server_on_connection(struct crs_listener *listener, int status, void *arg)
 {
-    struct crs_server *s = listener->data;
+    struct crs_server *s = arg;
     struct conn *c;
     int rc;
 
     if (status != 0) {
-        crs_warn("accepting a connection failed: %s", uv_strerror(status));
+        crs_warn("accepting a connection failed: %s", crs_strerror(status));
         return;
     }
     c = crs_calloc(1, sizeof(*c));
@@ -790,9 +790,9 @@ static void server_on_connection(uv_stream_t *listener, int status)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    rc = uv_accept(listener, (uv_stream_t *)&c->pipe);
+    rc = crs_listen_accept(listener, &c->pipe);
     if (rc != 0) {
-        conn_fail(c, "accept failed: %s", uv_strerror(rc));
+        conn_fail(c, "accept failed: %s", crs_strerror(rc));
         return;
     }
     if (s->nconns - s->nclosing > server_max_conns(s)) {
@@ -810,12 +810,6 @@ static void server_on_connection(uv_stream_t *listener, int status)
         return;
     }
     crs_debug("conn %llu: accepted", c->id);
-}
-
-/* Frees a server whose construction failed once its one initialized handle is closed. */
-static void server_free_on_close(uv_handle_t *h)
-{
-    crs_free(h->data);
 }
 
 int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_server **out)
@@ -839,13 +833,6 @@ int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_ser
         return crs_from_uv_error(rc);
     }
     s->drain_timer.data = s;
-    rc = uv_pipe_init(loop, &s->listener, 0);
-    if (rc != 0) {
-        uv_close((uv_handle_t *)&s->drain_timer, server_free_on_close);
-        return crs_from_uv_error(rc);
-    }
-    s->listener.data = s;
-    s->listener_open = 1;
     s->drain_timer_open = 1;
     *out = s;
     return 0;
@@ -853,9 +840,14 @@ int crs_server_new(uv_loop_t *loop, const struct crs_config *cfg, struct crs_ser
 
 int crs_server_bind(struct crs_server *s)
 {
-    if (s == NULL || s->stopping)
+    int rc;
+
+    if (s == NULL || s->stopping || s->listener != NULL)
         return CRS_EINVAL;
-    return crs_listen_bind(&s->listener, s->cfg->listen, s->cfg->ca_account);
+    rc = crs_listen_bind(s->loop, s->cfg->listen, s->cfg->ca_account, &s->listener);
+    if (rc == 0)
+        s->listener_open = 1;
+    return rc;
 }
 
 void crs_server_set_config(struct crs_server *s, const struct crs_config *cfg)
@@ -874,13 +866,13 @@ int crs_server_start(struct crs_server *s, struct crs_queue *q)
 {
     int rc;
 
-    if (s == NULL || q == NULL || s->stopping)
+    if (s == NULL || q == NULL || s->stopping || s->listener == NULL)
         return CRS_EINVAL;
     s->q = q;
-    rc = uv_listen((uv_stream_t *)&s->listener, 128, server_on_connection);
+    rc = crs_listen_start(s->listener, server_on_connection, s);
     if (rc != 0) {
-        crs_error("cannot listen on %s: %s", s->cfg->listen, uv_strerror(rc));
-        return crs_from_uv_error(rc);
+        crs_error("cannot listen on %s: %s", s->cfg->listen, crs_strerror(rc));
+        return rc;
     }
     if (!s->sweep_open) {
         /* A quarter of the shortest deadline, between 25 ms and a second, is precise enough. */
@@ -924,10 +916,11 @@ static void server_drain_timeout(uv_timer_t *t)
     }
 }
 
-static void server_listener_closed(uv_handle_t *h)
+static void server_listener_closed(void *arg)
 {
-    struct crs_server *s = h->data;
+    struct crs_server *s = arg;
 
+    s->listener = NULL;
     s->listener_open = 0;
     server_check_stopped(s);
 }
@@ -941,10 +934,10 @@ void crs_server_stop(struct crs_server *s, void (*cb)(void *arg), void *arg)
     s->stopping = 1;
     s->stop_cb = cb;
     s->stop_arg = arg;
-    /* Closing a bound Unix listener also removes its socket file (libuv does it), so stubs see
-     * "no broker" at once and spool instead of waiting for their timeout. */
+    /* Closing the listener removes its name (crs_listen_close), so stubs see "no broker" at once
+     * and spool instead of waiting for their timeout. */
     if (s->listener_open)
-        uv_close((uv_handle_t *)&s->listener, server_listener_closed);
+        crs_listen_close(s->listener, server_listener_closed, s);
     if (s->drain_timer_open)
         uv_timer_start(&s->drain_timer, server_drain_timeout, CRS_SERVER_DRAIN_MS, 0);
     /* A connection with events in the group commit stops reading and stays open until they are

@@ -19,6 +19,15 @@
 #include "certrelay/error.h"
 #include "certrelay/fs.h"
 #include "certrelay/log.h"
+#include "server.h"
+
+struct crs_listener {
+    uv_pipe_t pipe;
+    crs_listen_cb cb;
+    void *arg;
+    void (*closed_cb)(void *arg);
+    void *closed_arg;
+};
 
 int crs_platform_init(unsigned threads)
 {
@@ -108,14 +117,22 @@ static int listen_probe(const char *path)
     return crs_translate_sys_error(err);
 }
 
-int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account)
+static void listen_closed(uv_handle_t *h)
+{
+    struct crs_listener *l = h->data;
+
+    if (l->closed_cb != NULL)
+        l->closed_cb(l->closed_arg);
+    crs_free(l);
+}
+
+/* Binds l's socket: created with mode 0600, after the stale-socket probe. */
+static int listen_bind_socket(struct crs_listener *l, const char *address)
 {
     struct sockaddr_un sa;
     mode_t old;
     int rc;
 
-    if (pipe == NULL || address == NULL || address[0] == '\0')
-        return CRS_EINVAL;
     if (strlen(address) >= sizeof(sa.sun_path)) {
         crs_error("socket path %s is too long (at most %zu bytes)", address,
                   sizeof(sa.sun_path) - 1);
@@ -131,7 +148,7 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account
      * no moment in which another account could connect. The broker binds before any threadpool
      * work creates files, so the brief process-wide umask change affects nothing else. */
     old = umask(0177);
-    rc = uv_pipe_bind(pipe, address);
+    rc = uv_pipe_bind(&l->pipe, address);
     umask(old);
     if (rc == UV_EADDRINUSE) {
         crs_error("another broker is listening on %s; not starting", address);
@@ -144,6 +161,80 @@ int crs_listen_bind(uv_pipe_t *pipe, const char *address, const char *ca_account
     if (chmod(address, 0600) != 0)
         crs_warn("cannot restrict %s to mode 0600: %s", address, strerror(errno));
     return 0;
+}
+
+int crs_listen_bind(uv_loop_t *loop, const char *address, const char *ca_account,
+                    struct crs_listener **out)
+{
+    struct crs_listener *l;
+    int rc;
+
+    (void)ca_account;
+    if (out == NULL)
+        return CRS_EINVAL;
+    *out = NULL;
+    if (loop == NULL || address == NULL || address[0] == '\0')
+        return CRS_EINVAL;
+    l = crs_calloc(1, sizeof(*l));
+    if (l == NULL)
+        return CRS_ENOMEM;
+    rc = uv_pipe_init(loop, &l->pipe, 0);
+    if (rc != 0) {
+        crs_free(l);
+        return crs_from_uv_error(rc);
+    }
+    l->pipe.data = l;
+    rc = listen_bind_socket(l, address);
+    if (rc != 0) {
+        uv_close((uv_handle_t *)&l->pipe, listen_closed);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+static void listen_on_connection(uv_stream_t *stream, int status)
+{
+    struct crs_listener *l = stream->data;
+
+    l->cb(l, status == 0 ? 0 : crs_from_uv_error(status), l->arg);
+}
+
+int crs_listen_start(struct crs_listener *l, crs_listen_cb cb, void *arg)
+{
+    int rc;
+
+    if (l == NULL || cb == NULL)
+        return CRS_EINVAL;
+    l->cb = cb;
+    l->arg = arg;
+    rc = uv_listen((uv_stream_t *)&l->pipe, 128, listen_on_connection);
+    if (rc != 0) {
+        crs_error("cannot listen: %s", uv_strerror(rc));
+        return crs_from_uv_error(rc);
+    }
+    return 0;
+}
+
+int crs_listen_accept(struct crs_listener *l, uv_pipe_t *conn)
+{
+    int rc;
+
+    if (l == NULL || conn == NULL)
+        return CRS_EINVAL;
+    rc = uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)conn);
+    return rc == 0 ? 0 : crs_from_uv_error(rc);
+}
+
+/* Closing a bound Unix listener also removes its socket file (libuv does it), so stubs see
+ * "no broker" at once and spool instead of waiting for their timeout. */
+void crs_listen_close(struct crs_listener *l, void (*closed_cb)(void *arg), void *arg)
+{
+    if (l == NULL)
+        return;
+    l->closed_cb = closed_cb;
+    l->closed_arg = arg;
+    uv_close((uv_handle_t *)&l->pipe, listen_closed);
 }
 
 /* ca_account is a Windows setting: here the socket's mode and the uid check decide. */

@@ -12,8 +12,8 @@
  * The pipe's descriptor in SDDL, into buf (cap characters): protected, full control for SYSTEM,
  * BUILTIN\Administrators, the service SID of `service`, the broker's own account and ca_account
  * (the configured CA account, a SID or name; NULL: none), nothing for Everyone or Anonymous, and
- * NETWORK denied outright, so that no remote client gets in (libuv creates the pipe instances
- * itself and cannot pass PIPE_REJECT_REMOTE_CLIENTS). 0 or a negative CRS_E* code.
+ * NETWORK denied outright, a second lock behind the PIPE_REJECT_REMOTE_CLIENTS the listener
+ * creates every instance with (pipe_listen.c). 0 or a negative CRS_E* code.
  */
 int crs_pipe_sddl(const WCHAR *service, const char *ca_account, WCHAR *buf, size_t cap);
 

@@ -13,4 +13,7 @@ endif()
 if(WIN32)
   crs_add_unit_test(test_win_security ${CMAKE_CURRENT_LIST_DIR}/test_win_security.c)
   target_link_libraries(test_win_security PRIVATE certrelay_broker)
+  # The broker's own pipe listener: PIPE_REJECT_REMOTE_CLIENTS, hand-over to libuv, clean close.
+  crs_add_unit_test(test_win_pipe_listen ${CMAKE_CURRENT_LIST_DIR}/test_win_pipe_listen.c)
+  target_link_libraries(test_win_pipe_listen PRIVATE certrelay_broker)
 endif()
