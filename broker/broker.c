@@ -29,7 +29,7 @@
 #include "certrelay/version.h"
 #include "dispatch.h"
 #include "platform.h"
-#include "metrics.h"
+#include "metrics_http.h"
 #include "queue.h"
 #include "retention.h"
 #include "server.h"
