@@ -593,9 +593,16 @@ class Run:
         hooks = RecordingServer(port=self.webhook_port).start()
 
         # --config in the binPath: the service runs with that file (its drop directory is drop2).
-        rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--set-binpath",
-                            SERVICE, f"{exe} --config {WIN_TEST}\\alt.ini")
-        self.check(rc == 0, "binPath changed to certrelayd.exe --config alt.ini")
+        # Wine's service manager can still be busy with the stop that just ended (or with the
+        # previous short-lived process); the change is retried a few times, as an administrator
+        # would, and the harness's own words are shown when it keeps failing.
+        for _ in range(10):
+            rc, out = self.wine(f"{WIN_BIN}\\{Path(self.args.harness).name}", "--set-binpath",
+                                SERVICE, f"{exe} --config {WIN_TEST}\\alt.ini")
+            if rc == 0:
+                break
+            time.sleep(1)
+        self.check(rc == 0, f"binPath changed to certrelayd.exe --config alt.ini ({out.strip()})")
         self.wine("sc", "start", SERVICE)
         if self.check(self.wait_state(STATE_RUNNING), "--config in binPath: STATE RUNNING"):
             exp3 = self.harness("expect-config.tsv", 400000, skip_identity=True, threads=1,
