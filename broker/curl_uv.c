@@ -41,6 +41,7 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
+#include "certrelay/text.h"
 #include "curl_uv.h"
 
 enum { XFER_IDLE = 0, XFER_RUNNING, XFER_DEFERRED, XFER_DONE };
@@ -538,18 +539,9 @@ int crs_curl_multi_defer(struct crs_curl_multi *m, struct crs_curl_xfer *x, CURL
 
 static int ends_with_ci(const char *s, const char *suffix)
 {
-    size_t n = strlen(s), k = strlen(suffix), i;
+    size_t n = strlen(s), k = strlen(suffix);
 
-    if (k > n)
-        return 0;
-    for (i = 0; i < k; i++) {
-        char c = s[n - k + i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (c != suffix[i])
-            return 0;
-    }
-    return 1;
+    return k <= n && crs_ascii_casecmp(s + n - k, suffix) == 0;
 }
 
 int crs_curl_setup(CURL *easy, int64_t timeout_ms, const char *protocols,
