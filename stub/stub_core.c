@@ -1064,18 +1064,55 @@ void crs_stub_free(struct crs_stub *stub)
     crs_free(stub);
 }
 
+/*
+ * The second half of a call, shared by crs_stub_notify and crs_stub_send_packed: sends the packed
+ * event to the broker (unless the circuit breaker is open) and spools it when no Ack came.
+ */
+static int stub_deliver(struct crs_stub *stub, const char *event_id, const uint8_t *bytes,
+                        size_t len, uint64_t deadline, struct crs_stub_result *res)
+{
+    uint8_t *frame = NULL;
+    size_t flen = 0;
+    uint32_t server_pid = 0;
+    enum breaker_pass pass;
+    int send_rc = 0;
+    int rc = 0;
+
+    pass = breaker_admit(stub, &send_rc);
+    if (pass != BREAKER_SKIP) {
+        send_rc = crs_frame_event_packed(bytes, len, &frame, &flen);
+        if (send_rc == 0)
+            send_rc = stub_send(stub, frame, flen, event_id, deadline, &server_pid);
+        breaker_record(stub, pass, send_rc);
+    }
+    if (pass != BREAKER_SKIP && send_rc == 0) {
+        if (res != NULL)
+            res->outcome = CRS_STUB_ACKED;
+        goto cleanup;
+    }
+
+    crs_debug("stub: event %s not acknowledged (%s); spooling", event_id,
+              pass == BREAKER_SKIP ? "broker away: circuit breaker open" : crs_strerror(send_rc));
+    rc = stub_spool(stub, event_id, bytes, len);
+    if (rc == 0 && res != NULL) {
+        res->outcome = CRS_STUB_SPOOLED;
+        res->send_error = send_rc;
+        res->breaker_open = pass == BREAKER_SKIP;
+        res->server_pid = server_pid;
+    }
+
+cleanup:
+    crs_free(frame);
+    return rc;
+}
+
 int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs_prop_reader *rd,
                     struct crs_stub_result *res)
 {
     uint64_t t0 = crs_mono_us();
     Certrelay__V1__Event *ev = NULL;
     uint8_t *bytes = NULL;
-    uint8_t *frame = NULL;
     size_t len = 0;
-    size_t flen = 0;
-    uint32_t server_pid = 0;
-    enum breaker_pass pass;
-    int send_rc = 0;
     int rc;
 
     if (res != NULL)
@@ -1094,37 +1131,31 @@ int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs
             res->request_id = ev->request->request_id;
     }
     rc = crs_event_pack(ev, &bytes, &len);
-    if (rc != 0)
-        goto cleanup;
-
-    pass = breaker_admit(stub, &send_rc);
-    if (pass != BREAKER_SKIP) {
-        send_rc = crs_frame_event_packed(bytes, len, &frame, &flen);
-        if (send_rc == 0)
-            send_rc = stub_send(stub, frame, flen, ev->event_id, deadline, &server_pid);
-        breaker_record(stub, pass, send_rc);
-    }
-    if (pass != BREAKER_SKIP && send_rc == 0) {
-        if (res != NULL)
-            res->outcome = CRS_STUB_ACKED;
-        goto cleanup;
-    }
-
-    crs_debug("stub: event %s not acknowledged (%s); spooling", ev->event_id,
-              pass == BREAKER_SKIP ? "broker away: circuit breaker open" : crs_strerror(send_rc));
-    rc = stub_spool(stub, ev->event_id, bytes, len);
-    if (rc == 0 && res != NULL) {
-        res->outcome = CRS_STUB_SPOOLED;
-        res->send_error = send_rc;
-        res->breaker_open = pass == BREAKER_SKIP;
-        res->server_pid = server_pid;
-    }
+    if (rc == 0)
+        rc = stub_deliver(stub, ev->event_id, bytes, len, deadline, res);
 
 cleanup:
     if (res != NULL)
         res->elapsed_us = crs_mono_us() - t0;
-    crs_free(frame);
     crs_free(bytes);
     crs_stub_event_free(ev);
+    return rc;
+}
+
+int crs_stub_send_packed(struct crs_stub *stub, const char *event_id, const uint8_t *bytes,
+                         size_t len, struct crs_stub_result *res)
+{
+    uint64_t t0 = crs_mono_us();
+    int rc;
+
+    if (res != NULL)
+        memset(res, 0, sizeof(*res));
+    if (stub == NULL || event_id == NULL || !crs_uuid_valid(event_id) || bytes == NULL || len == 0)
+        return CRS_EINVAL;
+    if (res != NULL)
+        snprintf(res->event_id, sizeof(res->event_id), "%s", event_id);
+    rc = stub_deliver(stub, event_id, bytes, len, crs_mono_ms() + stub->timeout_ms, res);
+    if (res != NULL)
+        res->elapsed_us = crs_mono_us() - t0;
     return rc;
 }

@@ -27,6 +27,7 @@
 #include "certrelay/error.h"
 #include "certrelay/event.h"
 #include "certrelay/stub.h"
+#include "certrelay/uuid.h"
 #include "commands.h"
 #include "fixtures.h"
 #include "proptable.h"
@@ -77,6 +78,7 @@ struct sim_opts {
     uint32_t timeout_ms;
     uint64_t seed;
     uint64_t first_request_id;
+    int prebuilt;
 };
 
 struct sim_run {
@@ -92,29 +94,45 @@ struct sim_run {
     uint8_t *outcome;
     uv_mutex_t err_lock;
     unsigned errors_shown;
+    /* --prebuilt: one packed event per kind of the mix, built before the clock starts. */
+    struct sim_prebuilt *prebuilt[SIM_NMIX];
+};
+
+/*
+ * A packed event built once through the stub core; each call sends a copy with a fresh event id
+ * written over the old one (the id is a fixed-length string field, so the encoding stays valid).
+ */
+struct sim_prebuilt {
+    uint32_t kind;
+    size_t len;
+    size_t id_at; /* offset of the 36 characters of the event id in bytes */
+    uint8_t bytes[];
 };
 
 static void sim_usage(FILE *f)
 {
-    fprintf(
-        f, "usage: certrelay simulate [--pipe PATH] [--count N] [--concurrency C]\n"
-           "                          [--events LIST] [--spool-dir DIR] [--timeout-ms T]\n"
-           "                          [--from FILE] [--ca-config S] [--seed S]\n"
-           "                          [--first-request-id N]\n\n"
-           "Sends events to the broker through the stub core, as certsrv would.\n\n"
-           "  --pipe PATH       broker address (default: the platform default)\n"
-           "  --count N         number of synthetic events (default 100)\n"
-           "  --concurrency C   calling threads sharing one stub (default 4)\n"
-           "  --events LIST     kinds to draw from, e.g. issued,revoked (default: a mix of all)\n"
-           "  --spool-dir DIR   where unacknowledged events go (default: the platform default)\n"
-           "  --timeout-ms T    per-call bound (default 2000)\n"
-           "  --from FILE       send the JSON array of scripted events in FILE, in order, on\n"
-           "                    one thread (--count and --concurrency are ignored)\n"
-           "  --ca-config S     the CA config string (default " SIM_DEFAULT_CA_CONFIG ")\n"
-           "  --seed S          seed for the synthetic mix (default 1)\n"
-           "  --first-request-id N  RequestID of the first event; the others follow (default 1)\n\n"
-           "Prints sent, acked, spooled, failed and latency_us percentiles; exits 0 only when\n"
-           "every event was acknowledged or spooled.\n");
+    fprintf(f,
+            "usage: certrelay simulate [--pipe PATH] [--count N] [--concurrency C]\n"
+            "                          [--events LIST] [--spool-dir DIR] [--timeout-ms T]\n"
+            "                          [--from FILE] [--ca-config S] [--seed S]\n"
+            "                          [--first-request-id N] [--prebuilt]\n\n"
+            "Sends events to the broker through the stub core, as certsrv would.\n\n"
+            "  --pipe PATH       broker address (default: the platform default)\n"
+            "  --count N         number of synthetic events (default 100)\n"
+            "  --concurrency C   calling threads sharing one stub (default 4)\n"
+            "  --events LIST     kinds to draw from, e.g. issued,revoked (default: a mix of all)\n"
+            "  --spool-dir DIR   where unacknowledged events go (default: the platform default)\n"
+            "  --timeout-ms T    per-call bound (default 2000)\n"
+            "  --from FILE       send the JSON array of scripted events in FILE, in order, on\n"
+            "                    one thread (--count and --concurrency are ignored)\n"
+            "  --ca-config S     the CA config string (default " SIM_DEFAULT_CA_CONFIG ")\n"
+            "  --seed S          seed for the synthetic mix (default 1)\n"
+            "  --first-request-id N  RequestID of the first event; the others follow (default 1)\n"
+            "  --prebuilt        build one event per kind up front and send copies with fresh ids\n"
+            "                    (a load generator for benchmarks: the calls skip the property\n"
+            "                    reads and the encoding, so the broker is what is measured)\n\n"
+            "Prints sent, acked, spooled, failed and latency_us percentiles; exits 0 only when\n"
+            "every event was acknowledged or spooled.\n");
 }
 
 /* splitmix64: a small, good mixing function; event i's draws depend only on (seed, i). */
@@ -295,10 +313,91 @@ static void sim_report_error(struct sim_run *run, uint64_t idx, uint32_t kind, i
     uv_mutex_unlock(&run->err_lock);
 }
 
+/* Sends one copy of the prebuilt event of kind with a fresh id; copies is the worker's buffer. */
+static int sim_send_prebuilt(struct sim_run *run, uint32_t kind, uint8_t *copies,
+                             struct crs_stub_result *res)
+{
+    char id[CRS_UUID_STRLEN + 1];
+    int rc;
+
+    for (size_t i = 0; i < SIM_NMIX && run->prebuilt[i] != NULL; i++) {
+        const struct sim_prebuilt *pb = run->prebuilt[i];
+        if (pb->kind != kind)
+            continue;
+        rc = crs_uuid7(id);
+        if (rc != 0)
+            return rc;
+        memcpy(copies, pb->bytes, pb->len);
+        memcpy(copies + pb->id_at, id, CRS_UUID_STRLEN);
+        return crs_stub_send_packed(run->stub, id, copies, pb->len, res);
+    }
+    return CRS_EINVAL;
+}
+
+/* Builds the event of kind once, through the same path crs_stub_notify takes, and packs it. */
+static int sim_prebuild(struct sim_run *run, uint32_t kind, struct sim_prebuilt **out)
+{
+    struct proptable pt;
+    struct crs_prop_reader rd;
+    Certrelay__V1__Event *ev = NULL;
+    struct sim_prebuilt *pb = NULL;
+    uint8_t *bytes = NULL;
+    size_t len = 0, at;
+    int rc;
+
+    *out = NULL;
+    proptable_init(&pt);
+    rc = sim_fill(&pt, kind, (int64_t)run->first_request_id, sim_mix64(run->seed));
+    if (rc != 0)
+        goto cleanup;
+    proptable_reader(&pt, &rd);
+    rc = crs_stub_build_event(run->stub, kind, &rd, &ev);
+    if (rc == 0)
+        rc = crs_event_pack(ev, &bytes, &len);
+    if (rc != 0)
+        goto cleanup;
+    /* The id's one occurrence: 36 characters no other field of a synthetic event holds. */
+    for (at = 0; at + CRS_UUID_STRLEN <= len; at++)
+        if (memcmp(bytes + at, ev->event_id, CRS_UUID_STRLEN) == 0)
+            break;
+    if (at + CRS_UUID_STRLEN > len) {
+        rc = CRS_EINTERNAL;
+        goto cleanup;
+    }
+    pb = crs_malloc(sizeof(*pb) + len);
+    if (pb == NULL) {
+        rc = CRS_ENOMEM;
+        goto cleanup;
+    }
+    pb->kind = kind;
+    pb->len = len;
+    pb->id_at = at;
+    memcpy(pb->bytes, bytes, len);
+    *out = pb;
+
+cleanup:
+    crs_free(bytes);
+    crs_stub_event_free(ev);
+    proptable_clear(&pt);
+    return rc;
+}
+
 static void sim_worker(void *arg)
 {
     struct sim_run *run = arg;
+    uint8_t *copies = NULL;
 
+    if (run->prebuilt[0] != NULL) {
+        size_t max = 0;
+        for (size_t i = 0; i < SIM_NMIX && run->prebuilt[i] != NULL; i++)
+            if (run->prebuilt[i]->len > max)
+                max = run->prebuilt[i]->len;
+        copies = crs_malloc(max);
+        if (copies == NULL) {
+            sim_report_error(run, 0, 0, CRS_ENOMEM);
+            return;
+        }
+    }
     for (;;) {
         uint64_t idx = __atomic_fetch_add(&run->next, 1, __ATOMIC_SEQ_CST);
         if (idx >= run->count)
@@ -311,7 +410,11 @@ static void sim_worker(void *arg)
         int rc = 0;
 
         proptable_init(&pt);
-        if (run->script != NULL) {
+        if (run->prebuilt[0] != NULL) {
+            uint64_t rnd = sim_mix64(run->seed ^ sim_mix64(idx));
+            kind = sim_pick_kind(run, rnd);
+            rc = sim_send_prebuilt(run, kind, copies, &res);
+        } else if (run->script != NULL) {
             kind = script_kind(run->script, (size_t)idx);
             script_reader(run->script, (size_t)idx, &rd);
         } else {
@@ -320,7 +423,7 @@ static void sim_worker(void *arg)
             rc = sim_fill(&pt, kind, (int64_t)(run->first_request_id + idx), rnd);
             proptable_reader(&pt, &rd);
         }
-        if (rc == 0)
+        if (rc == 0 && run->prebuilt[0] == NULL)
             rc = crs_stub_notify(run->stub, kind, &rd, &res);
         if (rc == 0) {
             run->outcome[idx] = res.outcome == CRS_STUB_ACKED ? OUT_ACKED : OUT_SPOOLED;
@@ -332,6 +435,7 @@ static void sim_worker(void *arg)
         }
         proptable_clear(&pt);
     }
+    crs_free(copies);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -415,6 +519,10 @@ static int sim_parse(int argc, char **argv, struct sim_opts *o)
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return 1;
+        if (strcmp(arg, "--prebuilt") == 0) {
+            o->prebuilt = 1;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             fprintf(stderr, "certrelay simulate: unexpected argument '%s'\n", arg);
             return 2;
@@ -534,6 +642,18 @@ int tool_simulate_main(int argc, char **argv)
         goto cleanup;
     }
 
+    if (o.prebuilt && run.script == NULL) {
+        size_t n = 0;
+        for (size_t i = 0; i < SIM_NMIX && rc == 0; i++)
+            if (o.mask & sim_mix[i].kind)
+                rc = sim_prebuild(&run, sim_mix[i].kind, &run.prebuilt[n++]);
+        if (rc != 0) {
+            fprintf(stderr, "certrelay simulate: cannot prebuild the events: %s\n",
+                    crs_strerror(rc));
+            goto cleanup;
+        }
+    }
+
     run.outcome = crs_calloc(run.count + 1, sizeof(*run.outcome));
     run.latency_us = crs_calloc(run.count + 1, sizeof(*run.latency_us));
     sorted = crs_calloc(run.count + 1, sizeof(*sorted));
@@ -566,6 +686,8 @@ int tool_simulate_main(int argc, char **argv)
 cleanup:
     if (lock_ready)
         uv_mutex_destroy(&run.err_lock);
+    for (size_t i = 0; i < SIM_NMIX; i++)
+        crs_free(run.prebuilt[i]);
     crs_stub_free(run.stub);
     script_free(run.script);
     fixtures_free();

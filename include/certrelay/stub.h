@@ -113,6 +113,16 @@ int crs_stub_notify(struct crs_stub *stub, uint32_t exit_event, const struct crs
                     struct crs_stub_result *res);
 
 /*
+ * Sends an event that is already built and packed (the bytes of a certrelay.v1.Event whose id is
+ * event_id, a UUID) exactly as crs_stub_notify sends the one it builds: to the broker unless the
+ * circuit breaker is open, to the spool when no Ack comes. For callers that build events their own
+ * way: the simulator's --prebuilt load, which must not spend more CPU per event than the broker.
+ * res->kind and res->request_id stay 0.
+ */
+int crs_stub_send_packed(struct crs_stub *stub, const char *event_id, const uint8_t *bytes,
+                         size_t len, struct crs_stub_result *res);
+
+/*
  * Builds the Event for one notification without sending it (tests, --dry-run). Free with
  * crs_stub_event_free. certsrv fires EXITEVENT_CERTREVOKED (0x8) both for a revocation and for a
  * release from hold: with 0x8 the request's Disposition decides the kind, revoked (21) or, when
