@@ -66,6 +66,7 @@
 #include "metrics.h"
 
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +81,8 @@
 
 #define QUEUE_SCHEMA_VERSION     2
 #define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 2" /* keep equal to the line above */
-#define QUEUE_DB_NAME        "certrelay.db"
-#define QUEUE_BUSY_TIMEOUT   5000
+#define QUEUE_DB_NAME            "certrelay.db"
+#define QUEUE_BUSY_TIMEOUT       5000
 /*
  * Checkpoints are taken off the ack path: SQLite's automatic checkpoint would run inside the
  * COMMIT of whichever batch crosses the threshold and delay its acks. Instead a checkpoint runs as
@@ -190,6 +191,8 @@ struct crs_queue {
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT_];
     struct crs_queue_hooks hooks;
+    crs_ingest_flush_cb flush; /* after every run of done callbacks */
+    void *flush_arg;
 
     struct crs_ingest_item *in_head, *in_tail;
     size_t in_count;
@@ -240,8 +243,7 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
                         const uint8_t *body, size_t len, struct crs_ingest_item **out)
 {
     struct crs_ingest_item *item = NULL;
-    size_t i;
-    int rc = 0;
+    size_t i, head;
 
     if (out == NULL)
         return CRS_EINVAL;
@@ -249,14 +251,15 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
     if (cfg == NULL || ev == NULL || ev->event_id == NULL || body == NULL || len == 0)
         return CRS_EINVAL;
 
-    item = crs_calloc(1, sizeof(*item) + cfg->nsinks * sizeof(item->routes[0]));
+    /* One allocation: the item, its routes, then the body. */
+    head = sizeof(*item) + cfg->nsinks * sizeof(item->routes[0]);
+    if (len > SIZE_MAX - head)
+        return CRS_ETOOBIG;
+    item = crs_malloc(head + len);
     if (item == NULL)
         return CRS_ENOMEM;
-    item->body = crs_malloc(len);
-    if (item->body == NULL) {
-        rc = CRS_ENOMEM;
-        goto cleanup;
-    }
+    memset(item, 0, head);
+    item->body = (uint8_t *)item + head;
     memcpy(item->body, body, len);
     item->len = len;
     snprintf(item->event_id, sizeof(item->event_id), "%s", ev->event_id);
@@ -268,18 +271,13 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
             item->routes[item->nroutes++] = (unsigned)i;
     }
     *out = item;
-    item = NULL;
-
-cleanup:
-    crs_ingest_item_free(item);
-    return rc;
+    return 0;
 }
 
 void crs_ingest_item_free(struct crs_ingest_item *item)
 {
     if (item == NULL)
         return;
-    crs_free(item->body);
     crs_free(item);
 }
 
@@ -605,8 +603,7 @@ static int queue_setup(struct crs_queue *q)
     }
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
-    if (queue_exec(q, queue_schema_sql) != 0 ||
-        queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
+    if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
@@ -1007,11 +1004,38 @@ static void job_work(uv_work_t *req)
 
 static void queue_pump(struct crs_queue *q);
 
+/*
+ * Tells every event of a finished group how it went: all of them fail together when the
+ * transaction did not commit, so none is acked that is not on disk. Then the owners write the
+ * answers they buffered (one write per connection for the whole group).
+ */
+static void job_answer_items(struct crs_queue *q, struct queue_job *job)
+{
+    struct crs_ingest_item *item = job->items;
+
+    while (item != NULL) {
+        struct crs_ingest_item *next = item->next;
+        item->next = NULL;
+        if (job->status != 0) {
+            item->done(item, job->status, job->reason);
+        } else if (item->status != 0) {
+            crs_warn("event %s refused: its id is already stored with different content",
+                     item->event_id);
+            item->done(item, item->status, CRS_QUEUE_ID_REUSED);
+        } else {
+            item->done(item, 0, NULL);
+        }
+        item = next;
+    }
+    job->items = NULL;
+    if (q->flush != NULL)
+        q->flush(q->flush_arg);
+}
+
 static void job_after(uv_work_t *req, int status)
 {
     struct crs_queue *q = req->data;
     struct queue_job job = q->job;
-    struct crs_ingest_item *item;
 
     memset(&q->job, 0, sizeof(q->job));
     if (status != 0 && job.status == 0) {
@@ -1053,21 +1077,7 @@ static void job_after(uv_work_t *req, int status)
         crs_metrics_commit((double)(uv_hrtime() - job.start_ns) / 1e9);
 
     q->in_after = 1;
-    item = job.items;
-    while (item != NULL) {
-        struct crs_ingest_item *next = item->next;
-        item->next = NULL;
-        if (job.status != 0) {
-            item->done(item, job.status, job.reason);
-        } else if (item->status != 0) {
-            crs_warn("event %s refused: its id is already stored with different content",
-                     item->event_id);
-            item->done(item, item->status, CRS_QUEUE_ID_REUSED);
-        } else {
-            item->done(item, 0, NULL);
-        }
-        item = next;
-    }
+    job_answer_items(q, &job);
     if (job.updates != NULL) {
         if (q->hooks.updates_done != NULL)
             q->hooks.updates_done(q->hooks.arg, job.updates, job.status);
@@ -1163,6 +1173,8 @@ void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item)
     item->next = NULL;
     if (q->closed) {
         item->done(item, CRS_ECANCELED, "broker is stopping");
+        if (q->flush != NULL)
+            q->flush(q->flush_arg);
         return;
     }
     if (q->in_tail != NULL)
@@ -1172,6 +1184,14 @@ void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item)
     q->in_tail = item;
     q->in_count++;
     queue_pump(q);
+}
+
+void crs_queue_set_ingest_flush(struct crs_queue *q, crs_ingest_flush_cb flush, void *arg)
+{
+    if (q == NULL)
+        return;
+    q->flush = flush;
+    q->flush_arg = arg;
 }
 
 void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u)
@@ -1242,6 +1262,8 @@ void crs_queue_free(struct crs_queue *q)
         item->next = NULL;
         item->done(item, CRS_ECANCELED, "broker is stopping");
     }
+    if (q->flush != NULL)
+        q->flush(q->flush_arg);
     while (q->up_head != NULL) {
         struct crs_delivery_update *u = q->up_head;
         q->up_head = u->next;

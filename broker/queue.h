@@ -27,13 +27,21 @@ struct crs_ingest_item;
 #define CRS_QUEUE_ID_REUSED "event id already used by a different event; refused"
 typedef void (*crs_ingest_done_cb)(struct crs_ingest_item *item, int status, const char *reason);
 
+/*
+ * Called on the loop thread after every run of done callbacks: after each group commit has
+ * answered all its events, and after the callbacks the queue makes outside a commit (a closed
+ * queue refusing an event, crs_queue_free). An owner that buffers its answers (the server: the
+ * Acks of one group for one connection go out in one write) writes them here.
+ */
+typedef void (*crs_ingest_flush_cb)(void *arg);
+
 /* One received event waiting for the group commit. */
 struct crs_ingest_item {
     struct crs_ingest_item *next; /* the queue's */
     char event_id[37];
     uint32_t kind;
     int64_t received_ms;
-    uint8_t *body; /* the packed Event (crs_malloc), freed with the item */
+    uint8_t *body; /* the packed Event, in the item's own allocation */
     size_t len;
     crs_ingest_done_cb done;
     int status;  /* set by the commit: CRS_EEXIST when the id belongs to a different event */
@@ -47,8 +55,9 @@ struct crs_ingest_item {
 };
 
 /*
- * Builds an item for event (decoded) whose packed bytes are body/len (copied): computes the
- * routing (each sink's events mask and templates filter) from cfg.
+ * Builds an item for event (decoded) whose packed bytes are body/len (copied into the item's one
+ * allocation): computes the routing (each sink's events mask and templates filter) from cfg, from
+ * the decoded event the caller already holds, so nothing is decoded twice.
  */
 int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event *ev,
                         const uint8_t *body, size_t len, struct crs_ingest_item **out);
@@ -132,6 +141,8 @@ void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hook
 /* The configuration for jobs started from now on (a reload); it must stay valid until the queue
  * is freed. */
 void crs_queue_set_config(struct crs_queue *q, const struct crs_config *cfg);
+/* Sets the flush callback (NULL for none); arg must stay valid until the queue is freed. */
+void crs_queue_set_ingest_flush(struct crs_queue *q, crs_ingest_flush_cb flush, void *arg);
 /* Adds an event to the next group commit. The queue owns the item until its done callback. */
 void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item);
 /* Adds a delivery outcome to the next job. */

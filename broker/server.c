@@ -46,6 +46,11 @@ struct conn {
     /* The protocol version the stub announced: the current one or the previous (frame.h). */
     uint32_t protocol;
     struct conn *prev, *next;
+    /* Answers of the group commit being answered, written together by server_flush_answers. */
+    uint8_t *out;
+    size_t out_len, out_cap;
+    struct conn *flush_next; /* on srv->flush while out holds answers (holds a reference) */
+    int flush_queued;
 };
 
 struct crs_server {
@@ -66,6 +71,7 @@ struct crs_server {
     size_t nconns;
     size_t nclosing; /* of nconns, closed but awaiting their close callback */
     struct conn *conns;
+    struct conn *flush; /* connections with buffered answers, until the group's flush */
     void (*stop_cb)(void *arg);
     void *stop_arg;
     /* One read buffer for all connections: libuv calls alloc and read back to back for one
@@ -220,6 +226,7 @@ static void conn_unref(struct conn *c)
     if (--c->refs > 0)
         return;
     crs_frame_reader_free(&c->reader);
+    crs_free(c->out);
     crs_free(c);
 }
 
@@ -365,34 +372,155 @@ static void conn_send(struct conn *c, uint8_t *buf, size_t len)
     }
 }
 
-/* The group commit of an event from this connection finished: answer it. */
+/*
+ * Appends the Ack or Nack of one event to the connection's answer buffer, packed in place (no
+ * allocation per answer once the buffer has grown). The buffer holds at most the answers of one
+ * group for this connection: at most CRS_SERVER_MAX_UNACKED answers of a few hundred bytes.
+ */
+static int conn_buffer_answer(struct conn *c, const char *event_id, int status, const char *reason)
+{
+    Certrelay__V1__Envelope env = CERTRELAY__V1__ENVELOPE__INIT;
+    Certrelay__V1__Ack ack = CERTRELAY__V1__ACK__INIT;
+    Certrelay__V1__Nack nack = CERTRELAY__V1__NACK__INIT;
+    size_t n;
+    uint8_t *p;
+
+    if (status == 0) {
+        ack.event_id = (char *)event_id;
+        env.body_case = CERTRELAY__V1__ENVELOPE__BODY_ACK;
+        env.ack = &ack;
+    } else {
+        nack.event_id = (char *)event_id;
+        nack.reason = (char *)(reason ? reason : crs_strerror(status));
+        env.body_case = CERTRELAY__V1__ENVELOPE__BODY_NACK;
+        env.nack = &nack;
+    }
+    n = certrelay__v1__envelope__get_packed_size(&env);
+    if (n > CRS_SERVER_MAX_UNSENT_BYTES)
+        return CRS_ETOOBIG;
+    if (c->out_cap - c->out_len < CRS_FRAME_HEADER + n) {
+        size_t cap = c->out_cap ? c->out_cap : 512;
+        uint8_t *grown;
+        while (cap - c->out_len < CRS_FRAME_HEADER + n)
+            cap *= 2;
+        grown = crs_realloc(c->out, cap);
+        if (grown == NULL)
+            return CRS_ENOMEM;
+        c->out = grown;
+        c->out_cap = cap;
+    }
+    p = c->out + c->out_len;
+    p[0] = (uint8_t)(n >> 24);
+    p[1] = (uint8_t)(n >> 16);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)n;
+    certrelay__v1__envelope__pack(&env, p + CRS_FRAME_HEADER);
+    c->out_len += CRS_FRAME_HEADER + n;
+    return 0;
+}
+
+/*
+ * Writes the buffered answers: first straight into the socket (uv_try_write, the usual case: a
+ * few hundred bytes fit), and what the socket does not take goes to uv_write with the buffer
+ * handed over. Acks are only buffered after their group's COMMIT returned, so writing them
+ * together delays none of them past its durability.
+ */
+static void conn_flush_answers(struct conn *c)
+{
+    struct write_req *w;
+    uv_buf_t b;
+    int n, rc;
+
+    if (c->closing || c->out_len == 0) {
+        c->out_len = 0;
+        return;
+    }
+    b = uv_buf_init((char *)c->out, (unsigned)c->out_len);
+    n = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
+    if (n == (int)c->out_len) {
+        c->out_len = 0;
+        c->active_ms = crs_mono_ms();
+        /* A buffer grown for a large group is not kept for the connection's lifetime. */
+        if (c->out_cap > 4096) {
+            crs_free(c->out);
+            c->out = NULL;
+            c->out_cap = 0;
+        }
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        c->out_len = 0;
+        conn_fail(c, "cannot send answers: %s", uv_strerror(n));
+        return;
+    }
+    if (n < 0)
+        n = 0;
+    w = crs_calloc(1, sizeof(*w));
+    if (w == NULL) {
+        c->out_len = 0;
+        conn_fail(c, "out of memory sending answers");
+        return;
+    }
+    /* The rest goes out with the buffer itself; the connection starts a new one. */
+    w->buf = c->out;
+    w->req.data = w;
+    w->cost = sizeof(*w) + c->out_cap + 2 * SERVER_ALLOC_OVERHEAD;
+    b = uv_buf_init((char *)c->out + n, (unsigned)(c->out_len - (size_t)n));
+    c->out = NULL;
+    c->out_len = c->out_cap = 0;
+    rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, conn_write_cb);
+    if (rc != 0) {
+        crs_free(w->buf);
+        crs_free(w);
+        conn_fail(c, "cannot send answers: %s", uv_strerror(rc));
+        return;
+    }
+    c->unsent_bytes += w->cost;
+}
+
+/* The queue's flush callback: every connection answered by the group gets its one write. */
+static void server_flush_answers(void *arg)
+{
+    struct crs_server *s = arg;
+
+    while (s->flush != NULL) {
+        struct conn *c = s->flush;
+        s->flush = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = 0;
+        conn_flush_answers(c);
+        if (!c->closing && c->draining && c->unacked == 0)
+            conn_finish(c);
+        conn_maybe_resume(c);
+        conn_unref(c);
+    }
+}
+
+/* The group commit of an event from this connection finished: buffer its answer. */
 static void conn_item_done(struct crs_ingest_item *item, int status, const char *reason)
 {
     struct conn *c = item->owner;
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    size_t cost = item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
     int rc;
 
     c->unacked--;
-    c->unacked_bytes -= item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
+    c->unacked_bytes -= cost;
     if (c->srv != NULL) {
-        c->srv->held -= item->len + sizeof(*item) + 2 * SERVER_ALLOC_OVERHEAD;
+        c->srv->held -= cost;
         server_budget_check(c->srv);
     }
     crs_metrics_add(status == 0 ? CRS_M_ACKED : CRS_M_NACKED, 1);
     if (!c->closing) {
-        if (status == 0)
-            rc = crs_frame_ack(item->event_id, &buf, &len);
-        else
-            rc = crs_frame_nack(item->event_id, reason ? reason : crs_strerror(status), &buf, &len);
-        if (rc == 0)
-            conn_send(c, buf, len);
-        else
+        rc = conn_buffer_answer(c, item->event_id, status, reason);
+        if (rc != 0) {
             conn_fail(c, "cannot encode answer: %s", crs_strerror(rc));
+        } else if (!c->flush_queued) {
+            c->flush_queued = 1;
+            c->refs++;
+            c->flush_next = c->srv->flush;
+            c->srv->flush = c;
+        }
     }
-    if (!c->closing && c->draining && c->unacked == 0)
-        conn_finish(c);
-    conn_maybe_resume(c);
     crs_ingest_item_free(item);
     conn_unref(c);
 }
@@ -869,6 +997,7 @@ int crs_server_start(struct crs_server *s, struct crs_queue *q)
     if (s == NULL || q == NULL || s->stopping || s->listener == NULL)
         return CRS_EINVAL;
     s->q = q;
+    crs_queue_set_ingest_flush(q, server_flush_answers, s);
     rc = crs_listen_start(s->listener, server_on_connection, s);
     if (rc != 0) {
         crs_error("cannot listen on %s: %s", s->cfg->listen, crs_strerror(rc));
