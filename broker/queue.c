@@ -205,6 +205,7 @@ struct crs_queue {
     unsigned fail_quiet;    /* failed jobs since, not reported */
     int busy;               /* a job is in flight */
     int in_after;           /* inside the after-callback: defer pumping to its end */
+    unsigned hold;          /* crs_queue_hold: the next job waits for the release */
     int closing;
     int closed;
     void (*close_cb)(void *arg);
@@ -1115,7 +1116,7 @@ static void queue_pump(struct crs_queue *q)
     size_t max;
     int rc;
 
-    if (q->busy || q->in_after || q->closed)
+    if (q->busy || q->in_after || q->hold > 0 || q->closed)
         return;
     if (q->hooks.fetch_prepare != NULL)
         fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
@@ -1192,6 +1193,20 @@ void crs_queue_set_ingest_flush(struct crs_queue *q, crs_ingest_flush_cb flush, 
         return;
     q->flush = flush;
     q->flush_arg = arg;
+}
+
+void crs_queue_hold(struct crs_queue *q)
+{
+    if (q != NULL)
+        q->hold++;
+}
+
+void crs_queue_release(struct crs_queue *q)
+{
+    if (q == NULL || q->hold == 0)
+        return;
+    if (--q->hold == 0)
+        queue_pump(q);
 }
 
 void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u)

@@ -145,6 +145,13 @@ void crs_queue_set_config(struct crs_queue *q, const struct crs_config *cfg);
 void crs_queue_set_ingest_flush(struct crs_queue *q, crs_ingest_flush_cb flush, void *arg);
 /* Adds an event to the next group commit. The queue owns the item until its done callback. */
 void crs_queue_ingest(struct crs_queue *q, struct crs_ingest_item *item);
+/*
+ * Holds the start of the next job until the matching release: a caller about to ingest several
+ * events at once (the frames of one read) puts them all in one group instead of committing the
+ * first alone. Holds nest; release starts the job when nothing holds it any more.
+ */
+void crs_queue_hold(struct crs_queue *q);
+void crs_queue_release(struct crs_queue *q);
 /* Adds a delivery outcome to the next job. */
 void crs_queue_update(struct crs_queue *q, struct crs_delivery_update *u);
 /* Asks for a job even if nothing is pending (the dispatcher wants a fetch). */

@@ -774,10 +774,13 @@ static void conn_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
         conn_frame_error(c, rc);
         return;
     }
+    /* Every event of this read joins one group commit (the first does not go alone). */
+    crs_queue_hold(c->srv->q);
     while (!c->closing && (rc = crs_frame_reader_next(&c->reader, &payload, &len)) == 1) {
         c->frame_ms = 0;
         conn_on_frame(c, payload, len);
     }
+    crs_queue_release(c->srv->q);
     if (c->closing)
         return;
     conn_account_reader(c);

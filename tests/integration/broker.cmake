@@ -32,7 +32,9 @@ if(NOT WIN32 AND CRS_PYTHON3)
     # reload_live: 20,000 events while sinks are added, changed and removed by reloads;
     # retention: 200,000 events with retention = 1s leave the database bounded;
     # metrics: the Prometheus endpoint read with python3-prometheus-client's parser.
-    foreach(t e2e spool crash hostile admin reload_live retention metrics)
+    # ingest: answers of a group written together, a connection closing mid-group, a failing
+    # commit nacking its whole group, the simulator's --prebuilt benchmark load.
+    foreach(t e2e spool crash hostile admin reload_live retention metrics ingest)
       crs_broker_test(${t} --certrelay $<TARGET_FILE:certrelay>)
     endforeach()
   endif()
