@@ -81,8 +81,8 @@
 
 #define QUEUE_SCHEMA_VERSION     2
 #define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 2" /* keep equal to the line above */
-#define QUEUE_DB_NAME            "certrelay.db"
-#define QUEUE_BUSY_TIMEOUT       5000
+#define QUEUE_DB_NAME        "certrelay.db"
+#define QUEUE_BUSY_TIMEOUT   5000
 /*
  * Checkpoints are taken off the ack path: SQLite's automatic checkpoint would run inside the
  * COMMIT of whichever batch crosses the threshold and delay its acks. Instead a checkpoint runs as
@@ -604,7 +604,8 @@ static int queue_setup(struct crs_queue *q)
     }
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
-    if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
+    if (queue_exec(q, queue_schema_sql) != 0 ||
+        queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
