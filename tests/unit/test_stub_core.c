@@ -961,6 +961,50 @@ static void test_notify_ack_and_reuse(void)
     crs_stub_free(stub);
 }
 
+/* crs_stub_send_packed: an event packed by the caller goes the same way as a built one (acked by
+ * the broker, spooled under its own id without one); a bad id or empty bytes are refused. */
+static void test_send_packed(void)
+{
+    char spool[300], sock[300], id[CRS_UUID_STRLEN + 1];
+    struct fake_broker fb;
+    struct crs_stub_result res;
+    Certrelay__V1__Event ev = CERTRELAY__V1__EVENT__INIT;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+
+    snprintf(spool, sizeof(spool), "%s/spool-packed", tmpdir);
+    snprintf(sock, sizeof(sock), "%s/packed.sock", tmpdir);
+    CHECK_EQ_INT(crs_uuid7(id), 0);
+    ev.event_id = id;
+    ev.has_kind = 1;
+    ev.kind = CRS_EVENT_STARTUP;
+    CHECK_EQ_INT(crs_event_pack(&ev, &bytes, &len), 0);
+
+    struct crs_stub *stub = new_stub(sock, spool, 1000, 0);
+    CHECK_EQ_INT(crs_stub_send_packed(stub, "not-a-uuid", bytes, len, &res), CRS_EINVAL);
+    CHECK_EQ_INT(crs_stub_send_packed(stub, id, bytes, 0, &res), CRS_EINVAL);
+    CHECK_EQ_INT(crs_stub_send_packed(NULL, id, bytes, len, &res), CRS_EINVAL);
+    /* No broker: spooled under the caller's id. */
+    CHECK_EQ_INT(crs_stub_send_packed(stub, id, bytes, len, &res), 0);
+    CHECK_EQ_INT(res.outcome, CRS_STUB_SPOOLED);
+    CHECK_EQ_STR(res.event_id, id);
+    CHECK_EQ_INT(count_spooled(spool), 1);
+    clear_spool(spool);
+    crs_stub_free(stub);
+
+    CHECK_EQ_INT(fb_start(&fb, sock, FB_ACK), 0);
+    stub = new_stub(sock, spool, 5000, 0);
+    CHECK_EQ_INT(crs_stub_send_packed(stub, id, bytes, len, &res), 0);
+    CHECK_EQ_INT(res.outcome, CRS_STUB_ACKED);
+    CHECK_EQ_INT(count_spooled(spool), 0);
+    uv_mutex_lock(&fb.lock);
+    CHECK_EQ_INT(fb.events, 1);
+    uv_mutex_unlock(&fb.lock);
+    fb_stop(&fb);
+    crs_stub_free(stub);
+    crs_free(bytes);
+}
+
 /* A pooled connection that looks alive but dies under the next event: the event is sent again on
  * a fresh connection within the same call, and acknowledged. */
 static void test_notify_retry_on_dead_pooled(void)
@@ -1188,6 +1232,7 @@ int main(void)
     test_build_alloc_failures();
     test_notify_no_broker();
     test_notify_ack_and_reuse();
+    test_send_packed();
     test_notify_retry_on_dead_pooled();
     test_notify_failures_spool();
     test_notify_concurrent();
