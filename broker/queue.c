@@ -247,7 +247,6 @@ static void item_set_key(struct crs_ingest_item *item, const Certrelay__V1__Even
         return;
     item->has_key = 1;
     item->caught_up = crs_dedup_event_caught_up(ev);
-
     item->key_when_ms = item->key.minute < 0                  ? -1
                         : item->key.kind == CRS_EVENT_PENDING ? ev->request->submitted_when_ms
                         : item->key.kind == CRS_EVENT_REVOKED ? ev->request->revoked_when_ms
