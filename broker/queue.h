@@ -16,6 +16,7 @@
 #include <uv.h>
 #include "config/config.h"
 #include "certrelay.pb-c.h"
+#include "certrelay/catchup.h"
 
 struct crs_queue;
 struct crs_ingest_item;
@@ -44,7 +45,14 @@ struct crs_ingest_item {
     uint8_t *body; /* the packed Event, in the item's own allocation */
     size_t len;
     crs_ingest_done_cb done;
-    int status;  /* set by the commit: CRS_EEXIST when the id belongs to a different event */
+    int status; /* set by the commit: CRS_EEXIST when the id belongs to a different event */
+    /* The dedup key (queue_dedup.h), when the event has one; duplicate is set by the commit when
+     * another stored event holds it: the item is acked (status 0) but not stored. */
+    int has_key;
+    int caught_up; /* Event.origin is "catchup" */
+    int duplicate;
+    int64_t key_when_ms;
+    struct crs_catchup_key key;
     void *owner; /* the connection or the spool drain; may be cleared by the owner */
     void *data;  /* the owner's */
     /* The configuration the routes index: the one current when the event was received, which
@@ -211,6 +219,12 @@ int crs_queue_admin_retry(struct sqlite3 *db, const struct crs_config *cfg, json
  * finished and past cfg's retention (see queue_admin.c); *pruned tells how many. */
 int crs_queue_prune(struct sqlite3 *db, const struct crs_config *cfg, int64_t now_ms,
                     unsigned batch, int64_t *pruned, char *err, size_t errlen);
+/* catchup-check: params {events: [base64 packed Event, ...]} -> {"results": [{event_id,
+ * request_id, kind, outcome: new|duplicate|rejected, reason}], new, duplicates, rejected};
+ * catchup-status: {"watermarks": [...]} (queue_dedup.h). */
+int crs_queue_admin_catchup_check(struct sqlite3 *db, json_t *params, json_t **result, char *err,
+                                  size_t errlen);
+int crs_queue_admin_catchup_status(struct sqlite3 *db, json_t **result, char *err, size_t errlen);
 int crs_queue_admin_replay(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
                            int64_t now_ms, json_t **result, char *err, size_t errlen);
 
