@@ -2,7 +2,7 @@
  * The durable queue (see queue.h): SQLite in WAL mode with synchronous=FULL, driven from libuv's
  * threadpool with exactly one database job in flight.
  *
- * ---- Schema (PRAGMA user_version = 2) ----
+ * ---- Schema (PRAGMA user_version = 3; version 3 added the dedup index, queue_dedup.c) ----
  *
  *   CREATE TABLE events (
  *       rowid       INTEGER PRIMARY KEY,
@@ -51,7 +51,9 @@
  * ones instead of piling up. Retention deletes an event's attempts with the event.
  *
  * Version 1 databases (no attempts table) are migrated at start: the schema below is applied with
- * CREATE ... IF NOT EXISTS in the same transaction that raises user_version.
+ * CREATE ... IF NOT EXISTS in the same transaction that raises user_version. Version 2 databases
+ * get the dedup index and the watermarks of queue_dedup.c the same way, backfilled from their
+ * stored events in that transaction.
  *
  * Routing happens once, when an event is committed: it gets one deliveries row per sink whose
  * events mask and templates filter take it. Therefore a sink removed from the configuration leaves
@@ -64,6 +66,7 @@
 
 #include "certrelay/msgid.h"
 #include "metrics.h"
+#include "queue_dedup.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -78,10 +81,10 @@
 #include "certrelay/text.h"
 #include "certrelay/log.h"
 
-#define QUEUE_SCHEMA_VERSION     2
-#define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 2" /* keep equal to the line above */
-#define QUEUE_DB_NAME        "certrelay.db"
-#define QUEUE_BUSY_TIMEOUT   5000
+#define QUEUE_SCHEMA_VERSION     3
+#define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 3" /* keep equal to the line above */
+#define QUEUE_DB_NAME            "certrelay.db"
+#define QUEUE_BUSY_TIMEOUT       5000
 /*
  * Checkpoints are taken off the ack path: SQLite's automatic checkpoint would run inside the
  * COMMIT of whichever batch crosses the threshold and delay its acks. Instead a checkpoint runs as
@@ -189,6 +192,7 @@ struct crs_queue {
     const struct crs_config *cfg;
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT_];
+    struct crs_dedup *dedup; /* the dedup index's statements (queue_dedup.c) */
     struct crs_queue_hooks hooks;
 
     struct crs_ingest_item *in_head, *in_tail;
@@ -236,6 +240,18 @@ int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Even
     return 0;
 }
 
+/* The event's dedup key and disposition time (queue_dedup.c), when it has one. */
+static void item_set_key(struct crs_ingest_item *item, const Certrelay__V1__Event *ev)
+{
+    if (crs_catchup_event_key(ev, &item->key) != 0)
+        return;
+    item->has_key = 1;
+    item->key_when_ms = item->key.minute < 0                  ? -1
+                        : item->key.kind == CRS_EVENT_PENDING ? ev->request->submitted_when_ms
+                        : item->key.kind == CRS_EVENT_REVOKED ? ev->request->revoked_when_ms
+                                                              : ev->request->resolved_when_ms;
+}
+
 int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event *ev,
                         const uint8_t *body, size_t len, struct crs_ingest_item **out)
 {
@@ -263,6 +279,7 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
     item->kind = ev->has_kind ? (uint32_t)ev->kind : 0;
     item->received_ms = crs_now_ms();
     item->cfg = cfg;
+    item_set_key(item, ev);
     for (i = 0; i < cfg->nsinks; i++) {
         if (crs_sink_matches(&cfg->sinks[i], ev))
             item->routes[item->nroutes++] = (unsigned)i;
@@ -569,6 +586,22 @@ static int queue_setup_vacuum(struct crs_queue *q)
  * broker writes; synchronous=FULL makes every COMMIT durable before it returns, which is the
  * promise behind each Ack. The busy timeout covers a reader holding a checkpoint back briefly.
  */
+/* Version 3: an existing database's events get their dedup keys, in the migration's
+ * transaction (a crash in between leaves version 2 and the migration runs again). */
+static int queue_migrate_dedup(struct crs_queue *q, int64_t version)
+{
+    int64_t n = 0;
+
+    if (version == 0 || version >= 3)
+        return 0;
+    if (crs_dedup_backfill(q->db, crs_now_ms(), &n) != 0)
+        return CRS_EDB;
+    crs_info("database: schema version %lld upgraded to 3, dedup keys of %lld stored events "
+             "backfilled",
+             (long long)version, (long long)n);
+    return 0;
+}
+
 static int queue_setup(struct crs_queue *q)
 {
     sqlite3_stmt *st = NULL;
@@ -605,8 +638,8 @@ static int queue_setup(struct crs_queue *q)
     }
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
-    if (queue_exec(q, queue_schema_sql) != 0 ||
-        queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
+    if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, crs_dedup_schema_sql) != 0 ||
+        queue_migrate_dedup(q, version) != 0 || queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
@@ -620,6 +653,8 @@ static int queue_setup(struct crs_queue *q)
             goto cleanup;
         }
     }
+    if (crs_dedup_open(q->db, &q->dedup) != 0)
+        goto cleanup;
     rc = 0;
 
 cleanup:
@@ -635,6 +670,8 @@ static void queue_close_db(struct crs_queue *q)
         sqlite3_finalize(q->stmt[i]);
         q->stmt[i] = NULL;
     }
+    crs_dedup_close(q->dedup);
+    q->dedup = NULL;
     if (q->db != NULL) {
         if (sqlite3_close(q->db) != SQLITE_OK)
             crs_warn("database: close: %s", sqlite3_errmsg(q->db));
@@ -787,12 +824,46 @@ static int job_check_same(struct crs_queue *q, struct queue_job *job, struct crs
     return 0;
 }
 
+/*
+ * The dedup index, before an item's insert: an event whose key another stored event holds (the
+ * stub's late spool after a catch-up delivered the request, or a catch-up over a period already
+ * seen) is marked duplicate and neither stored nor routed; its owner acks it all the same.
+ */
+static int job_dedup_check(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
+{
+    int rc;
+
+    if (!item->has_key)
+        return 0;
+    rc = crs_dedup_seen(q->dedup, &item->key, item->event_id);
+    if (rc < 0)
+        return job_fail(job, q->db, "read dedup index");
+    item->duplicate = rc;
+    return 0;
+}
+
+/* After a new event's insert: its key and the CA's watermark, in the same transaction. */
+static int job_dedup_record(struct crs_queue *q, struct queue_job *job,
+                            const struct crs_ingest_item *item, int64_t rowid)
+{
+    if (!item->has_key)
+        return 0;
+    if (crs_dedup_record(q->dedup, &item->key, item->key_when_ms, rowid, job->now_ms) != 0)
+        return job_fail(job, q->db, "record dedup key");
+    return 0;
+}
+
 static int job_insert_item(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
 {
     sqlite3_stmt *ins = q->stmt[STMT_INSERT_EVENT];
     sqlite3_stmt *del = q->stmt[STMT_INSERT_DELIVERY];
     sqlite3_int64 rowid;
     size_t i;
+
+    if (job_dedup_check(q, job, item) != 0)
+        return CRS_EDB;
+    if (item->duplicate)
+        return 0;
 
     sqlite3_bind_text(ins, 1, item->event_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(ins, 2, item->kind);
@@ -809,6 +880,8 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job, struct cr
     if (sqlite3_changes(q->db) == 0)
         return job_check_same(q, job, item);
     rowid = sqlite3_last_insert_rowid(q->db);
+    if (job_dedup_record(q, job, item, rowid) != 0)
+        return CRS_EDB;
     for (i = 0; i < item->nroutes; i++) {
         sqlite3_bind_int64(del, 1, rowid);
         sqlite3_bind_text(del, 2, item->cfg->sinks[item->routes[i]].name, -1, SQLITE_STATIC);
@@ -1063,6 +1136,12 @@ static void job_after(uv_work_t *req, int status)
             crs_warn("event %s refused: its id is already stored with different content",
                      item->event_id);
             item->done(item, item->status, CRS_QUEUE_ID_REUSED);
+        } else if (item->duplicate) {
+            crs_info("event %s (%s of request %lld) is already stored under another id (live or "
+                     "caught up): acknowledged, not delivered again",
+                     item->event_id, crs_event_name(item->kind) ? crs_event_name(item->kind) : "?",
+                     (long long)item->key.request_id);
+            item->done(item, 0, NULL);
         } else {
             item->done(item, 0, NULL);
         }

@@ -16,6 +16,7 @@
 #include <uv.h>
 #include "config/config.h"
 #include "certrelay.pb-c.h"
+#include "certrelay/catchup.h"
 
 struct crs_queue;
 struct crs_ingest_item;
@@ -36,7 +37,13 @@ struct crs_ingest_item {
     uint8_t *body; /* the packed Event (crs_malloc), freed with the item */
     size_t len;
     crs_ingest_done_cb done;
-    int status;  /* set by the commit: CRS_EEXIST when the id belongs to a different event */
+    int status; /* set by the commit: CRS_EEXIST when the id belongs to a different event */
+    /* The dedup key (queue_dedup.h), when the event has one; duplicate is set by the commit when
+     * another stored event holds it: the item is acked (status 0) but not stored. */
+    int has_key;
+    int duplicate;
+    int64_t key_when_ms;
+    struct crs_catchup_key key;
     void *owner; /* the connection or the spool drain; may be cleared by the owner */
     void *data;  /* the owner's */
     /* The configuration the routes index: the one current when the event was received, which

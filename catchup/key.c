@@ -1,12 +1,62 @@
-/* Skeleton: filled in by the following commits. */
+/*
+ * The dedup key of an event: (CA, request id, kind, disposition minute).
+ *
+ * Live events and caught-up ones are keyed alike so that the broker recognizes an event it already
+ * holds whichever path brought it first. certutil's CSV export writes times at minute precision,
+ * so the key keeps whole minutes; the CA config string is compared without ASCII case, as Windows
+ * compares CA names.
+ */
+#include <string.h>
+
 #include "certrelay/catchup.h"
 #include "certrelay/error.h"
 
-int crs_catchup_event_key(const Certrelay__V1__Event *ev, struct crs_catchup_key *key)
-{
-    return CRS_ENOTSUP;
-}
 int64_t crs_catchup_minute(int64_t unix_ms)
 {
-    return unix_ms / 60000;
+    int64_t m = unix_ms / 60000;
+    if (unix_ms % 60000 != 0 && unix_ms < 0)
+        m--;
+    return m;
+}
+
+int crs_catchup_event_key(const Certrelay__V1__Event *ev, struct crs_catchup_key *key)
+{
+    const Certrelay__V1__RequestInfo *req;
+    protobuf_c_boolean has_when = 0;
+    int64_t when = 0;
+
+    if (ev == NULL || key == NULL)
+        return CRS_EINVAL;
+    memset(key, 0, sizeof(*key));
+    req = ev->request;
+    if (!ev->has_kind || !((uint32_t)ev->kind & CRS_CATCHUP_KINDS) || req == NULL ||
+        !req->has_request_id || ev->ca == NULL || ev->ca->config == NULL ||
+        ev->ca->config[0] == '\0')
+        return CRS_ENOENT;
+    size_t n = strlen(ev->ca->config);
+    if (n > CRS_CATCHUP_CA_MAX)
+        return CRS_ENOENT;
+    for (size_t i = 0; i < n; i++) {
+        char c = ev->ca->config[i];
+        key->ca[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    key->ca[n] = '\0';
+    key->request_id = req->request_id;
+    key->kind = (uint32_t)ev->kind;
+    switch (key->kind) {
+    case CRS_EVENT_PENDING:
+        has_when = req->has_submitted_when_ms;
+        when = req->submitted_when_ms;
+        break;
+    case CRS_EVENT_REVOKED:
+        has_when = req->has_revoked_when_ms;
+        when = req->revoked_when_ms;
+        break;
+    default:
+        has_when = req->has_resolved_when_ms;
+        when = req->resolved_when_ms;
+        break;
+    }
+    key->minute = has_when ? crs_catchup_minute(when) : -1;
+    return 0;
 }
