@@ -33,11 +33,16 @@ int crs_catchup_event_key(const Certrelay__V1__Event *ev, struct crs_catchup_key
         !req->has_request_id || ev->ca == NULL || ev->ca->config == NULL ||
         ev->ca->config[0] == '\0')
         return CRS_ENOENT;
-    size_t n = strlen(ev->ca->config);
-    if (n > CRS_CATCHUP_CA_MAX)
+    /* certsrv gives the exit module the CA's name alone (Initialize's strConfig), while a
+     * catch-up run names the CA by its configuration string "HOST\CA Name" (what OpenConnection
+     * needs): the key keeps the name, the part after the last backslash, so both meet. */
+    const char *name = strrchr(ev->ca->config, '\\');
+    name = name != NULL ? name + 1 : ev->ca->config;
+    size_t n = strlen(name);
+    if (n == 0 || n > CRS_CATCHUP_CA_MAX)
         return CRS_ENOENT;
     for (size_t i = 0; i < n; i++) {
-        char c = ev->ca->config[i];
+        char c = name[i];
         key->ca[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     key->ca[n] = '\0';

@@ -94,7 +94,7 @@ void crs_catchup_events_free(struct crs_catchup_events *evs);
 #define CRS_CATCHUP_CA_MAX 512
 
 struct crs_catchup_key {
-    char ca[CRS_CATCHUP_CA_MAX + 1]; /* the CA config, ASCII-lowercased */
+    char ca[CRS_CATCHUP_CA_MAX + 1]; /* the CA name (config after its last "\\"), ASCII-lowercased */
     int64_t request_id;
     uint32_t kind;  /* one CRS_EVENT_* bit */
     int64_t minute; /* the disposition time, whole minutes since 1970 UTC; -1 when absent */
