@@ -1,0 +1,67 @@
+/*
+ * A fake CCertView for the Wine tests (fake_certview.c): ICertView2, IEnumCERTVIEWROW and
+ * IEnumCERTVIEWCOLUMN over a table of rows, served through CoRegisterClassObject so the catch-up
+ * reader's ordinary CoCreateInstance(CLSID_CCertView) gets it. It behaves like certsrv's view where
+ * the reader depends on it (schema column indexes, ANDed restrictions on a column's value, EMPTY
+ * columns as VT_EMPTY and never matching a restriction, CV_OUT_BINARY for binary columns, S_FALSE
+ * at the end of each enumeration, OpenView once per view) and records what it was asked.
+ */
+#ifndef CERTRELAY_TESTS_WIN_FAKE_CERTVIEW_H
+#define CERTRELAY_TESTS_WIN_FAKE_CERTVIEW_H
+
+#include "certview_guids.h"
+
+#define FCV_MAX_CELLS        32
+#define FCV_MAX_RESTRICTIONS 64
+#define FCV_MAX_RESULTS      256
+
+/* One value of a row; type 0 is EMPTY (the column is absent). */
+struct fcv_cell {
+    const WCHAR *name; /* a schema name, e.g. L"Request.ResolvedWhen" */
+    LONG type;         /* PROPTYPE_* */
+    LONG l;
+    double date; /* OLE date */
+    const WCHAR *str;
+    const BYTE *bin;
+    UINT binlen;
+};
+
+struct fcv_row {
+    struct fcv_cell cells[FCV_MAX_CELLS];
+    int ncells;
+};
+
+/* What the reader asked, over every view it opened. */
+struct fcv_restriction {
+    WCHAR column[64];
+    LONG op, sort;
+    VARTYPE vt;
+    LONG l;
+    double date;
+};
+
+struct fcv_record {
+    LONG views_created, views_opened, connections;
+    WCHAR config[256];           /* the last OpenConnection's string */
+    LONG result_count;           /* the last SetResultColumnCount */
+    WCHAR results[FCV_MAX_RESULTS][64]; /* every SetResultColumn's column name, all views */
+    int nresults;
+    struct fcv_restriction restrictions[FCV_MAX_RESTRICTIONS];
+    int nrestrictions;
+    LONG rows_served;  /* rows a Next produced, all views */
+    LONG binary_reads; /* GetValue on a binary column with CV_OUT_BINARY */
+    LONG protocol_errors; /* calls certsrv's view would refuse or that it does not offer */
+};
+
+/* The table the next views serve (not copied: keep it alive). */
+void fcv_set_table(const struct fcv_row *rows, int nrows);
+/* Adds a cell to a row (names and buffers are not copied). */
+struct fcv_cell *fcv_add(struct fcv_row *row, const WCHAR *name, LONG type);
+/* Registers the class object for CLSID_CCertView in this process. */
+HRESULT fcv_register(DWORD *cookie);
+/* The record so far, and how many fake objects are still alive (0 once the reader released all). */
+const struct fcv_record *fcv_record(void);
+void fcv_reset_record(void);
+LONG fcv_live_objects(void);
+
+#endif
