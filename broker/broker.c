@@ -31,6 +31,7 @@
 #include "platform.h"
 #include "metrics_http.h"
 #include "queue.h"
+#include "reconcile.h"
 #include "retention.h"
 #include "server.h"
 #include "sinks/sink.h"
@@ -47,6 +48,7 @@ struct crs_broker {
     struct crs_spooldrain *sd;
     struct crs_admin *admin;
     struct crs_retention *ret;
+    struct crs_reconcile *rec; /* scheduled catch-up */
     struct crs_metrics_server *metrics;
     /* Configurations loaded by reloads. Kept until the broker is freed: events received under
      * one are routed by index into it, and delivery rows are keyed by its sink names. */
@@ -223,6 +225,11 @@ int crs_broker_start(struct crs_broker *b)
     rc = crs_spooldrain_start(b->sd);
     if (rc != 0)
         goto cleanup;
+    rc = crs_reconcile_new(b->loop, cfg, b->q, &b->rec);
+    if (rc == 0)
+        rc = crs_reconcile_start(b->rec);
+    if (rc != 0)
+        goto cleanup;
     {
         const char *ins[2] = {CRS_VERSION, cfg->path ? cfg->path : "(built-in default)"};
         crs_log_event(CRS_LOG_INFO, CRS_MSGID_STARTED, ins, 2, "certrelayd %s started (%s)", ins[0],
@@ -298,6 +305,10 @@ void crs_broker_stop(struct crs_broker *b)
         b->pending++;
         crs_metrics_server_stop(b->metrics, broker_part_stopped, b);
     }
+    if (b->rec != NULL) {
+        b->pending++;
+        crs_reconcile_stop(b->rec, broker_part_stopped, b);
+    }
     broker_part_stopped(b);
 }
 
@@ -314,6 +325,7 @@ void crs_broker_free(struct crs_broker *b)
     crs_server_free(b->srv);
     crs_admin_free(b->admin);
     crs_retention_free(b->ret);
+    crs_reconcile_free(b->rec);
     crs_metrics_server_free(b->metrics);
     broker_sinks_close(b->sinks, b->nsinks_open);
     crs_free(b->sinks);
@@ -380,6 +392,7 @@ static void broker_reload_paused(void *arg)
     crs_spooldrain_set_config(b->sd, b->cfg);
     crs_admin_set_config(b->admin, b->cfg, b->sinks);
     crs_retention_set_config(b->ret, b->cfg);
+    crs_reconcile_set_config(b->rec, b->cfg);
     crs_metrics_server_set_config(b->metrics, b->cfg, b->sinks);
     crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
     broker_sinks_close(old, nold);

@@ -430,6 +430,19 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
         return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->retention_ms);
     if (strcmp(e->key, "dead_retention") == 0)
         return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->dead_retention_ms);
+    if (strcmp(e->key, "catchup") == 0) {
+        if (single_line(p, e) != 0)
+            return p->rc;
+        if (crs_parse_bool(e->value, &cfg->catchup) != 0)
+            return fail(p, e->line, CRS_ECONFIG, "bad value for 'catchup': expected on or off");
+        return 0;
+    }
+    if (strcmp(e->key, "catchup_interval") == 0)
+        return apply_duration(p, e, MS_SECOND, 30 * MS_DAY, &cfg->catchup_interval_ms);
+    if (strcmp(e->key, "catchup_ca") == 0)
+        return apply_string(p, e, &cfg->catchup_ca);
+    if (strcmp(e->key, "catchup_csv") == 0)
+        return apply_string(p, e, &cfg->catchup_csv);
     return fail(p, e->line, CRS_ECONFIG, "unknown key '%.*s' in [broker]", QUOTE_MAX, e->key);
 }
 
@@ -828,6 +841,7 @@ static int config_new(const char *name, struct crs_config **out)
     cfg->log_max_size = 10u << 20;
     cfg->log_keep = 5;
     cfg->dead_retention_ms = 90 * MS_DAY;
+    cfg->catchup_interval_ms = 60 * 60 * MS_SECOND;
     cfg->path = crs_strdup(name);
     cfg->listen = crs_default_pipe();
     cfg->spool_dir = crs_default_spool_dir();
@@ -945,6 +959,8 @@ void crs_config_free(struct crs_config *cfg)
     crs_free(cfg->state_dir);
     crs_free(cfg->spool_dir);
     crs_free(cfg->metrics_listen);
+    crs_free(cfg->catchup_ca);
+    crs_free(cfg->catchup_csv);
     crs_free(cfg->log_file);
     crs_free(cfg->ca_account);
     crs_free(cfg);

@@ -5,7 +5,8 @@
  *   [broker]                 listen, state_dir, spool_dir, log_file, log_level, max_frame,
  *                            commit_batch_max, ca_account, retention, dead_retention,
  *                            metrics_listen, log_max_size, log_keep, max_connections,
- *                            memory_budget, hello_timeout, frame_timeout, idle_timeout, salvage
+ *                            memory_budget, hello_timeout, frame_timeout, idle_timeout, salvage,
+ *                            catchup, catchup_interval, catchup_ca, catchup_csv
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -62,6 +63,12 @@ struct crs_config {
                                   when certsrv does not run as SYSTEM): a SID or DOMAIN\user */
     int64_t retention_ms;      /* delivered events are pruned after it, default 30d */
     int64_t dead_retention_ms; /* dead-lettered ones after it, default 90d */
+    /* Scheduled catch-up (broker/reconcile.h): off by default. */
+    int catchup;                 /* run at start and every catchup_interval */
+    int64_t catchup_interval_ms; /* default 1h */
+    char *catchup_ca;            /* the CA config; NULL: the CAs the queue has seen events from */
+    char *catchup_csv;           /* read this `certutil -view csv` export instead of the CA
+                                    database (the offline path; the only source off Windows) */
     struct crs_sink_config *sinks;
     size_t nsinks;
 };

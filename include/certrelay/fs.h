@@ -36,6 +36,10 @@ int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out
 /* Opens a log file for appending (created 0640 if absent) without blocking; it must be a
  * regular file (CRS_EFTYPE otherwise: a FIFO as log_file would hang every log line). */
 int crs_fs_open_append(const char *path, FILE **out);
+/* Opens a file for reading ("rb") without blocking; it must be a regular file (CRS_EFTYPE
+ * otherwise) of at most max bytes (CRS_ETOOBIG). For inputs too large to read whole (a CA
+ * database export). */
+int crs_fs_open_read(const char *path, uint64_t max, FILE **out);
 /* Removes a file and makes the removal durable (fsync of the directory). CRS_ENOENT if absent. */
 int crs_fs_unlink_durable(const char *dir, const char *name);
 /* fsync of a directory (no-op on Windows, where MoveFileEx WRITE_THROUGH is enough). */

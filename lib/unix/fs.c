@@ -255,6 +255,34 @@ int crs_fs_open_append(const char *path, FILE **out)
     return 0;
 }
 
+int crs_fs_open_read(const char *path, uint64_t max, FILE **out)
+{
+    struct stat st;
+    FILE *f;
+    int fd, rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    rc = fs_open_regular(path, O_RDONLY, 0, &fd);
+    if (rc != 0)
+        return rc;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > max) {
+        rc = (uint64_t)st.st_size > max ? CRS_ETOOBIG : crs_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    f = fdopen(fd, "rb");
+    if (f == NULL) {
+        rc = crs_translate_sys_error(errno);
+        close(fd);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
 int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen)
 {
     struct stat st;

@@ -285,6 +285,49 @@ int crs_fs_open_append(const char *path, FILE **out)
     return 0;
 }
 
+int crs_fs_open_read(const char *path, uint64_t max, FILE **out)
+{
+    LARGE_INTEGER size;
+    HANDLE h;
+    WCHAR *w;
+    FILE *f;
+    int fd, rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    w = to_wide(path);
+    if (w == NULL)
+        return CRS_EINVAL;
+    h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
+    crs_free(w);
+    if (h == INVALID_HANDLE_VALUE)
+        return crs_translate_sys_error((int)GetLastError());
+    rc = fs_check_regular(h, 0);
+    if (rc == 0 && !GetFileSizeEx(h, &size))
+        rc = crs_translate_sys_error((int)GetLastError());
+    if (rc == 0 && (uint64_t)size.QuadPart > max)
+        rc = CRS_ETOOBIG;
+    if (rc != 0) {
+        CloseHandle(h);
+        return rc;
+    }
+    fd = _open_osfhandle((intptr_t)h, _O_RDONLY | _O_BINARY);
+    if (fd < 0) {
+        CloseHandle(h);
+        return CRS_EIO;
+    }
+    f = _fdopen(fd, "rb");
+    if (f == NULL) {
+        _close(fd);
+        return CRS_EIO;
+    }
+    *out = f;
+    return 0;
+}
+
 int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen)
 {
     HANDLE h;
