@@ -110,6 +110,7 @@ static const char *const pass_date_column[] = {NULL, "Request.ResolvedWhen", "Re
 /* One run's state across its passes. */
 struct view_run {
     const char *ca_config;
+    char config[CRS_CATCHUP_CA_MAX + 320]; /* HOST\CA Name, for OpenConnection */
     const struct crs_catchup_filter *flt;
     crs_catchup_row_cb cb;
     crs_catchup_bad_cb bad_cb;
@@ -228,6 +229,37 @@ static const struct view_column *column_by_name(BSTR name)
     return found;
 }
 
+/*
+ * The configuration string OpenConnection needs, "HOST\CA Name". A name alone (what certsrv
+ * gives the exit module, so what the broker knows from live events) means the CA on this
+ * machine, whose host is this computer's DNS name.
+ */
+static int full_config(struct view_run *run)
+{
+    WCHAR host[256];
+    DWORD n = sizeof host / sizeof host[0];
+    char *utf8 = NULL;
+    int rc;
+
+    if (strchr(run->ca_config, '\\') != NULL) {
+        snprintf(run->config, sizeof run->config, "%s", run->ca_config);
+        return 0;
+    }
+    if (!GetComputerNameExW(ComputerNameDnsFullyQualified, host, &n) || n == 0) {
+        set_err(run,
+                "the CA \"%s\" is taken to be on this machine, whose DNS name is not known "
+                "(error %lu): give HOST\\CA Name",
+                run->ca_config, (unsigned long)GetLastError());
+        return CRS_ENOENT;
+    }
+    rc = crs_win_utf8(host, (int)n, 255, &utf8, NULL);
+    if (rc != 0)
+        return rc;
+    snprintf(run->config, sizeof run->config, "%s\\%s", utf8, run->ca_config);
+    crs_free(utf8);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Opening a view                                                                              */
 /* ------------------------------------------------------------------------------------------ */
@@ -280,14 +312,14 @@ static int open_view(struct view_run *run, enum view_pass pass, IEnumCERTVIEWROW
         rc = view_error(run, hr, "CoCreateInstance(CCertView)");
         goto cleanup;
     }
-    rc = name_bstr(run->ca_config, &bconfig);
+    rc = name_bstr(run->config, &bconfig);
     if (rc != 0) {
         set_err(run, "the CA configuration string is not valid UTF-8");
         goto cleanup;
     }
     hr = ICertView2_OpenConnection(view, bconfig);
     if (FAILED(hr)) {
-        snprintf(what, sizeof what, "OpenConnection(\"%.100s\")", run->ca_config);
+        snprintf(what, sizeof what, "OpenConnection(\"%.120s\")", run->config);
         rc = view_error(run, hr, what);
         goto cleanup;
     }
@@ -652,6 +684,9 @@ int crs_catchup_read_view2(const char *ca_config, const struct crs_catchup_filte
         rc = view_error(&run, hr, "CoInitializeEx");
         goto cleanup;
     }
+    rc = full_config(&run);
+    if (rc != 0)
+        goto cleanup;
     rc = crs_catchup_row_new(&run.row);
     if (rc != 0) {
         set_err(&run, "out of memory");
