@@ -173,8 +173,8 @@ static HRESULT WINAPI col_GetIDsOfNames(IEnumCERTVIEWCOLUMN *iface, REFIID riid,
     return E_NOTIMPL;
 }
 
-static HRESULT WINAPI col_Invoke(IEnumCERTVIEWCOLUMN *iface, DISPID id, REFIID riid, LCID l,
-                                 WORD f, DISPPARAMS *p, VARIANT *r, EXCEPINFO *e, UINT *a)
+static HRESULT WINAPI col_Invoke(IEnumCERTVIEWCOLUMN *iface, DISPID id, REFIID riid, LCID l, WORD f,
+                                 DISPPARAMS *p, VARIANT *r, EXCEPINFO *e, UINT *a)
 {
     protocol_error("IEnumCERTVIEWCOLUMN::Invoke");
     return E_NOTIMPL;
@@ -315,11 +315,10 @@ static HRESULT WINAPI col_Clone(IEnumCERTVIEWCOLUMN *iface, IEnumCERTVIEWCOLUMN 
 }
 
 static const IEnumCERTVIEWCOLUMNVtbl col_vtbl = {
-    col_QueryInterface, col_AddRef,     col_Release,        col_GetTypeInfoCount,
-    col_GetTypeInfo,    col_GetIDsOfNames, col_Invoke,      col_Next,
-    col_GetName,        col_GetDisplayName, col_GetType,    col_IsIndexed,
-    col_GetMaxLength,   col_GetValue,   col_Skip,           col_Reset,
-    col_Clone,
+    col_QueryInterface, col_AddRef,    col_Release,      col_GetTypeInfoCount, col_GetTypeInfo,
+    col_GetIDsOfNames,  col_Invoke,    col_Next,         col_GetName,          col_GetDisplayName,
+    col_GetType,        col_IsIndexed, col_GetMaxLength, col_GetValue,         col_Skip,
+    col_Reset,          col_Clone,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -496,10 +495,21 @@ static HRESULT WINAPI row_GetMaxIndex(IEnumCERTVIEWROW *iface, LONG *index)
 }
 
 static const IEnumCERTVIEWROWVtbl row_vtbl = {
-    row_QueryInterface,        row_AddRef,      row_Release,     row_GetTypeInfoCount,
-    row_GetTypeInfo,           row_GetIDsOfNames, row_Invoke,    row_Next,
-    row_EnumCertViewColumn,    row_EnumCertViewAttribute, row_EnumCertViewExtension,
-    row_Skip,                  row_Reset,       row_Clone,       row_GetMaxIndex,
+    row_QueryInterface,
+    row_AddRef,
+    row_Release,
+    row_GetTypeInfoCount,
+    row_GetTypeInfo,
+    row_GetIDsOfNames,
+    row_Invoke,
+    row_Next,
+    row_EnumCertViewColumn,
+    row_EnumCertViewAttribute,
+    row_EnumCertViewExtension,
+    row_Skip,
+    row_Reset,
+    row_Clone,
+    row_GetMaxIndex,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -820,12 +830,10 @@ static HRESULT WINAPI view_SetTable(ICertView2 *iface, LONG t)
 }
 
 static const ICertView2Vtbl view_vtbl = {
-    view_QueryInterface,  view_AddRef,         view_Release,
-    view_GetTypeInfoCount, view_GetTypeInfo,   view_GetIDsOfNames,
-    view_Invoke,          view_OpenConnection, view_EnumCertViewColumn,
-    view_GetColumnCount,  view_GetColumnIndex, view_SetResultColumnCount,
-    view_SetResultColumn, view_SetRestriction, view_OpenView,
-    view_SetTable,
+    view_QueryInterface,     view_AddRef,         view_Release,        view_GetTypeInfoCount,
+    view_GetTypeInfo,        view_GetIDsOfNames,  view_Invoke,         view_OpenConnection,
+    view_EnumCertViewColumn, view_GetColumnCount, view_GetColumnIndex, view_SetResultColumnCount,
+    view_SetResultColumn,    view_SetRestriction, view_OpenView,       view_SetTable,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -888,6 +896,6 @@ static IClassFactory view_factory = {&cf_vtbl};
 
 HRESULT fcv_register(DWORD *cookie)
 {
-    return CoRegisterClassObject(&CLSID_CCertView, (IUnknown *)&view_factory,
-                                 CLSCTX_INPROC_SERVER, REGCLS_MULTIPLEUSE, cookie);
+    return CoRegisterClassObject(&CLSID_CCertView, (IUnknown *)&view_factory, CLSCTX_INPROC_SERVER,
+                                 REGCLS_MULTIPLEUSE, cookie);
 }

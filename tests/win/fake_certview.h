@@ -42,14 +42,14 @@ struct fcv_restriction {
 
 struct fcv_record {
     LONG views_created, views_opened, connections;
-    WCHAR config[256];           /* the last OpenConnection's string */
-    LONG result_count;           /* the last SetResultColumnCount */
+    WCHAR config[256];                  /* the last OpenConnection's string */
+    LONG result_count;                  /* the last SetResultColumnCount */
     WCHAR results[FCV_MAX_RESULTS][64]; /* every SetResultColumn's column name, all views */
     int nresults;
     struct fcv_restriction restrictions[FCV_MAX_RESTRICTIONS];
     int nrestrictions;
-    LONG rows_served;  /* rows a Next produced, all views */
-    LONG binary_reads; /* GetValue on a binary column with CV_OUT_BINARY */
+    LONG rows_served;     /* rows a Next produced, all views */
+    LONG binary_reads;    /* GetValue on a binary column with CV_OUT_BINARY */
     LONG protocol_errors; /* calls certsrv's view would refuse or that it does not offer */
 };
 
