@@ -9,6 +9,10 @@
  *   retry    {event_ids: [...]} | {sink, dead: true, since_ms}
  *   replay   {sink, since_ms, kind}
  *   reload   {}                                  validates the file, then reloads
+ *   catchup-submit {events: [base64, ...]}       stores caught-up events (dedup), per event
+ *                                                stored | duplicate | rejected
+ *   catchup-check  {events: [base64, ...]}       the same answer without storing (dry run)
+ *   catchup-status {}                            the watermark of each CA
  */
 #include "admin.h"
 
@@ -26,12 +30,16 @@
 #include "certrelay/spool.h"
 #include "certrelay/version.h"
 #include "dispatch.h"
+#include "reconcile.h"
 #include "render/json.h"
+#include "certrelay/base64.h"
 #include "retention.h"
 #include "sendtest.h"
 
-/* The largest parameter document accepted (event ids for a retry included). */
-#define ADMIN_PARAMS_MAX (1024u * 1024u)
+/* The largest parameter document accepted (event ids for a retry included); a catch-up batch
+ * carries up to CRS_RECONCILE_BATCH_BYTES of events in base64. */
+#define ADMIN_PARAMS_MAX         (1024u * 1024u)
+#define ADMIN_CATCHUP_PARAMS_MAX (CRS_RECONCILE_BATCH_BYTES / 3u * 4u + 64u * 1024u)
 
 struct crs_admin {
     struct crs_admin_env env;
@@ -44,16 +52,26 @@ enum admin_cmd {
     CMD_RETRY,
     CMD_REPLAY,
     CMD_RELOAD,
-    CMD_SENDTEST
+    CMD_SENDTEST,
+    CMD_CATCHUP_SUBMIT,
+    CMD_CATCHUP_CHECK,
+    CMD_CATCHUP_STATUS
 };
 
 static const struct {
     const char *name;
     enum admin_cmd cmd;
 } admin_commands[] = {
-    {"status", CMD_STATUS},      {"events", CMD_EVENTS}, {"show", CMD_SHOW},
-    {"retry", CMD_RETRY},        {"replay", CMD_REPLAY}, {"reload", CMD_RELOAD},
+    {"status", CMD_STATUS},
+    {"events", CMD_EVENTS},
+    {"show", CMD_SHOW},
+    {"retry", CMD_RETRY},
+    {"replay", CMD_REPLAY},
+    {"reload", CMD_RELOAD},
     {"send-test", CMD_SENDTEST},
+    {"catchup-submit", CMD_CATCHUP_SUBMIT},
+    {"catchup-check", CMD_CATCHUP_CHECK},
+    {"catchup-status", CMD_CATCHUP_STATUS},
 };
 
 struct admin_op {
@@ -124,6 +142,10 @@ static int admin_op_run(struct crs_queue_op *qop, struct sqlite3 *db, const stru
     struct admin_op *op = (struct admin_op *)qop;
 
     switch (op->cmd) {
+    case CMD_CATCHUP_CHECK:
+        return crs_queue_admin_catchup_check(db, op->params, &op->result, op->err, sizeof(op->err));
+    case CMD_CATCHUP_STATUS:
+        return crs_queue_admin_catchup_status(db, &op->result, op->err, sizeof(op->err));
     case CMD_STATUS:
         return crs_queue_admin_status(db, cfg, op->now_ms, &op->result, op->err, sizeof(op->err));
     case CMD_EVENTS:
@@ -274,6 +296,81 @@ static void admin_sendtest(struct admin_op *op)
         admin_finish(op, rc, NULL);
 }
 
+static void admin_catchup_done(struct crs_reconcile_batch *b, void *arg)
+{
+    struct admin_op *op = arg;
+    json_t *arr = json_array(), *res = NULL;
+    size_t i;
+
+    for (i = 0; arr != NULL && i < b->n; i++) {
+        const struct crs_reconcile_result *r = &b->res[i];
+        json_t *o = json_pack("{s:s, s:I, s:s?, s:s, s:s?}", "event_id", r->event_id, "request_id",
+                              (json_int_t)r->request_id, "kind", crs_event_name(r->kind), "outcome",
+                              crs_reconcile_outcome_name(r->outcome), "reason",
+                              r->outcome == CRS_RECONCILE_REJECTED ? r->reason : NULL);
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            arr = NULL;
+        }
+    }
+    if (arr != NULL)
+        res =
+            json_pack("{s:o, s:I, s:I, s:I}", "results", arr, "stored", (json_int_t)b->stored,
+                      "duplicates", (json_int_t)b->duplicates, "rejected", (json_int_t)b->rejected);
+    if (b->stored > 0)
+        crs_info("admin: catch-up stored %llu events (%llu duplicates, %llu rejected)",
+                 (unsigned long long)b->stored, (unsigned long long)b->duplicates,
+                 (unsigned long long)b->rejected);
+    crs_reconcile_batch_free(b);
+    admin_finish(op, res != NULL ? 0 : CRS_ENOMEM, res);
+}
+
+/* catchup-submit: the CLI's batch of caught-up events through the commit path (reconcile.c). */
+static void admin_catchup_submit(struct admin_op *op)
+{
+    json_t *events = json_object_get(op->params, "events"), *v;
+    struct crs_reconcile_batch *b = NULL;
+    size_t i, bytes = 0;
+    int rc;
+
+    if (!json_is_array(events) || json_array_size(events) > CRS_RECONCILE_BATCH_MAX) {
+        snprintf(op->err, sizeof(op->err),
+                 "params.events must be an array of at most %u base64 events",
+                 CRS_RECONCILE_BATCH_MAX);
+        admin_finish(op, CRS_EINVAL, NULL);
+        return;
+    }
+    rc = crs_reconcile_batch_new(json_array_size(events), &b);
+    json_array_foreach(events, i, v)
+    {
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        if (rc != 0)
+            break;
+        if (!json_is_string(v) || crs_base64_decode(json_string_value(v), &raw, &rawlen) != 0) {
+            /* Recorded as rejected like any event that does not decode. */
+            rc = crs_reconcile_batch_add(b, op->admin->env.cfg, (const uint8_t *)"", 0);
+            continue;
+        }
+        bytes += rawlen;
+        if (bytes > CRS_RECONCILE_BATCH_BYTES) {
+            crs_free(raw);
+            snprintf(op->err, sizeof(op->err), "the batch exceeds %u bytes of events",
+                     CRS_RECONCILE_BATCH_BYTES);
+            rc = CRS_ETOOBIG;
+            break;
+        }
+        rc = crs_reconcile_batch_add(b, op->admin->env.cfg, raw, rawlen);
+        crs_free(raw);
+    }
+    if (rc != 0) {
+        crs_reconcile_batch_free(b);
+        admin_finish(op, rc, NULL);
+        return;
+    }
+    crs_reconcile_batch_submit(b, op->admin->env.q, admin_catchup_done, op);
+}
+
 void crs_admin_request(struct crs_admin *a, const char *command, const char *params_json,
                        crs_admin_reply_cb reply, void *ctx)
 {
@@ -307,8 +404,11 @@ void crs_admin_request(struct crs_admin *a, const char *command, const char *par
     }
     op->cmd = admin_commands[i].cmd;
     if (params_json != NULL && params_json[0] != '\0') {
-        if (strlen(params_json) > ADMIN_PARAMS_MAX) {
-            snprintf(op->err, sizeof(op->err), "parameters exceed %u bytes", ADMIN_PARAMS_MAX);
+        size_t max = (op->cmd == CMD_CATCHUP_SUBMIT || op->cmd == CMD_CATCHUP_CHECK)
+                         ? ADMIN_CATCHUP_PARAMS_MAX
+                         : ADMIN_PARAMS_MAX;
+        if (strlen(params_json) > max) {
+            snprintf(op->err, sizeof(op->err), "parameters exceed %zu bytes", max);
             admin_finish(op, CRS_ETOOBIG, NULL);
             return;
         }
@@ -332,6 +432,10 @@ void crs_admin_request(struct crs_admin *a, const char *command, const char *par
     }
     if (op->cmd == CMD_SENDTEST) {
         admin_sendtest(op);
+        return;
+    }
+    if (op->cmd == CMD_CATCHUP_SUBMIT) {
+        admin_catchup_submit(op);
         return;
     }
     op->op.run = admin_op_run;

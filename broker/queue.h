@@ -200,6 +200,12 @@ int crs_queue_admin_retry(struct sqlite3 *db, const struct crs_config *cfg, json
  * finished and past cfg's retention (see queue_admin.c); *pruned tells how many. */
 int crs_queue_prune(struct sqlite3 *db, const struct crs_config *cfg, int64_t now_ms,
                     unsigned batch, int64_t *pruned, char *err, size_t errlen);
+/* catchup-check: params {events: [base64 packed Event, ...]} -> {"results": [{event_id,
+ * request_id, kind, outcome: new|duplicate|rejected, reason}], new, duplicates, rejected};
+ * catchup-status: {"watermarks": [...]} (queue_dedup.h). */
+int crs_queue_admin_catchup_check(struct sqlite3 *db, json_t *params, json_t **result, char *err,
+                                  size_t errlen);
+int crs_queue_admin_catchup_status(struct sqlite3 *db, json_t **result, char *err, size_t errlen);
 int crs_queue_admin_replay(struct sqlite3 *db, const struct crs_config *cfg, json_t *params,
                            int64_t now_ms, json_t **result, char *err, size_t errlen);
 

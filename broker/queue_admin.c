@@ -16,7 +16,11 @@
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/event.h"
+#include "certrelay/base64.h"
+#include "certrelay/catchup.h"
 #include "certrelay/text.h"
+#include "queue_dedup.h"
+#include "reconcile.h"
 #include "render/json.h"
 #include "sinks/sink.h"
 
@@ -242,9 +246,9 @@ static int qa_attempts(sqlite3 *db, int64_t event_row, const unsigned char *sink
             crs_json_put(a, "attempt", json_integer(sqlite3_column_int64(st, 0))) != 0 ||
             crs_json_put(a, "started_ms", json_integer(sqlite3_column_int64(st, 1))) != 0 ||
             crs_json_put(a, "finished_ms", json_integer(sqlite3_column_int64(st, 2))) != 0 ||
-            crs_json_put(a, "outcome",
-                         json_string(outcome == CRS_DSTATE_PENDING ? "retry"
-                                                                   : qa_state_name(outcome))) !=
+            crs_json_put(
+                a, "outcome",
+                json_string(outcome == CRS_DSTATE_PENDING ? "retry" : qa_state_name(outcome))) !=
                 0 ||
             crs_json_put(a, "status", json_integer(sqlite3_column_int64(st, 4))) != 0 ||
             crs_json_put(a, "error", qa_text(sqlite3_column_text(st, 5))) != 0) {
@@ -802,4 +806,78 @@ cleanup:
         free_pages > CRS_PRUNE_FREE_PAGES)
         sqlite3_exec(db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
     return rc;
+}
+
+/* ---- Catch-up (queue_dedup.c) ---- */
+
+/*
+ * catchup-check: which of the packed events (base64 in params.events) would be stored, without
+ * storing anything. Each answer is {event_id, request_id, kind, outcome: new | duplicate |
+ * rejected, reason}. Two events of one check with the same key are both "new": the dry run
+ * answers for the database as it is.
+ */
+int crs_queue_admin_catchup_check(struct sqlite3 *db, json_t *params, json_t **result, char *err,
+                                  size_t errlen)
+{
+    json_t *events = json_object_get(params, "events"), *v, *arr = NULL;
+    size_t i;
+    json_int_t nnew = 0, ndup = 0, nbad = 0;
+    int rc = 0;
+
+    *result = NULL;
+    if (!json_is_array(events) || json_array_size(events) > CRS_RECONCILE_BATCH_MAX) {
+        snprintf(err, errlen, "params.events must be an array of at most %u base64 events",
+                 CRS_RECONCILE_BATCH_MAX);
+        return CRS_EINVAL;
+    }
+    arr = json_array();
+    if (arr == NULL)
+        return CRS_ENOMEM;
+    json_array_foreach(events, i, v)
+    {
+        Certrelay__V1__Event *ev = NULL;
+        struct crs_catchup_key key;
+        uint8_t *raw = NULL;
+        size_t rawlen = 0;
+        const char *outcome = "rejected", *reason = NULL;
+
+        if (!json_is_string(v) || crs_base64_decode(json_string_value(v), &raw, &rawlen) != 0)
+            reason = "not base64";
+        else if (crs_event_unpack(raw, rawlen, &ev) != 0)
+            reason = "not a valid packed event";
+        else if (crs_catchup_event_key(ev, &key) != 0)
+            reason = "no dedup key";
+        if (reason == NULL) {
+            rc = crs_dedup_key_held(db, &key);
+            if (rc < 0) {
+                crs_free(raw);
+                crs_event_free(ev);
+                json_decref(arr);
+                return qa_fail(db, "read dedup index", err, errlen);
+            }
+            outcome = rc ? "duplicate" : "new";
+            rc = 0;
+        }
+        *(reason ? &nbad : strcmp(outcome, "new") == 0 ? &nnew : &ndup) += 1;
+        json_t *o = json_pack(
+            "{s:s?, s:I, s:s?, s:s, s:s?}", "event_id", ev ? ev->event_id : NULL, "request_id",
+            (json_int_t)(ev && ev->request && ev->request->has_request_id ? ev->request->request_id
+                                                                          : -1),
+            "kind", ev && ev->has_kind ? crs_event_name((uint32_t)ev->kind) : NULL, "outcome",
+            outcome, "reason", reason);
+        crs_free(raw);
+        crs_event_free(ev);
+        if (o == NULL || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            return CRS_ENOMEM;
+        }
+    }
+    *result = json_pack("{s:o, s:I, s:I, s:I}", "results", arr, "new", nnew, "duplicates", ndup,
+                        "rejected", nbad);
+    return *result == NULL ? CRS_ENOMEM : rc;
+}
+
+int crs_queue_admin_catchup_status(struct sqlite3 *db, json_t **result, char *err, size_t errlen)
+{
+    return crs_dedup_watermarks(db, result, err, errlen);
 }

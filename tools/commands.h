@@ -20,6 +20,8 @@
     XX(reload, "reload", "re-read the broker's configuration file (as SIGHUP / paramchange)")      \
     XX(send_test, "send-test", "send a marked test event through one sink, show the outcome")      \
     XX(check_config, "check-config", "validate a configuration file")                              \
+    XX(catchup, "catchup",                                                                         \
+       "rebuild events the exit module missed from the CA database or a certutil export")          \
     XX(simulate, "simulate", "drive the stub core with synthetic or scripted certsrv events")      \
     XX(secret, "secret",                                                                           \
        "seal a secret file to this machine with DPAPI (secret set FILE, Windows)")                 \

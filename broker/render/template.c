@@ -36,6 +36,8 @@
  *   | not_after           | certificate validity end, RFC 3339 UTC                             |
  *   | thumbprint          | certificate hash, lowercase hex without spaces                     |
  *   | revocation_reason   | RFC 5280 reason name (key_compromise, ...); other values decimal   |
+ *   | origin              | live (from the exit module) or catchup (rebuilt from the CA        |
+ *   |                     | database by `certrelay catchup` or the scheduled catch-up)         |
  *
  * Escaping applies to field values only, never to the template's own literal text, with one
  * exception: in CRS_ESCAPE_FILENAME mode path separators in literals become '_' too, so that a
@@ -78,6 +80,7 @@ enum field_id {
     F_NOT_AFTER,
     F_THUMBPRINT,
     F_REVOCATION_REASON,
+    F_ORIGIN,
     F_COUNT
 };
 
@@ -107,6 +110,7 @@ static const char *const field_names[F_COUNT + 1] = {
     "not_after",
     "thumbprint",
     "revocation_reason",
+    "origin",
     NULL,
 };
 
@@ -167,6 +171,8 @@ static char *field_value(int field, const Certrelay__V1__Event *ev)
         return strdup_or_empty(ev->has_kind ? crs_event_name((uint32_t)ev->kind) : NULL);
     case F_EVENT_ID:
         return strdup_or_empty(ev->event_id);
+    case F_ORIGIN:
+        return strdup_or_empty(ev->origin != NULL ? ev->origin : "live");
     case F_TIME:
         if (ev->has_capture_time_ms)
             crs_time_rfc3339(ev->capture_time_ms, buf, sizeof buf);

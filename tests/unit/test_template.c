@@ -120,6 +120,7 @@ static void test_fields(void)
         {"not_after", "2027-11-21T00:00:00.000Z"},
         {"thumbprint", "a1b2c3d4"},
         {"revocation_reason", "key_compromise"},
+        {"origin", "live"},
     };
     const size_t nwant = sizeof want / sizeof want[0];
     const char *const *fields = crs_template_fields();
@@ -144,8 +145,9 @@ static void test_fields(void)
 
     for (i = 0; i < nwant; i++) {
         check_value(want[i][0], &f.ev, want[i][1]);
-        /* Absent everything: every field is the empty string. */
-        check_value(want[i][0], &empty, "");
+        /* Absent everything: every field is the empty string, but origin, whose absence means
+         * the exit module sent the event. */
+        check_value(want[i][0], &empty, strcmp(want[i][0], "origin") == 0 ? "live" : "");
         /* And the same through a compiled template, with spaces inside the braces. */
         snprintf(src, sizeof src, "<{{ %s }}>", want[i][0]);
         out = render(src, &f.ev, CRS_ESCAPE_NONE);
