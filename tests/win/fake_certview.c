@@ -48,10 +48,16 @@ static const struct {
 };
 #define NSCHEMA ((LONG)(sizeof(schema) / sizeof(schema[0])))
 
+static const WCHAR *ca_name = L"";
 static const struct fcv_row *table;
 static int table_rows;
 static struct fcv_record rec;
 static LONG live;
+
+void fcv_set_ca(const WCHAR *name)
+{
+    ca_name = name;
+}
 
 void fcv_set_table(const struct fcv_row *rows, int nrows)
 {
@@ -609,9 +615,13 @@ static HRESULT WINAPI view_OpenConnection(ICertView2 *iface, const BSTR config)
     _snwprintf(rec.config, 256, L"%ls", config);
     rec.config[255] = L'\0';
     InterlockedIncrement(&rec.connections);
-    /* certsrv's config strings are HOST\CA Name; one without the backslash names no CA. */
-    if (wcschr(config, L'\\') == NULL)
-        return HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND);
+    /* certsrv's config strings are HOST\CA Name; anything else names no CA it knows. */
+    {
+        const WCHAR *bs = wcsrchr(config, L'\\');
+
+        if (bs == NULL || bs == config || _wcsicmp(bs + 1, ca_name) != 0)
+            return HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND);
+    }
     This->connected = 1;
     return S_OK;
 }

@@ -53,6 +53,9 @@ struct fcv_record {
     LONG protocol_errors; /* calls certsrv's view would refuse or that it does not offer */
 };
 
+/* The CA the fake database belongs to: OpenConnection accepts "HOST\\<name>" (any host, the
+ * name without case) and answers anything else as certsrv answers a CA it cannot find. */
+void fcv_set_ca(const WCHAR *name);
 /* The table the next views serve (not copied: keep it alive). */
 void fcv_set_table(const struct fcv_row *rows, int nrows);
 /* Adds a cell to a row (names and buffers are not copied). */
