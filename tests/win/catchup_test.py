@@ -22,6 +22,10 @@ ICertView2 and the broker service delivers only what the exit module never saw.
      Request.SubmittedWhen with Request.Disposition = 9), OpenConnection with this machine's
      name before the CA name, nothing new delivered
   7. a CA config naming another CA: a clear error naming OpenConnection, exit 1
+  8. the broker's own schedule (catchup = on, no catchup_ca): fake_certview.dll registered as
+     CCertView's InprocServer32, four more rows the module never saw; the service, started, reads
+     the CA database on its threadpool (COM initialised there by the reader), opens this
+     machine's CA by the name its events carry, and delivers exactly their events
 
 Ends with "N passed, N failed"; exit status 0 only when none failed.
 """
@@ -253,6 +257,84 @@ class CatchupRun(Run):
 
         self.wine("sc", "stop", SERVICE)
         self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
+        self.scheduled(rows, live | missed)
+
+    def scheduled(self, rows, delivered):
+        """The broker's own catch-up (catchup = on): the service reads the CA database through
+        fake_certview.dll, registered as CCertView's in-process server, on a threadpool thread."""
+        # Four requests the module never saw, resolved while it was away.
+        last = max(r["submitted"] for r in rows)
+        manifest = [line.split("\t") for line in
+                    (Path(self.args.fixtures) / "manifest.tsv").read_text().splitlines()]
+        new = []
+        for rid, disp in ((10, 20), (11, 21), (12, 31), (13, 9)):
+            submitted = last + (rid - 9) * 10 * MINUTE
+            resolved = submitted + MINUTE + 999 if disp != 9 else None
+            revoked = resolved + MINUTE + 1 if disp == 21 else None
+            leaf = manifest[rid % len(manifest)] if disp in (20, 21) else None
+            new.append(dict(id=rid, disp=disp, live=0, submitted=submitted, resolved=resolved,
+                            revoked=revoked, leaf=leaf))
+        self.host(f"{WIN_TEST}\\rows.tsv").write_text(
+            "".join(self.row_line(r) for r in rows + new))
+        want_new = {(ev, r["id"]) for r in new for ev in self.events_of(r)}
+
+        shutil.copy2(self.args.fake_certview, self.host(WIN_BIN) / "fake_certview.dll")
+        clsid = "HKCR\\CLSID\\{A12D0F7A-1E84-11D1-9BD6-00C04FB683FA}\\InprocServer32"
+        settings = "HKLM\\SOFTWARE\\CertRelayTest\\FakeCertView"
+        ok = True
+        for argv in (("reg", "add", clsid, "/ve", "/d", f"{WIN_BIN}\\fake_certview.dll", "/f"),
+                     ("reg", "add", clsid, "/v", "ThreadingModel", "/d", "Both", "/f"),
+                     ("reg", "add", settings, "/v", "Rows", "/d", f"{WIN_TEST}\\rows.tsv", "/f"),
+                     ("reg", "add", settings, "/v", "Fixtures", "/d", f"{WIN_BIN}\\fixtures",
+                      "/f"),
+                     ("reg", "add", settings, "/v", "CaName", "/d", CA_NAME, "/f"),
+                     ("reg", "add", settings, "/v", "Trace", "/d",
+                      f"{WIN_TEST}\\view-trace.txt", "/f")):
+            rc, _ = self.wine(*argv, check=True)
+            ok = ok and rc == 0
+        self.check(ok, "fake_certview.dll registered as CCertView's in-process server")
+
+        # catchup = on, without catchup_ca: the broker takes the CA its events came from.
+        ini = self.prefix / "drive_c" / "ProgramData" / "CertRelay" / "certrelay.ini"
+        text = ini.read_text()
+        ini.write_text(text.replace("log_level = info\n",
+                                    "log_level = info\ncatchup = on\ncatchup_interval = 1h\n", 1))
+        before = len(self.drop_jsons())
+        self.wine("sc", "start", SERVICE)
+        if not self.check(self.wait_state(STATE_RUNNING), "catchup = on: STATE RUNNING"):
+            self.dump_log()
+            return
+        n = self.wait_drop(before + len(want_new), seconds=180)
+        time.sleep(2)
+        docs = self.drop_docs()
+        got = {(ev, rid) for ev, rid, _, _ in docs}
+        self.check(len(self.drop_jsons()) == before + len(want_new) and
+                   got == delivered | want_new,
+                   f"scheduled catch-up: the {len(want_new)} events the module never saw, "
+                   f"nothing else ({len(self.drop_jsons()) - before} new; differ "
+                   f"{sorted(got ^ (delivered | want_new))[:4]})")
+        self.check(all(doc.get("origin") == "catchup" for ev, rid, doc, _ in docs
+                       if (ev, rid) in want_new), "scheduled catch-up: origin catchup")
+        trace = self.host(f"{WIN_TEST}\\view-trace.txt")
+        lines = trace.read_text(errors="replace").splitlines() if trace.exists() else []
+        self.log("fake_certview.dll trace:\n" + "\n".join(lines[:12]))
+        cfg = [ln[len("config "):] for ln in lines if ln.startswith("config ")]
+        self.check(cfg and all(c.lower().endswith("\\" + CA_NAME.lower()) and
+                               len(c) > len(CA_NAME) + 1 for c in cfg),
+                   f"the service opened this machine's CA by its name ({cfg[:1]})")
+        self.check(any(ln.startswith("restriction Request.ResolvedWhen ge ascend ")
+                       for ln in lines) and
+                   any(ln.startswith("restriction Request.RevokedWhen ge ascend ")
+                       for ln in lines),
+                   "the service restricted its views by the resolved and revoked dates")
+        log = self.host(f"{WIN_TEST}\\logs\\certrelayd.log")
+        text = log.read_text(errors="replace") if log.exists() else ""
+        m = re.search(r"catch-up of .*: (\d+) rows read, (\d+) events stored, (\d+) duplicates",
+                      text)
+        self.check(m is not None and int(m.group(2)) == len(want_new),
+                   f"the broker logs the run: {m.group(0) if m else 'no catch-up line'}")
+        self.wine("sc", "stop", SERVICE)
+        self.check(self.wait_state(STATE_STOPPED), "sc stop: STATE STOPPED")
 
 
 def main():
@@ -264,6 +346,7 @@ def main():
     ap.add_argument("--broker", required=True)
     ap.add_argument("--harness", required=True)
     ap.add_argument("--catchup-view", required=True)
+    ap.add_argument("--fake-certview", required=True)
     ap.add_argument("--tool", required=True)
     ap.add_argument("--fixtures", required=True)
     ap.add_argument("--work", required=True)

@@ -9,9 +9,7 @@
  *
  *   catchup_view --fixtures DIR --rows FILE --ca-name NAME -- catchup --ca CONFIG --from-request N --pipe PIPE
  *
- * The rows file is harness.c's (--rows): request_id disposition submitted_ms resolved_ms
- * revoked_ms revoked_reason leaf_file serial sha1 not_before_ms not_after_ms dn cn template live,
- * tab-separated, "-" for EMPTY; the certificate column holds the leaf fixture's DER.
+ * The rows file is harness.c's (--rows), read by fcv_load_rows.
  *
  * Afterwards it prints what the view was asked, one fact per line, for the driver to check:
  *
@@ -30,8 +28,6 @@
 #include "fake_certview.h"
 #include "commands.h"
 
-#define ROW_FIELDS     15
-#define MAX_FILE_BYTES (1024u * 1024u)
 #define OLE_UNIX_EPOCH 25569.0
 
 static void die(const char *fmt, const char *a)
@@ -50,127 +46,6 @@ static WCHAR *wdup(const char *s)
     if (w == NULL || MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n) != n)
         die("cannot convert \"%s\" to UTF-16", s);
     return w;
-}
-
-static BYTE *read_der(const char *dir, const char *name, UINT *len)
-{
-    char path[MAX_PATH];
-    BYTE *p;
-    long n;
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s\\%s", dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        die("cannot open %s", path);
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || (unsigned long)n > MAX_FILE_BYTES ||
-        fseek(f, 0, SEEK_SET) != 0)
-        die("cannot size %s", path);
-    p = malloc((size_t)n);
-    if (p == NULL || fread(p, 1, (size_t)n, f) != (size_t)n)
-        die("cannot read %s", path);
-    fclose(f);
-    *len = (UINT)n;
-    return p;
-}
-
-static int empty(const char *s)
-{
-    return strcmp(s, "-") == 0;
-}
-
-static void add_long(struct fcv_row *r, const WCHAR *name, const char *v)
-{
-    if (!empty(v))
-        fcv_add(r, name, PROPTYPE_LONG)->l = atol(v);
-}
-
-static void add_date(struct fcv_row *r, const WCHAR *name, const char *ms)
-{
-    if (!empty(ms))
-        fcv_add(r, name, PROPTYPE_DATE)->date =
-            (double)_strtoi64(ms, NULL, 10) / 86400000.0 + OLE_UNIX_EPOCH;
-}
-
-static void add_str(struct fcv_row *r, const WCHAR *name, const char *v)
-{
-    if (!empty(v))
-        fcv_add(r, name, PROPTYPE_STRING)->str = wdup(v);
-}
-
-/* One CA database row, as certsrv's view shows it: the request's columns always, the
- * certificate's when the request got one, EMPTY columns absent. */
-static void build_row(struct fcv_row *r, char **col, const char *fixtures)
-{
-    long disposition = atol(col[1]);
-    struct fcv_cell *c;
-
-    memset(r, 0, sizeof(*r));
-    add_long(r, L"Request.RequestID", col[0]);
-    add_long(r, L"Request.Disposition", col[1]);
-    fcv_add(r, L"Request.RequestType", PROPTYPE_LONG)->l = 0x100; /* CR_IN_PKCS10 */
-    fcv_add(r, L"Request.StatusCode", PROPTYPE_LONG)->l = disposition == 31 ? (LONG)0x80094014 : 0;
-    fcv_add(r, L"Request.DispositionMessage", PROPTYPE_STRING)->str =
-        disposition == 9    ? L"Taken Under Submission"
-        : disposition == 31 ? L"Denied by Policy Module"
-        : disposition == 21 ? L"Revoked by CONTOSO\\admin"
-                            : L"Issued";
-    fcv_add(r, L"Request.RequesterName", PROPTYPE_STRING)->str = L"CONTOSO\\alice";
-    fcv_add(r, L"Request.CallerName", PROPTYPE_STRING)->str = L"CONTOSO\\alice";
-    add_date(r, L"Request.SubmittedWhen", col[2]);
-    add_date(r, L"Request.ResolvedWhen", col[3]);
-    add_date(r, L"Request.RevokedWhen", col[4]);
-    add_date(r, L"Request.RevokedEffectiveWhen", col[4]);
-    add_long(r, L"Request.RevokedReason", col[5]);
-    if (empty(col[6]))
-        return;
-    c = fcv_add(r, L"RawCertificate", PROPTYPE_BINARY);
-    c->bin = read_der(fixtures, col[6], &c->binlen);
-    add_long(r, L"RequestID", col[0]);
-    add_str(r, L"SerialNumber", col[7]);
-    add_str(r, L"CertificateHash", col[8]);
-    add_date(r, L"NotBefore", col[9]);
-    add_date(r, L"NotAfter", col[10]);
-    add_str(r, L"DistinguishedName", col[11]);
-    add_str(r, L"CommonName", col[12]);
-    add_str(r, L"CertificateTemplate", col[13]);
-}
-
-static int load_rows(const char *path, const char *fixtures, struct fcv_row **out)
-{
-    char line[8192];
-    struct fcv_row *rows = NULL;
-    int n = 0, cap = 0;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        die("cannot open %s", path);
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *col[ROW_FIELDS], *p = line, *tab;
-        int k = 0;
-
-        line[strcspn(line, "\r\n")] = '\0';
-        while (k < ROW_FIELDS) {
-            col[k++] = p;
-            tab = strchr(p, '\t');
-            if (tab == NULL)
-                break;
-            *tab = '\0';
-            p = tab + 1;
-        }
-        if (k != ROW_FIELDS)
-            die("%s: a row with the wrong number of fields", path);
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            rows = realloc(rows, (size_t)cap * sizeof(*rows));
-            if (rows == NULL)
-                die("out of memory%s", "");
-        }
-        build_row(&rows[n++], col, fixtures);
-    }
-    fclose(f);
-    *out = rows;
-    return n;
 }
 
 static const char *op_name(LONG op)
@@ -218,7 +93,9 @@ int main(int argc, char **argv)
         die("usage: catchup_view --fixtures DIR --rows FILE --ca-name NAME -- catchup ARGS...%s",
             "");
 
-    nrows = load_rows(rows_path, fixtures, &rows);
+    nrows = fcv_load_rows(rows_path, fixtures, &rows);
+    if (nrows < 0)
+        die("cannot load the rows of %s", rows_path);
     fcv_set_table(rows, nrows);
     fcv_set_ca(wdup(ca_name));
     /* The class object lives in the multithreaded apartment; the reader joins it too. */

@@ -49,10 +49,25 @@ static const struct {
 #define NSCHEMA ((LONG)(sizeof(schema) / sizeof(schema[0])))
 
 static const WCHAR *ca_name = L"";
+static FILE *trace;
 static const struct fcv_row *table;
 static int table_rows;
 static struct fcv_record rec;
 static LONG live;
+
+void fcv_set_trace(const char *path)
+{
+    trace = fopen(path, "a");
+}
+
+/* One line per call worth checking, for a process whose record the test cannot read. */
+static void trace_line(const char *fmt, const WCHAR *w, const char *a, const char *b, double v)
+{
+    if (trace == NULL)
+        return;
+    fprintf(trace, fmt, w, a, b, v);
+    fflush(trace);
+}
 
 void fcv_set_ca(const WCHAR *name)
 {
@@ -107,6 +122,162 @@ static const struct fcv_cell *cell_of(const struct fcv_row *row, LONG column)
         if (_wcsicmp(row->cells[i].name, schema[column].name) == 0)
             return &row->cells[i];
     return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loading a table (harness.c's --rows format)                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+#define ROW_FIELDS     15
+#define MAX_DER_BYTES  (1024u * 1024u)
+#define OLE_UNIX_EPOCH 25569.0
+
+static WCHAR *wdup(const char *s)
+{
+    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
+    WCHAR *w = n > 0 ? malloc((size_t)n * sizeof(WCHAR)) : NULL;
+
+    if (w != NULL && MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n) != n) {
+        free(w);
+        w = NULL;
+    }
+    return w;
+}
+
+static BYTE *read_der(const char *dir, const char *name, UINT *len)
+{
+    char path[MAX_PATH];
+    BYTE *p = NULL;
+    long n;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s\\%s", dir, name);
+    f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && (unsigned long)n <= MAX_DER_BYTES &&
+        fseek(f, 0, SEEK_SET) == 0 && (p = malloc((size_t)n)) != NULL &&
+        fread(p, 1, (size_t)n, f) == (size_t)n) {
+        *len = (UINT)n;
+    } else {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    return p;
+}
+
+static int empty(const char *s)
+{
+    return strcmp(s, "-") == 0;
+}
+
+static void add_long(struct fcv_row *r, const WCHAR *name, const char *v)
+{
+    if (!empty(v))
+        fcv_add(r, name, PROPTYPE_LONG)->l = atol(v);
+}
+
+static void add_date(struct fcv_row *r, const WCHAR *name, const char *ms)
+{
+    if (!empty(ms))
+        fcv_add(r, name, PROPTYPE_DATE)->date =
+            (double)_strtoi64(ms, NULL, 10) / 86400000.0 + OLE_UNIX_EPOCH;
+}
+
+static int add_str(struct fcv_row *r, const WCHAR *name, const char *v)
+{
+    if (empty(v))
+        return 0;
+    return (fcv_add(r, name, PROPTYPE_STRING)->str = wdup(v)) != NULL ? 0 : -1;
+}
+
+/* One CA database row, as certsrv's view shows it: the request's columns always, the
+ * certificate's when the request got one, EMPTY columns absent. */
+static int build_row(struct fcv_row *r, char **col, const char *fixtures)
+{
+    long disposition = atol(col[1]);
+    struct fcv_cell *c;
+
+    memset(r, 0, sizeof(*r));
+    add_long(r, L"Request.RequestID", col[0]);
+    add_long(r, L"Request.Disposition", col[1]);
+    fcv_add(r, L"Request.RequestType", PROPTYPE_LONG)->l = 0x100; /* CR_IN_PKCS10 */
+    fcv_add(r, L"Request.StatusCode", PROPTYPE_LONG)->l = disposition == 31 ? (LONG)0x80094014 : 0;
+    fcv_add(r, L"Request.DispositionMessage", PROPTYPE_STRING)->str =
+        disposition == 9    ? L"Taken Under Submission"
+        : disposition == 31 ? L"Denied by Policy Module"
+        : disposition == 21 ? L"Revoked by CONTOSO\\admin"
+                            : L"Issued";
+    fcv_add(r, L"Request.RequesterName", PROPTYPE_STRING)->str = L"CONTOSO\\alice";
+    fcv_add(r, L"Request.CallerName", PROPTYPE_STRING)->str = L"CONTOSO\\alice";
+    add_date(r, L"Request.SubmittedWhen", col[2]);
+    add_date(r, L"Request.ResolvedWhen", col[3]);
+    add_date(r, L"Request.RevokedWhen", col[4]);
+    add_date(r, L"Request.RevokedEffectiveWhen", col[4]);
+    add_long(r, L"Request.RevokedReason", col[5]);
+    if (empty(col[6]))
+        return 0;
+    c = fcv_add(r, L"RawCertificate", PROPTYPE_BINARY);
+    c->bin = read_der(fixtures, col[6], &c->binlen);
+    if (c->bin == NULL)
+        return -1;
+    add_long(r, L"RequestID", col[0]);
+    add_date(r, L"NotBefore", col[9]);
+    add_date(r, L"NotAfter", col[10]);
+    if (add_str(r, L"SerialNumber", col[7]) != 0 || add_str(r, L"CertificateHash", col[8]) != 0 ||
+        add_str(r, L"DistinguishedName", col[11]) != 0 || add_str(r, L"CommonName", col[12]) != 0 ||
+        add_str(r, L"CertificateTemplate", col[13]) != 0)
+        return -1;
+    return 0;
+}
+
+int fcv_load_rows(const char *path, const char *fixtures, struct fcv_row **out)
+{
+    char line[8192];
+    struct fcv_row *rows = NULL, *grown;
+    int n = 0, cap = 0;
+    FILE *f = fopen(path, "r");
+
+    *out = NULL;
+    if (f == NULL) {
+        fprintf(stderr, "fake_certview: cannot open %s\n", path);
+        return -1;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *col[ROW_FIELDS], *p = line, *tab;
+        int k = 0;
+
+        line[strcspn(line, "\r\n")] = '\0';
+        while (k < ROW_FIELDS) {
+            col[k++] = p;
+            tab = strchr(p, '\t');
+            if (tab == NULL)
+                break;
+            *tab = '\0';
+            p = tab + 1;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            grown = realloc(rows, (size_t)cap * sizeof(*rows));
+            if (grown == NULL)
+                goto fail;
+            rows = grown;
+        }
+        if (k != ROW_FIELDS || build_row(&rows[n], col, fixtures) != 0) {
+            fprintf(stderr, "fake_certview: %s: row %d is not a valid row\n", path, n + 1);
+            goto fail;
+        }
+        n++;
+    }
+    fclose(f);
+    *out = rows;
+    return n;
+
+fail:
+    fclose(f);
+    free(rows); /* the strings and DER of a test's rows are not worth freeing one by one */
+    return -1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -613,6 +784,7 @@ static HRESULT WINAPI view_OpenConnection(ICertView2 *iface, const BSTR config)
         return E_UNEXPECTED;
     }
     _snwprintf(rec.config, 256, L"%ls", config);
+    trace_line("config %ls%s%s\n", config, "", "", 0);
     rec.config[255] = L'\0';
     InterlockedIncrement(&rec.connections);
     /* certsrv's config strings are HOST\CA Name; anything else names no CA it knows. */
@@ -721,6 +893,13 @@ static HRESULT WINAPI view_SetRestriction(ICertView2 *iface, LONG column, LONG o
         protocol_error("SetRestriction with a value of the wrong type");
         return E_INVALIDARG;
     }
+    trace_line("restriction %ls %s %s %.0f\n", schema[column].name,
+               op == CVR_SEEK_EQ   ? "eq"
+               : op == CVR_SEEK_GE ? "ge"
+                                   : "other",
+               sort == CVR_SORT_ASCEND ? "ascend" : "none",
+               V_VT(value) == VT_I4 ? (double)V_I4(value)
+                                    : (V_DATE(value) - OLE_UNIX_EPOCH) * 86400000.0);
     r = &This->restr[This->nrestr++];
     r->column = column;
     r->op = op;
@@ -903,6 +1082,11 @@ static HRESULT WINAPI cf_LockServer(IClassFactory *iface, BOOL lock)
 static const IClassFactoryVtbl cf_vtbl = {cf_QueryInterface, cf_AddRef, cf_Release,
                                           cf_CreateInstance, cf_LockServer};
 static IClassFactory view_factory = {&cf_vtbl};
+
+IClassFactory *fcv_factory(void)
+{
+    return &view_factory;
+}
 
 HRESULT fcv_register(DWORD *cookie)
 {

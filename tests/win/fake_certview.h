@@ -58,8 +58,20 @@ struct fcv_record {
 void fcv_set_ca(const WCHAR *name);
 /* The table the next views serve (not copied: keep it alive). */
 void fcv_set_table(const struct fcv_row *rows, int nrows);
+/*
+ * Reads a table in harness.c's --rows format (request_id disposition submitted_ms resolved_ms
+ * revoked_ms revoked_reason leaf_file serial sha1 not_before_ms not_after_ms dn cn template live,
+ * tab-separated, "-" for EMPTY), the certificate column holding the DER of the leaf fixture of that
+ * name in fixtures. The number of rows, or -1 (with a message on stderr).
+ */
+int fcv_load_rows(const char *path, const char *fixtures, struct fcv_row **out);
 /* Adds a cell to a row (names and buffers are not copied). */
 struct fcv_cell *fcv_add(struct fcv_row *row, const WCHAR *name, LONG type);
+/* Appends a line to path for each OpenConnection ("config STRING") and SetRestriction
+ * ("restriction COLUMN OP SORT VALUE", dates as Unix ms). */
+void fcv_set_trace(const char *path);
+/* The class factory (static), for DllGetClassObject. */
+IClassFactory *fcv_factory(void);
 /* Registers the class object for CLSID_CCertView in this process. */
 HRESULT fcv_register(DWORD *cookie);
 /* The record so far, and how many fake objects are still alive (0 once the reader released all). */

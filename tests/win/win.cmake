@@ -31,6 +31,18 @@ target_include_directories(crs_wine_catchup_view PRIVATE
 target_link_libraries(crs_wine_catchup_view PRIVATE certrelay_stubcore certrelay_broker
   certrelay_catchup certrelay_core crs::jansson crs::uv ole32 oleaut32 uuid)
 
+# fake_certview.dll: the same fake as an in-process COM server, for the broker service's
+# scheduled catch-up (registered as CLSID_CCertView's InprocServer32 in the test prefix).
+add_library(crs_wine_fake_certview MODULE
+  ${CMAKE_CURRENT_LIST_DIR}/fake_certview_dll.c
+  ${CMAKE_CURRENT_LIST_DIR}/fake_certview.c
+  ${PROJECT_SOURCE_DIR}/catchup/win/certview_guids.c
+  ${CMAKE_CURRENT_LIST_DIR}/fake_certview_dll.def)
+set_target_properties(crs_wine_fake_certview PROPERTIES PREFIX "" OUTPUT_NAME fake_certview)
+target_include_directories(crs_wine_fake_certview PRIVATE ${PROJECT_SOURCE_DIR}/catchup/win)
+target_link_libraries(crs_wine_fake_certview PRIVATE ole32 oleaut32 advapi32 uuid)
+target_link_options(crs_wine_fake_certview PRIVATE -static-libgcc)
+
 # fake_broker.exe: a pipe server that is not the broker (an impostor that acknowledges everything,
 # or a broker that hangs), optionally run as a service of its own.
 add_executable(crs_wine_fake_broker ${CMAKE_CURRENT_LIST_DIR}/fake_broker.c)
@@ -78,6 +90,7 @@ add_test(NAME wine_catchup_view
           --broker $<TARGET_FILE:certrelayd>
           --harness $<TARGET_FILE:crs_wine_harness>
           --catchup-view $<TARGET_FILE:crs_wine_catchup_view>
+          --fake-certview $<TARGET_FILE:crs_wine_fake_certview>
           --tool $<TARGET_FILE:certrelay>
           --fixtures ${CRS_FIXTURE_DIR}
           --work ${CMAKE_CURRENT_BINARY_DIR}/wine-catchup)
