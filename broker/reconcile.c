@@ -224,6 +224,7 @@ struct crs_reconcile {
     char ca[CRS_CATCHUP_CA_MAX + 1];     /* the CA config the events carry */
     char ca_key[CRS_CATCHUP_CA_MAX + 1]; /* lowercase, the watermark's key */
     char *csv;                           /* catchup_csv, or NULL */
+    const struct crs_config *run_cfg;    /* routes the items; the worker reads only this */
     struct crs_catchup_filter flt;
     uint64_t skip;     /* matched rows earlier chunks took */
     uint64_t rows;     /* rows this chunk took */
@@ -382,7 +383,7 @@ static int reconcile_on_row(void *ctx, const struct crs_catchup_row *row)
         return 0;
     }
     for (size_t i = 0; i < evs.count && rc == 0; i++)
-        rc = crs_reconcile_batch_add(r->batch, r->cfg, evs.ev[i].packed, evs.ev[i].packed_len);
+        rc = crs_reconcile_batch_add(r->batch, r->run_cfg, evs.ev[i].packed, evs.ev[i].packed_len);
     crs_catchup_events_free(&evs);
     return rc == CRS_ENOMEM ? rc : 0;
 }
@@ -478,6 +479,9 @@ static void reconcile_chunk_start(struct crs_reconcile *r)
 
     r->rows = 0;
     r->chunk_full = 0;
+    /* Each chunk routes with the configuration current when it starts; every configuration
+     * stays valid for the broker's lifetime (queue.h). */
+    r->run_cfg = r->cfg;
     r->read_status = 0;
     rc = crs_reconcile_batch_new(CRS_RECONCILE_CHUNK_ROWS * CRS_CATCHUP_ROW_EVENTS_MAX, &r->batch);
     if (rc == 0) {

@@ -244,7 +244,7 @@ static int parse_date(const char *s, int64_t *out)
     unsigned y, mo, d, h = 0, mi = 0, sec = 0;
     const char *p = s;
 
-    while (*p == ' ')
+    while (crs_ascii_isspace((unsigned char)*p))
         p++;
     if (crs_time_parse_rfc3339(p, out) == 0)
         return 0;
@@ -262,8 +262,8 @@ static int parse_date(const char *s, int64_t *out)
     } else {
         return CRS_EINVAL;
     }
-    if (*p == ' ' || *p == 'T') {
-        while (*p == ' ' || *p == 'T')
+    if (crs_ascii_isspace((unsigned char)*p) || *p == 'T') {
+        while (crs_ascii_isspace((unsigned char)*p) || *p == 'T')
             p++;
         if (take_uint(&p, 2, &h) != 0 || *p++ != ':' || take_uint(&p, 2, &mi) != 0)
             return CRS_EINVAL;
@@ -272,7 +272,7 @@ static int parse_date(const char *s, int64_t *out)
             if (take_uint(&p, 2, &sec) != 0)
                 return CRS_EINVAL;
         }
-        while (*p == ' ')
+        while (crs_ascii_isspace((unsigned char)*p))
             p++;
         if (crs_ascii_ncasecmp(p, "AM", 2) == 0 || crs_ascii_ncasecmp(p, "PM", 2) == 0) {
             if (h < 1 || h > 12)
@@ -280,7 +280,7 @@ static int parse_date(const char *s, int64_t *out)
             h = (h % 12) + ((p[0] == 'P' || p[0] == 'p') ? 12 : 0);
             p += 2;
         }
-        while (*p == ' ')
+        while (crs_ascii_isspace((unsigned char)*p))
             p++;
         if (*p == 'Z')
             p++;

@@ -35,5 +35,8 @@ if(NOT WIN32 AND CRS_PYTHON3)
     foreach(t e2e spool crash hostile admin reload_live retention metrics)
       crs_broker_test(${t} --certrelay $<TARGET_FILE:certrelay>)
     endforeach()
+    # catchup: certrelay catchup --from-csv (dry run, dedup against live events, malformed
+    # rows), the v2 -> v3 migration and the scheduled catch-up, with the fixtures' real DER.
+    crs_broker_test(catchup --certrelay $<TARGET_FILE:certrelay> --fixtures ${CRS_FIXTURE_DIR})
   endif()
 endif()

@@ -17,3 +17,7 @@ if(WIN32)
   crs_add_unit_test(test_win_pipe_listen ${CMAKE_CURRENT_LIST_DIR}/test_win_pipe_listen.c)
   target_link_libraries(test_win_pipe_listen PRIVATE certrelay_broker)
 endif()
+# Catch-up's portable half (catchup/): rows, the events built from them, the dedup key, the
+# certutil CSV reader.
+crs_add_unit_test(test_catchup ${CMAKE_CURRENT_LIST_DIR}/test_catchup.c)
+target_link_libraries(test_catchup PRIVATE certrelay_catchup)
