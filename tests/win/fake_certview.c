@@ -49,6 +49,7 @@ static const struct {
 #define NSCHEMA ((LONG)(sizeof(schema) / sizeof(schema[0])))
 
 static const WCHAR *ca_name = L"";
+static HRESULT connect_hr = S_OK;
 static FILE *trace;
 static const struct fcv_row *table;
 static int table_rows;
@@ -67,6 +68,11 @@ static void trace_line(const char *fmt, const WCHAR *w, const char *a, const cha
         return;
     fprintf(trace, fmt, w, a, b, v);
     fflush(trace);
+}
+
+void fcv_fail_connection(HRESULT hr)
+{
+    connect_hr = hr;
 }
 
 void fcv_set_ca(const WCHAR *name)
@@ -787,6 +793,8 @@ static HRESULT WINAPI view_OpenConnection(ICertView2 *iface, const BSTR config)
     trace_line("config %ls%s%s\n", config, "", "", 0);
     rec.config[255] = L'\0';
     InterlockedIncrement(&rec.connections);
+    if (FAILED(connect_hr))
+        return connect_hr;
     /* certsrv's config strings are HOST\CA Name; anything else names no CA it knows. */
     {
         const WCHAR *bs = wcsrchr(config, L'\\');

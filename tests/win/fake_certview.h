@@ -56,6 +56,9 @@ struct fcv_record {
 /* The CA the fake database belongs to: OpenConnection accepts "HOST\\<name>" (any host, the
  * name without case) and answers anything else as certsrv answers a CA it cannot find. */
 void fcv_set_ca(const WCHAR *name);
+/* Makes OpenConnection fail with hr (S_OK: succeed again), as an unreachable CA or a caller
+ * without access makes certsrv's fail. */
+void fcv_fail_connection(HRESULT hr);
 /* The table the next views serve (not copied: keep it alive). */
 void fcv_set_table(const struct fcv_row *rows, int nrows);
 /*

@@ -43,6 +43,13 @@ target_include_directories(crs_wine_fake_certview PRIVATE ${PROJECT_SOURCE_DIR}/
 target_link_libraries(crs_wine_fake_certview PRIVATE ole32 oleaut32 advapi32 uuid)
 target_link_options(crs_wine_fake_certview PRIVATE -static-libgcc)
 
+# The ICertView2 reader against the fake in-process (a unit test run under Wine).
+crs_add_unit_test(test_win_catchup_view
+  ${CMAKE_CURRENT_LIST_DIR}/test_win_catchup_view.c
+  ${CMAKE_CURRENT_LIST_DIR}/fake_certview.c)
+target_include_directories(test_win_catchup_view PRIVATE ${PROJECT_SOURCE_DIR}/catchup/win)
+target_link_libraries(test_win_catchup_view PRIVATE certrelay_catchup ole32 oleaut32 uuid)
+
 # fake_broker.exe: a pipe server that is not the broker (an impostor that acknowledges everything,
 # or a broker that hangs), optionally run as a service of its own.
 add_executable(crs_wine_fake_broker ${CMAKE_CURRENT_LIST_DIR}/fake_broker.c)
