@@ -55,6 +55,7 @@
 #define VIEW_E_RPC_UNAVAILABLE ((HRESULT)0x800706BAL) /* RPC_S_SERVER_UNAVAILABLE */
 #define VIEW_E_EPT_NOT_REG     ((HRESULT)0x800706D9L) /* EPT_S_NOT_REGISTERED */
 #define VIEW_E_CA_NOT_FOUND    ((HRESULT)0x80070002L) /* ERROR_FILE_NOT_FOUND */
+#define VIEW_E_PROPERTY_EMPTY  ((HRESULT)0x80094004L) /* CERTSRV_E_PROPERTY_EMPTY */
 
 #define DISPOSITION_PENDING 9
 
@@ -421,14 +422,24 @@ static int set_value(struct view_run *run, struct view_row_info *info,
     if (V_VT(v) == VT_EMPTY || V_VT(v) == VT_NULL)
         return 0;
     switch (col->type) {
-    case PROPTYPE_LONG:
-        if (V_VT(v) != VT_I4) {
+    case PROPTYPE_LONG: {
+        /* VT_I4 as a rule; Microsoft's own sample reader accepts VT_I2 as well. */
+        LONG l;
+
+        if (V_VT(v) == VT_I4)
+            l = V_I4(v);
+        else if (V_VT(v) == VT_I2)
+            l = V_I2(v);
+        else if (V_VT(v) == VT_INT)
+            l = V_INT(v);
+        else {
             *why = "is not a LONG (VT_I4)";
             return CRS_EPROTO;
         }
         if (strcmp(col->row, "RequestID") == 0)
-            info->request_id = V_I4(v);
-        return crs_catchup_row_set_long(run->row, col->row, V_I4(v));
+            info->request_id = l;
+        return crs_catchup_row_set_long(run->row, col->row, l);
+    }
     case PROPTYPE_DATE:
         if (V_VT(v) != VT_DATE) {
             *why = "is not a DATE (VT_DATE)";
@@ -527,6 +538,11 @@ static int read_row(struct view_run *run, IEnumCERTVIEWROW *rows, struct view_ro
         if (col == NULL)
             continue; /* not ours: ignored, as the row model ignores unknown columns */
         hr = IEnumCERTVIEWCOLUMN_GetValue(cols, CV_OUT_BINARY, &v);
+        if (hr == VIEW_E_PROPERTY_EMPTY) {
+            /* As ICertServerExit says it: an EMPTY value, left unset like VT_EMPTY. */
+            VariantClear(&v);
+            continue;
+        }
         if (FAILED(hr)) {
             rc = view_error(run, hr, "IEnumCERTVIEWCOLUMN::GetValue");
             goto cleanup;
