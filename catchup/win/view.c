@@ -610,10 +610,16 @@ static int run_pass(struct view_run *run, enum view_pass pass)
         }
         if (run->rows >= CRS_CATCHUP_VIEW_ROWS_MAX) {
             rc = CRS_ETOOBIG;
-            set_err(run,
-                    "stopped after %llu rows, the most one run reads; run again with "
-                    "--from-request %lld",
-                    (unsigned long long)run->rows, (long long)run->last_request_id + 1);
+            if (pass == PASS_REQUEST_ID)
+                set_err(run,
+                        "stopped after %llu rows, the most one run reads; run again with "
+                        "--from-request %lld",
+                        (unsigned long long)run->rows, (long long)run->last_request_id + 1);
+            else
+                set_err(run,
+                        "stopped after %llu rows, the most one run reads; catch up in "
+                        "--from-request ranges instead of one --since window",
+                        (unsigned long long)run->rows);
             goto cleanup;
         }
         run->rows++;
