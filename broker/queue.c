@@ -246,6 +246,8 @@ static void item_set_key(struct crs_ingest_item *item, const Certrelay__V1__Even
     if (crs_catchup_event_key(ev, &item->key) != 0)
         return;
     item->has_key = 1;
+    item->caught_up = crs_dedup_event_caught_up(ev);
+
     item->key_when_ms = item->key.minute < 0                  ? -1
                         : item->key.kind == CRS_EVENT_PENDING ? ev->request->submitted_when_ms
                         : item->key.kind == CRS_EVENT_REVOKED ? ev->request->revoked_when_ms
@@ -825,9 +827,10 @@ static int job_check_same(struct crs_queue *q, struct queue_job *job, struct crs
 }
 
 /*
- * The dedup index, before an item's insert: an event whose key another stored event holds (the
- * stub's late spool after a catch-up delivered the request, or a catch-up over a period already
- * seen) is marked duplicate and neither stored nor routed; its owner acks it all the same.
+ * The dedup index, before an item's insert: an event whose key a stored event from the other path
+ * holds (the stub's late spool after a catch-up delivered the request, or a catch-up over a
+ * period already seen) is marked duplicate and neither stored nor routed; its owner acks it all
+ * the same.
  */
 static int job_dedup_check(struct crs_queue *q, struct queue_job *job, struct crs_ingest_item *item)
 {
@@ -835,7 +838,7 @@ static int job_dedup_check(struct crs_queue *q, struct queue_job *job, struct cr
 
     if (!item->has_key)
         return 0;
-    rc = crs_dedup_seen(q->dedup, &item->key, item->event_id);
+    rc = crs_dedup_seen(q->dedup, &item->key, item->event_id, item->caught_up);
     if (rc < 0)
         return job_fail(job, q->db, "read dedup index");
     item->duplicate = rc;
@@ -848,7 +851,8 @@ static int job_dedup_record(struct crs_queue *q, struct queue_job *job,
 {
     if (!item->has_key)
         return 0;
-    if (crs_dedup_record(q->dedup, &item->key, item->key_when_ms, rowid, job->now_ms) != 0)
+    if (crs_dedup_record(q->dedup, &item->key, item->caught_up, item->key_when_ms, rowid,
+                         job->now_ms) != 0)
         return job_fail(job, q->db, "record dedup key");
     return 0;
 }

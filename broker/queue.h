@@ -41,6 +41,7 @@ struct crs_ingest_item {
     /* The dedup key (queue_dedup.h), when the event has one; duplicate is set by the commit when
      * another stored event holds it: the item is acked (status 0) but not stored. */
     int has_key;
+    int caught_up; /* Event.origin is "catchup" */
     int duplicate;
     int64_t key_when_ms;
     struct crs_catchup_key key;

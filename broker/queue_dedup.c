@@ -8,7 +8,8 @@
  *       request_id  INTEGER NOT NULL,
  *       kind        INTEGER NOT NULL,   -- CRS_EVENT_* bit (issued, pending, denied, revoked)
  *       minute      INTEGER NOT NULL,   -- disposition time in whole minutes since 1970, -1 if none
- *       event_rowid INTEGER NOT NULL,   -- events.rowid of the event that holds it (may be pruned)
+  *       event_rowid INTEGER NOT NULL,   -- events.rowid of the event that holds it (may be pruned)
+ *       caught_up   INTEGER NOT NULL,   -- 1 when that event was caught up (Event.origin)
  *       PRIMARY KEY (ca, request_id, kind, minute)) WITHOUT ROWID;
  *   CREATE TABLE watermarks (
  *       ca             TEXT PRIMARY KEY, -- as in event_keys
@@ -20,8 +21,8 @@
  *
  * A sample: request 41 issued live, then revoked while the module was away and caught up:
  *
- *   event_keys: ca\ca01 | 41 | 1 | 29446330 | 7
- *               ca\ca01 | 41 | 8 | 29447771 | 9
+  *   event_keys: ca\ca01 | 41 | 1 | 29446330 | 7 | 0
+ *               ca\ca01 | 41 | 8 | 29447771 | 9 | 1
  *   watermarks: ca\ca01 | 41 | 1766866260000 | 1766779800000 | NULL | 1766866300123
  */
 #include "queue_dedup.h"
@@ -41,6 +42,7 @@ const char crs_dedup_schema_sql[] = "CREATE TABLE IF NOT EXISTS event_keys ("
                                     " kind INTEGER NOT NULL,"
                                     " minute INTEGER NOT NULL,"
                                     " event_rowid INTEGER NOT NULL,"
+                                    " caught_up INTEGER NOT NULL,"
                                     " PRIMARY KEY (ca, request_id, kind, minute)) WITHOUT ROWID;"
                                     "CREATE TABLE IF NOT EXISTS watermarks ("
                                     " ca TEXT PRIMARY KEY,"
@@ -53,11 +55,11 @@ const char crs_dedup_schema_sql[] = "CREATE TABLE IF NOT EXISTS event_keys ("
 enum { DEDUP_SEEN, DEDUP_INSERT, DEDUP_WATERMARK, DEDUP_COUNT_ };
 
 static const char *const dedup_sql[DEDUP_COUNT_] = {
-    [DEDUP_SEEN] = "SELECT e.event_id FROM event_keys k LEFT JOIN events e "
+    [DEDUP_SEEN] = "SELECT e.event_id, k.caught_up FROM event_keys k LEFT JOIN events e "
                    "ON e.rowid = k.event_rowid "
                    "WHERE k.ca = ?1 AND k.request_id = ?2 AND k.kind = ?3 AND k.minute = ?4",
-    [DEDUP_INSERT] = "INSERT OR IGNORE INTO event_keys (ca, request_id, kind, minute, event_rowid) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [DEDUP_INSERT] = "INSERT OR IGNORE INTO event_keys (ca, request_id, kind, minute, event_rowid, "
+                     "caught_up) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     /* A time of -1 (the event had none) moves neither time. */
     [DEDUP_WATERMARK] =
         "INSERT INTO watermarks (ca, max_request_id, max_when_ms, first_when_ms, caught_up_ms, "
@@ -127,6 +129,11 @@ void crs_dedup_close(struct crs_dedup *d)
     crs_free(d);
 }
 
+int crs_dedup_event_caught_up(const Certrelay__V1__Event *ev)
+{
+    return ev != NULL && ev->origin != NULL && strcmp(ev->origin, CRS_CATCHUP_ORIGIN) == 0;
+}
+
 static void bind_key(sqlite3_stmt *st, const struct crs_catchup_key *key)
 {
     sqlite3_bind_text(st, 1, key->ca, -1, SQLITE_STATIC);
@@ -136,7 +143,7 @@ static void bind_key(sqlite3_stmt *st, const struct crs_catchup_key *key)
 }
 
 static int dedup_seen_stmt(sqlite3_stmt *st, const struct crs_catchup_key *key,
-                           const char *event_id)
+                           const char *event_id, int caught_up)
 {
     int rc, held = 0;
 
@@ -147,6 +154,12 @@ static int dedup_seen_stmt(sqlite3_stmt *st, const struct crs_catchup_key *key,
         /* The holder itself (a resend after a lost Ack) is not a duplicate: the event_id path
          * of the queue answers it. A pruned holder (NULL) still holds the key. */
         held = !(event_id != NULL && holder != NULL && strcmp(holder, event_id) == 0);
+        /* Two live events with one key are two notifications certsrv sent (or a simulator
+         * replaying request ids): both are delivered, as before the index existed. What the
+         * index drops is a copy on the other path: caught up after live, or live after caught
+         * up (the stub's late spool). */
+        if (held && !caught_up && sqlite3_column_int(st, 1) == 0)
+            held = 0;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -155,20 +168,22 @@ static int dedup_seen_stmt(sqlite3_stmt *st, const struct crs_catchup_key *key,
     return held;
 }
 
-int crs_dedup_seen(struct crs_dedup *d, const struct crs_catchup_key *key, const char *event_id)
+int crs_dedup_seen(struct crs_dedup *d, const struct crs_catchup_key *key, const char *event_id,
+                   int caught_up)
 {
     if (d == NULL || key == NULL)
         return CRS_EINVAL;
-    return dedup_seen_stmt(d->st[DEDUP_SEEN], key, event_id);
+    return dedup_seen_stmt(d->st[DEDUP_SEEN], key, event_id, caught_up);
 }
 
-static int dedup_record_stmts(sqlite3_stmt **st, const struct crs_catchup_key *key, int64_t when_ms,
-                              int64_t rowid, int64_t now_ms)
+static int dedup_record_stmts(sqlite3_stmt **st, const struct crs_catchup_key *key, int caught_up,
+                              int64_t when_ms, int64_t rowid, int64_t now_ms)
 {
     int rc;
 
     bind_key(st[DEDUP_INSERT], key);
     sqlite3_bind_int64(st[DEDUP_INSERT], 5, rowid);
+    sqlite3_bind_int(st[DEDUP_INSERT], 6, caught_up != 0);
     rc = sqlite3_step(st[DEDUP_INSERT]);
     sqlite3_reset(st[DEDUP_INSERT]);
     sqlite3_clear_bindings(st[DEDUP_INSERT]);
@@ -184,12 +199,12 @@ static int dedup_record_stmts(sqlite3_stmt **st, const struct crs_catchup_key *k
     return rc == SQLITE_DONE ? 0 : CRS_EDB;
 }
 
-int crs_dedup_record(struct crs_dedup *d, const struct crs_catchup_key *key, int64_t when_ms,
-                     int64_t rowid, int64_t now_ms)
+int crs_dedup_record(struct crs_dedup *d, const struct crs_catchup_key *key, int caught_up,
+                     int64_t when_ms, int64_t rowid, int64_t now_ms)
 {
     if (d == NULL || key == NULL)
         return CRS_EINVAL;
-    return dedup_record_stmts(d->st, key, when_ms, rowid, now_ms);
+    return dedup_record_stmts(d->st, key, caught_up, when_ms, rowid, now_ms);
 }
 
 /* The disposition time of a keyed event in ms (-1 when it has none). */
@@ -227,8 +242,8 @@ int crs_dedup_backfill(sqlite3 *db, int64_t now_ms, int64_t *n)
         if (len <= 0 || crs_event_unpack(body, (size_t)len, &ev) != 0)
             continue;
         if (crs_catchup_event_key(ev, &key) == 0) {
-            rc = dedup_record_stmts(st, &key, event_when_ms(ev, &key), sqlite3_column_int64(sel, 0),
-                                    now_ms);
+            rc = dedup_record_stmts(st, &key, crs_dedup_event_caught_up(ev),
+                                    event_when_ms(ev, &key), sqlite3_column_int64(sel, 0), now_ms);
             if (rc != 0) {
                 crs_event_free(ev);
                 goto cleanup;
@@ -254,7 +269,7 @@ int crs_dedup_key_held(sqlite3 *db, const struct crs_catchup_key *key)
 
     if (sqlite3_prepare_v2(db, dedup_sql[DEDUP_SEEN], -1, &st, NULL) != SQLITE_OK)
         return CRS_EDB;
-    rc = dedup_seen_stmt(st, key, NULL);
+    rc = dedup_seen_stmt(st, key, NULL, 1);
     sqlite3_finalize(st);
     return rc;
 }

@@ -3,8 +3,9 @@
  *
  * Every event the queue stores that has a catch-up key (include/certrelay/catchup.h: CA, request
  * id, kind, disposition minute), live or caught up, gets a row in event_keys in the transaction
- * that stores it; an event whose key another event holds is acknowledged but neither stored nor
- * delivered again. The key rows outlive the events (retention prunes events, not keys), so a
+  * that stores it. An event whose key is held by an event from the other path (a caught-up event
+ * after a live one, or a live one after a caught-up one) is acknowledged but neither stored nor
+ * delivered again; two live events with one key are both delivered, as before the index. The key rows outlive the events (retention prunes events, not keys), so a
  * catch-up over a period long delivered still finds them.
  */
 #ifndef CERTRELAY_BROKER_QUEUE_DEDUP_H
@@ -25,18 +26,21 @@ extern const char crs_dedup_schema_sql[];
 int crs_dedup_open(struct sqlite3 *db, struct crs_dedup **out);
 void crs_dedup_close(struct crs_dedup *d); /* NULL ok */
 
-/* 1 when another event (not event_id) holds the key, 0 when nobody or event_id itself does,
- * CRS_EDB. */
-int crs_dedup_seen(struct crs_dedup *d, const struct crs_catchup_key *key, const char *event_id);
+/* True when ev was caught up (Event.origin "catchup"). */
+int crs_dedup_event_caught_up(const Certrelay__V1__Event *ev);
+/* 1 when the event (event_id; caught_up or live) is a duplicate: another event holds the key and
+ * it was caught up, or this one is; 0 when not; CRS_EDB. */
+int crs_dedup_seen(struct crs_dedup *d, const struct crs_catchup_key *key, const char *event_id,
+                   int caught_up);
 /* Records the key of a stored event (rowid) and raises the CA's watermark. CRS_EDB. */
-int crs_dedup_record(struct crs_dedup *d, const struct crs_catchup_key *key, int64_t when_ms,
-                     int64_t rowid, int64_t now_ms);
+int crs_dedup_record(struct crs_dedup *d, const struct crs_catchup_key *key, int caught_up,
+                     int64_t when_ms, int64_t rowid, int64_t now_ms);
 
 /* The migration from version 2: keys and watermarks of every stored event. *n: keys written. */
 int crs_dedup_backfill(struct sqlite3 *db, int64_t now_ms, int64_t *n);
 
-/* The same checks for code outside the commit path (catchup-check), preparing as it goes:
- * 1 held, 0 not, CRS_EDB. */
+/* The check of a caught-up event for code outside the commit path (catchup-check), preparing
+ * as it goes: 1 held, 0 not, CRS_EDB. */
 int crs_dedup_key_held(struct sqlite3 *db, const struct crs_catchup_key *key);
 
 /* The watermarks as {"watermarks": [{ca, max_request_id, max_when_ms, first_when_ms,
