@@ -258,14 +258,6 @@ static void reconcile_end_run(struct crs_reconcile *r)
     reconcile_check_stopped(r);
 }
 
-static void ascii_lower(const char *in, char *out, size_t outlen)
-{
-    size_t i;
-    for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] - 'A' + 'a') : in[i];
-    out[i] = '\0';
-}
-
 /* The plan, on the worker: which CA, and from when. */
 static int reconcile_plan(struct crs_queue_op *op, struct sqlite3 *db, const struct crs_config *cfg)
 {
@@ -296,7 +288,7 @@ static int reconcile_plan(struct crs_queue_op *op, struct sqlite3 *db, const str
     if (rc == SQLITE_ROW) {
         if (r->ca[0] == '\0') {
             snprintf(r->ca, sizeof(r->ca), "%s", (const char *)sqlite3_column_text(st, 0));
-            ascii_lower(r->ca, r->ca_key, sizeof(r->ca_key));
+            crs_catchup_ca_key(r->ca, r->ca_key, sizeof(r->ca_key));
         }
         if (sqlite3_column_type(st, 1) != SQLITE_NULL)
             from = sqlite3_column_int64(st, 1);
@@ -523,7 +515,7 @@ static void reconcile_run(struct crs_reconcile *r)
     r->flt.kinds = CRS_CATCHUP_KINDS;
     if (cfg->catchup_ca != NULL) {
         snprintf(r->ca, sizeof(r->ca), "%s", cfg->catchup_ca);
-        ascii_lower(r->ca, r->ca_key, sizeof(r->ca_key));
+        crs_catchup_ca_key(r->ca, r->ca_key, sizeof(r->ca_key));
     }
     if (cfg->catchup_csv != NULL && (r->csv = crs_strdup(cfg->catchup_csv)) == NULL) {
         reconcile_end_run(r);

@@ -19,6 +19,30 @@ int64_t crs_catchup_minute(int64_t unix_ms)
     return m;
 }
 
+/*
+ * certsrv gives the exit module the CA's name alone (Initialize's strConfig), while a catch-up run
+ * names the CA by its configuration string "HOST\CA Name" (what OpenConnection needs): the key
+ * keeps the name, the part after the last backslash, so both meet.
+ */
+int crs_catchup_ca_key(const char *config, char *out, size_t outlen)
+{
+    const char *name;
+    size_t n;
+
+    if (config == NULL || out == NULL || outlen == 0)
+        return CRS_EINVAL;
+    out[0] = '\0';
+    name = strrchr(config, '\\');
+    name = name != NULL ? name + 1 : config;
+    n = strlen(name);
+    if (n == 0 || n > CRS_CATCHUP_CA_MAX || n >= outlen)
+        return CRS_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];
+    out[n] = '\0';
+    return 0;
+}
+
 int crs_catchup_event_key(const Certrelay__V1__Event *ev, struct crs_catchup_key *key)
 {
     const Certrelay__V1__RequestInfo *req;
@@ -33,14 +57,8 @@ int crs_catchup_event_key(const Certrelay__V1__Event *ev, struct crs_catchup_key
         !req->has_request_id || ev->ca == NULL || ev->ca->config == NULL ||
         ev->ca->config[0] == '\0')
         return CRS_ENOENT;
-    size_t n = strlen(ev->ca->config);
-    if (n > CRS_CATCHUP_CA_MAX)
+    if (crs_catchup_ca_key(ev->ca->config, key->ca, sizeof(key->ca)) != 0)
         return CRS_ENOENT;
-    for (size_t i = 0; i < n; i++) {
-        char c = ev->ca->config[i];
-        key->ca[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    key->ca[n] = '\0';
     key->request_id = req->request_id;
     key->kind = (uint32_t)ev->kind;
     switch (key->kind) {

@@ -186,3 +186,50 @@ void crs_time_rfc5322(int64_t unix_ms, char *out, size_t outlen)
     snprintf(out, outlen, "%s, %02u %s %04lld %02d:%02d:%02d +0000", wd[((days % 7) + 7) % 7], d,
              mon[m - 1], (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60));
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* OLE automation dates (VT_DATE)                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Days between the OLE automation epoch (1899-12-30) and the Unix epoch, and the range of OLE
+ * dates (0100-01-01 and 9999-12-31 23:59:59.999). */
+#define OLE_UNIX_EPOCH_DAYS 25569
+#define OLE_DATE_MIN        (-657434.0)
+#define OLE_DATE_MAX        2958466.0
+
+/*
+ * The whole days and the fraction are split before converting, because before the epoch the
+ * fraction still counts forward from midnight while the days count backward. Written without
+ * <math.h> so the core needs no libm.
+ */
+int crs_time_from_ole_date(double date, int64_t *unix_ms)
+{
+    int64_t days;
+    double frac, ms;
+
+    /* The comparison is false for NaN as well. */
+    if (!(date >= OLE_DATE_MIN && date < OLE_DATE_MAX))
+        return CRS_ERANGE;
+    days = (int64_t)date; /* toward zero */
+    frac = date - (double)days;
+    if (frac < 0)
+        frac = -frac;
+    ms = frac * (double)MS_PER_DAY + 0.5;
+    *unix_ms = (days - OLE_UNIX_EPOCH_DAYS) * MS_PER_DAY + (int64_t)ms;
+    return 0;
+}
+
+double crs_time_to_ole_date(int64_t unix_ms)
+{
+    int64_t days = unix_ms / MS_PER_DAY;
+    int64_t rem = unix_ms % MS_PER_DAY;
+    double frac;
+
+    if (rem < 0) {
+        days--;
+        rem += MS_PER_DAY;
+    }
+    days += OLE_UNIX_EPOCH_DAYS;
+    frac = (double)rem / (double)MS_PER_DAY;
+    return days >= 0 ? (double)days + frac : (double)days - frac;
+}

@@ -168,6 +168,17 @@ static void catchup_bad_row(void *ctx, uint64_t line, const char *why)
     fprintf(stderr, "certrelay catchup: line %llu skipped: %s\n", (unsigned long long)line, why);
 }
 
+#ifdef _WIN32
+/* A CA database row with a value past the caps or of the wrong type: reported and skipped. */
+static void catchup_bad_view_row(void *ctx, uint64_t request_id, const char *why)
+{
+    struct catchup_run *run = ctx;
+
+    run->bad_rows++;
+    fprintf(stderr, "certrelay catchup: a row skipped: %s\n", why);
+}
+#endif
+
 /* The CA to stamp on the events when --ca is not given: the one CA the broker has seen. */
 static int catchup_default_ca(const struct admin_target *t, char **out)
 {
@@ -345,7 +356,9 @@ int tool_catchup_main(int argc, char **argv)
         fclose(f);
     } else {
 #ifdef _WIN32
-        rc = crs_catchup_read_view(ca, &flt, catchup_on_row, &run, err, sizeof(err));
+        struct crs_catchup_csv_stats st;
+        rc = crs_catchup_read_view2(ca, &flt, catchup_on_row, catchup_bad_view_row, &run, &st, err,
+                                    sizeof(err));
 #else
         rc = CRS_ENOTSUP;
 #endif

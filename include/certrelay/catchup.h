@@ -94,12 +94,16 @@ void crs_catchup_events_free(struct crs_catchup_events *evs);
 #define CRS_CATCHUP_CA_MAX 512
 
 struct crs_catchup_key {
-    char ca[CRS_CATCHUP_CA_MAX + 1]; /* the CA config, ASCII-lowercased */
+    char ca[CRS_CATCHUP_CA_MAX + 1]; /* the CA name (config after its last "\\"), ASCII-lowercased */
     int64_t request_id;
     uint32_t kind;  /* one CRS_EVENT_* bit */
     int64_t minute; /* the disposition time, whole minutes since 1970 UTC; -1 when absent */
 };
 
+/* The CA part of a key from a CA config string: the CA name (the part after the last backslash:
+ * certsrv gives the exit module the name alone, catch-up uses "HOST\\CA Name"), ASCII-lowercased,
+ * into out (CRS_CATCHUP_CA_MAX + 1 bytes suffice). 0, or CRS_EINVAL for an empty or too long name. */
+int crs_catchup_ca_key(const char *config, char *out, size_t outlen);
 /* The key of any event (live or caught up): 0, or CRS_ENOENT when the event has no key (a kind
  * catch-up does not rebuild, no request id, no CA config). The disposition time is
  * Request.ResolvedWhen for issued/denied, SubmittedWhen for pending, RevokedWhen for revoked. */
@@ -154,9 +158,24 @@ int crs_catchup_read_csv2(FILE *f, const struct crs_catchup_filter *flt, crs_cat
                           char *err, size_t errlen);
 
 #ifdef _WIN32
-/* Reads the CA database through ICertView2 (catchup/win/view.c). */
+/* The most rows one view read goes through (then CRS_ETOOBIG, err naming the request id to
+ * continue from with --from-request). */
+#define CRS_CATCHUP_VIEW_ROWS_MAX CRS_CATCHUP_CSV_ROWS_MAX
+
+/* Reads the CA database through ICertView2 (catchup/win/view.c): ca_config is "HOST\CA Name",
+ * or the CA name alone for the CA on this machine.
+ * 0, the callback's nonzero return, or a CRS_E* code with err set: CRS_EACCES (no read access to
+ * the CA), CRS_ECONNREFUSED (CA not reachable), CRS_ENOENT (no such CA), CRS_ENOTSUP (CCertView
+ * not registered here), CRS_ETOOBIG (a value past the row caps, naming the column and the request
+ * id; or the row cap). Initialises COM on the calling thread for the call. */
 int crs_catchup_read_view(const char *ca_config, const struct crs_catchup_filter *flt,
                           crs_catchup_row_cb cb, void *ctx, char *err, size_t errlen);
+/* The same with statistics (rows read, matched, bad) and, when bad_cb is given, a row with a
+ * value past the caps or of the wrong type reported to bad_cb (with its request id as `line`,
+ * 0 when unknown) and skipped instead of ending the read. */
+int crs_catchup_read_view2(const char *ca_config, const struct crs_catchup_filter *flt,
+                           crs_catchup_row_cb cb, crs_catchup_bad_cb bad_cb, void *ctx,
+                           struct crs_catchup_csv_stats *stats, char *err, size_t errlen);
 #endif
 
 #endif

@@ -25,4 +25,13 @@ int crs_time_parse_rfc3339(const char *s, int64_t *unix_ms);
  * hold 32 bytes. */
 void crs_time_rfc5322(int64_t unix_ms, char *out, size_t outlen);
 
+/*
+ * OLE automation dates (VT_DATE, what certsrv's COM interfaces hand out): days since 1899-12-30
+ * UTC with the time of day as the fraction, whose sign-less meaning holds before the epoch too
+ * (-1.25 is 1899-12-29 06:00). crs_time_from_ole_date gives CRS_ERANGE for a value outside the
+ * years 100 to 9999 (NaN and infinities included); crs_time_to_ole_date is its inverse.
+ */
+int crs_time_from_ole_date(double date, int64_t *unix_ms);
+double crs_time_to_ole_date(int64_t unix_ms);
+
 #endif

@@ -7,13 +7,13 @@
  * core expects as CRS_ENOENT. Every VARIANT is cleared and every BSTR freed on every path, and
  * every size is capped before anything is allocated for it.
  */
-#include <math.h>
 #include <string.h>
 
 #include "dll.h"
 #include "certrelay/alloc.h"
 #include "certrelay/error.h"
 #include "certrelay/frame.h"
+#include "certrelay/timefmt.h"
 
 /* A binary value can be at most a whole frame (a large CRL); a string is a name or a message. */
 #define READER_MAX_BINARY CRS_FRAME_MAX
@@ -22,10 +22,6 @@
 #define READER_MAX_EXTENSIONS 1024
 #define READER_MAX_ATTRIBUTES 1024
 #define READER_MAX_NAME       1024
-
-/* Days between the OLE automation epoch (1899-12-30) and the Unix epoch. */
-#define OLE_DATE_UNIX_EPOCH 25569.0
-#define MS_PER_DAY          86400000.0
 
 enum prop_source { SOURCE_REQUEST, SOURCE_CERTIFICATE };
 
@@ -57,27 +53,6 @@ static int name_to_bstr(const char *name, BSTR *out)
     *out = SysAllocString(w);
     crs_free(w);
     return *out != NULL ? 0 : CRS_ENOMEM;
-}
-
-/*
- * An OLE DATE counts days from 1899-12-30 with the time of day as the fraction. Before the epoch
- * the fraction keeps its sign-less meaning (-1.25 is 1899-12-29 06:00), so the whole days and
- * the fraction are split before converting.
- */
-static int ole_date_to_unix_ms(double date, int64_t *ms)
-{
-    double days, frac, value;
-
-    if (!isfinite(date))
-        return CRS_ERANGE;
-    days = trunc(date);
-    frac = fabs(date - days);
-    value = (days + frac - OLE_DATE_UNIX_EPOCH) * MS_PER_DAY;
-    /* OLE dates cover years 100 to 9999; anything outside is a broken value. */
-    if (value < -1.0e15 || value > 1.0e15)
-        return CRS_ERANGE;
-    *ms = (int64_t)llround(value);
-    return 0;
 }
 
 /* Copies a BSTR holding raw bytes into a fresh buffer. */
@@ -118,7 +93,7 @@ static int variant_to_value(const VARIANT *v, enum crs_prop_type type, struct cr
     case CRS_PROP_DATE:
         if (V_VT(v) != VT_DATE)
             return CRS_EPROTO;
-        return ole_date_to_unix_ms(V_DATE(v), &out->date_ms);
+        return crs_time_from_ole_date(V_DATE(v), &out->date_ms);
     case CRS_PROP_BINARY:
         if (V_VT(v) != VT_BSTR)
             return CRS_EPROTO;

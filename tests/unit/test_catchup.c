@@ -193,7 +193,8 @@ static void test_key(void)
     ev = unpack(&evs.ev[0]);
     if (ev != NULL) {
         CHECK_EQ_INT(crs_catchup_event_key(ev, &k1), 0);
-        CHECK_EQ_STR(k1.ca, "ca01.example.com\\example issuing ca");
+        /* The CA is its name: certsrv gives the exit module the name alone. */
+        CHECK_EQ_STR(k1.ca, "example issuing ca");
         CHECK_EQ_INT(k1.request_id, 7);
         CHECK_EQ_INT(k1.kind, CRS_EVENT_ISSUED);
         CHECK_EQ_INT(k1.minute, (T0 + 17345) / 60000);
@@ -209,6 +210,16 @@ static void test_key(void)
     if (ev != NULL) {
         CHECK_EQ_INT(crs_catchup_event_key(ev, &k2), 0);
         CHECK(memcmp(&k1, &k2, sizeof(k1)) == 0);
+        /* The live event's CA is the name Initialize got: the same key. */
+        free(ev->ca->config);
+        ev->ca->config = strdup("Example Issuing CA");
+        CHECK(ev->ca->config != NULL);
+        CHECK_EQ_INT(crs_catchup_event_key(ev, &k2), 0);
+        CHECK(memcmp(&k1, &k2, sizeof(k1)) == 0);
+        /* A config ending in a backslash names no CA. */
+        free(ev->ca->config);
+        ev->ca->config = strdup("ca01.example.com\\");
+        CHECK_EQ_INT(crs_catchup_event_key(ev, &k2), CRS_ENOENT);
         /* A CRL event has no key. */
         ev->kind = CERTRELAY__V1__EVENT_KIND__EVENT_KIND_CRL_ISSUED;
         CHECK_EQ_INT(crs_catchup_event_key(ev, &k2), CRS_ENOENT);

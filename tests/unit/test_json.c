@@ -688,6 +688,33 @@ static void check_parse_bad(const char *s)
     CHECK_EQ_INT(got, 0);
 }
 
+/* OLE automation dates (VT_DATE) as certsrv's COM interfaces hand them out. */
+static void test_ole_date(void)
+{
+    int64_t ms = 0;
+
+    CHECK_EQ_INT(crs_time_from_ole_date(25569.0, &ms), 0);
+    CHECK_EQ_INT(ms, 0);
+    /* 2026-12-08 01:30:00 UTC is day 46364 and 0.0625 of the next. */
+    CHECK_EQ_INT(crs_time_from_ole_date(46364.0625, &ms), 0);
+    CHECK_EQ_INT(ms, 1796693400000LL);
+    /* Before 1899-12-30 the fraction still counts forward from midnight. */
+    CHECK_EQ_INT(crs_time_from_ole_date(-1.25, &ms), 0);
+    CHECK_EQ_INT(ms, (int64_t)(-25570) * 86400000 + 6 * 3600000);
+    CHECK_EQ_INT(crs_time_from_ole_date(-700000.0, &ms), CRS_ERANGE);
+    CHECK_EQ_INT(crs_time_from_ole_date(3.0e6, &ms), CRS_ERANGE);
+    CHECK_EQ_INT(crs_time_from_ole_date(0.0 / 0.0, &ms), CRS_ERANGE);
+    CHECK(crs_time_to_ole_date(0) == 25569.0);
+    CHECK(crs_time_to_ole_date((int64_t)(-25570) * 86400000 + 6 * 3600000) == -1.25);
+    /* Millisecond times survive the round trip, also before 1970 and before 1899. */
+    static const int64_t samples[] = {1796700600123LL, 1LL, -1LL, -2209161600000LL - 1,
+                                      -5000000000000LL, 253402300799999LL};
+    for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
+        CHECK_EQ_INT(crs_time_from_ole_date(crs_time_to_ole_date(samples[i]), &ms), 0);
+        CHECK_EQ_INT(ms, samples[i]);
+    }
+}
+
 static void test_time(void)
 {
     char buf[32], small[8];
@@ -774,5 +801,6 @@ int main(void)
     test_alloc_failures();
     test_base64();
     test_time();
+    test_ole_date();
     return CHECK_DONE();
 }

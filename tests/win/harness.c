@@ -35,11 +35,23 @@
  *   harness --fixtures DIR --ca NAME --pipe PIPE --spool DIR --expect FILE
  *           [--registry-key NAME] [--broker-service NAME] [--threads 8] [--rounds 2]
  *           [--first-request 1000] [--timeout-ms 2000] [--guard-ms 10000] [--skip-identity]
+ *   harness ... --rows FILE
  *   harness --paramchange SERVICE
  *   harness --set-binpath SERVICE COMMANDLINE
  *   harness --set-account SERVICE ACCOUNT
  *
- * The second form sends SERVICE_CONTROL_PARAMCHANGE through the Service Control Manager (Wine's
+ * With --rows the harness notifies, one call at a time, the events of the rows of a CA database
+ * table (tests/win/catchup_test.py writes it; tests/win/catchup_view.c serves the same table as
+ * the CA database) whose last column is 1: issued (20), pending (9) and denied (31) rows one event
+ * each at their disposition time, revoked rows (21) issued and then revoked, as certsrv raised
+ * them. One row per line, tab-separated, "-" for an empty value:
+ *
+ *   request_id disposition submitted_ms resolved_ms revoked_ms revoked_reason leaf_file serial
+ *   sha1 not_before_ms not_after_ms dn cn template live
+ *
+ * The certificate's properties come from the leaf fixture of that name.
+ *
+ * The --paramchange form sends SERVICE_CONTROL_PARAMCHANGE through the Service Control Manager (Wine's
  * sc.exe has no "control" command) and exits 0 when the service took it; the third changes a
  * service's binPath, the fourth its account (with the service SID type unrestricted), with
  * ChangeServiceConfigW (Wine's "sc config" does nothing).
@@ -407,6 +419,120 @@ static const WCHAR *strip_prefix(const WCHAR *name)
     if (_wcsnicmp(name, L"Subject.", 8) == 0)
         return name + 8;
     return name;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rows of a CA database (--rows)                                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+#define ROW_FIELDS 15
+
+struct db_row {
+    LONG request_id, disposition, reason;
+    double submitted, resolved, revoked; /* OLE dates, 0 when empty */
+    const struct leaf *leaf;
+    int live;
+};
+
+static double ms_to_ole(const char *s)
+{
+    return strcmp(s, "-") == 0 ? 0
+                               : (double)_strtoi64(s, NULL, 10) / 86400000.0 + OLE_DATE_UNIX_EPOCH;
+}
+
+static int load_rows(const char *path, struct db_row **out)
+{
+    char line[8192];
+    struct db_row *rows = NULL;
+    int n = 0, cap = 0;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        die("cannot open %s", path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *col[ROW_FIELDS], *p = line, *tab;
+        int k = 0;
+
+        line[strcspn(line, "\r\n")] = '\0';
+        while (k < ROW_FIELDS) {
+            col[k++] = p;
+            tab = strchr(p, '\t');
+            if (tab == NULL)
+                break;
+            *tab = '\0';
+            p = tab + 1;
+        }
+        if (k != ROW_FIELDS)
+            die("%s: a row with %d fields, want %d", path, k, ROW_FIELDS);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            rows = realloc(rows, (size_t)cap * sizeof(*rows));
+            if (rows == NULL)
+                die("out of memory");
+        }
+        memset(&rows[n], 0, sizeof(rows[n]));
+        rows[n].request_id = atol(col[0]);
+        rows[n].disposition = atol(col[1]);
+        rows[n].submitted = ms_to_ole(col[2]);
+        rows[n].resolved = ms_to_ole(col[3]);
+        rows[n].revoked = ms_to_ole(col[4]);
+        rows[n].reason = strcmp(col[5], "-") == 0 ? 0 : atol(col[5]);
+        if (strcmp(col[6], "-") != 0) {
+            for (int i = 0; i < nleaves; i++)
+                if (strcmp(leaves[i].file, col[6]) == 0)
+                    rows[n].leaf = &leaves[i];
+            if (rows[n].leaf == NULL)
+                die("%s: no fixture %s", path, col[6]);
+        }
+        rows[n].live = atoi(col[14]);
+        n++;
+    }
+    fclose(f);
+    *out = rows;
+    return n;
+}
+
+/* The request as certsrv holds it when it notifies: issued (disposition 20) also for a row that
+ * is revoked by now, whose revocation is a later notification of its own. */
+static void build_row_table(struct table *t, LONG context, const struct db_row *row,
+                            LONG disposition)
+{
+    const struct leaf *lf = row->leaf;
+
+    t->context = context;
+    ADD_LONG(t->req, t->nreq, L"RequestID", row->request_id);
+    ADD_LONG(t->req, t->nreq, L"RequestType", 0x100); /* CR_IN_PKCS10 */
+    ADD_LONG(t->req, t->nreq, L"Disposition", disposition);
+    ADD_LONG(t->req, t->nreq, L"StatusCode", disposition == 31 ? (LONG)0x80094014 : 0);
+    ADD_STR(t->req, t->nreq, L"DispositionMessage",
+            disposition == 9    ? L"Taken Under Submission"
+            : disposition == 31 ? L"Denied by Policy Module"
+            : disposition == 21 ? L"Revoked by CONTOSO\\admin"
+                                : L"Issued");
+    ADD_STR(t->req, t->nreq, L"RequesterName", L"CONTOSO\\alice");
+    ADD_STR(t->req, t->nreq, L"CallerName", L"CONTOSO\\alice");
+    ADD_DATE(t->req, t->nreq, L"SubmittedWhen", row->submitted);
+    if (disposition != 9)
+        ADD_DATE(t->req, t->nreq, L"ResolvedWhen", row->resolved);
+    if (disposition == 21) {
+        ADD_DATE(t->req, t->nreq, L"RevokedWhen", row->revoked);
+        ADD_DATE(t->req, t->nreq, L"RevokedEffectiveWhen", row->revoked);
+        ADD_LONG(t->req, t->nreq, L"RevokedReason", row->reason);
+    }
+    if (lf == NULL || (disposition != 20 && disposition != 21))
+        return;
+    t->leaf = lf;
+    ADD_BIN(t->cert, t->ncert, L"RawCertificate", &lf->der);
+    ADD_STR(t->cert, t->ncert, L"SerialNumber", lf->serial);
+    ADD_STR(t->cert, t->ncert, L"CertificateHash", lf->sha1);
+    ADD_DATE(t->cert, t->ncert, L"NotBefore", lf->not_before);
+    ADD_DATE(t->cert, t->ncert, L"NotAfter", lf->not_after);
+    ADD_STR(t->cert, t->ncert, L"DistinguishedName", lf->dn);
+    ADD_STR(t->cert, t->ncert, L"CommonName", lf->cn);
+    ADD_STR(t->cert, t->ncert, L"EMail", lf->email);
+    ADD_STR(t->cert, t->ncert, L"UPN", lf->upn);
+    ADD_STR(t->cert, t->ncert, L"CertificateTemplate", lf->template_name);
+    ADD_LONG(t->cert, t->ncert, L"RequestID", row->request_id);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1060,6 +1186,7 @@ int main(int argc, char **argv)
     const char *pipe = arg_value(argc, argv, "--pipe", NULL);
     const char *spool = arg_value(argc, argv, "--spool", NULL);
     const char *expect = arg_value(argc, argv, "--expect", NULL);
+    const char *rows_path = arg_value(argc, argv, "--rows", NULL);
     int nthreads = atoi(arg_value(argc, argv, "--threads", "8"));
     int rounds = atoi(arg_value(argc, argv, "--rounds", "2"));
     DWORD timeout_ms = (DWORD)atol(arg_value(argc, argv, "--timeout-ms", "2000"));
@@ -1158,6 +1285,53 @@ int main(int argc, char **argv)
     CHECK(mask == 0x37f, "Initialize returned mask 0x%lx, want 0x37f", (unsigned long)mask);
     if (FAILED(hr))
         goto done;
+
+    if (rows_path != NULL) {
+        struct db_row *rows = NULL;
+        int nrows = load_rows(rows_path, &rows), sent = 0;
+
+        /* At most two notifications per row; contexts are 1, 2, ... as certsrv's are per call. */
+        first_request = 1;
+        req_tables = calloc((size_t)nrows * 2 + 1, sizeof(*req_tables));
+        if (req_tables == NULL)
+            die("out of memory");
+        for (i = 0; i < nrows; i++) {
+            const struct db_row *row = &rows[i];
+            LONG stages[2][2] = {{0, 0}, {0, 0}}; /* {event, disposition} */
+            int nstages = 0;
+
+            if (!row->live)
+                continue;
+            if (row->disposition == 9)
+                stages[nstages][0] = EXITEVENT_CERTPENDING, stages[nstages++][1] = 9;
+            else if (row->disposition == 31)
+                stages[nstages][0] = EXITEVENT_CERTDENIED, stages[nstages++][1] = 31;
+            else
+                stages[nstages][0] = EXITEVENT_CERTISSUED, stages[nstages++][1] = 20;
+            if (row->disposition == 21)
+                stages[nstages][0] = EXITEVENT_CERTREVOKED, stages[nstages++][1] = 21;
+            /* live 2: the module saw the first event only (issued, not the revocation). */
+            if (row->live == 2)
+                nstages = 1;
+            for (k = 0; k < nstages; k++) {
+                LONG context = (LONG)(sent + 1);
+
+                build_row_table(&req_tables[sent], context, row, stages[k][1]);
+                nrequests = sent + 1;
+                hr = ICertExit2_Notify(ex, stages[k][0], context);
+                CHECK(hr == S_OK, "Notify(0x%lx) for request %ld: 0x%08lx", (long)stages[k][0],
+                      (long)row->request_id, (unsigned long)hr);
+                sent++;
+            }
+        }
+        printf("harness: %d notifications for the live rows of %s\n", sent, rows_path);
+        ICertExit2_Release(ex);
+        ex = NULL;
+        CHECK(InterlockedCompareExchange(&live_servers, 0, 0) == 0,
+              "%ld server objects were never released", (long)live_servers);
+        free(rows);
+        goto done;
+    }
 
     /* Every thread notifies every kind once per round, in a different order per thread. */
     total = nthreads * rounds * NKINDS;
