@@ -40,6 +40,7 @@ class HwmSampler(threading.Thread):
     def __init__(self, pid):
         super().__init__(daemon=True)
         self.pid, self.hwm_kb, self.rss_max_kb, self.samples = pid, 0, 0, 0
+        self.cpu_s = 0.0
         self.done = threading.Event()
 
     def run(self):
@@ -51,6 +52,9 @@ class HwmSampler(threading.Thread):
                             self.hwm_kb = max(self.hwm_kb, int(line.split()[1]))
                         elif line.startswith("VmRSS:"):
                             self.rss_max_kb = max(self.rss_max_kb, int(line.split()[1]))
+                with open("/proc/%d/stat" % self.pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                self.cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
                 self.samples += 1
             except (OSError, ValueError):
                 return
@@ -180,11 +184,12 @@ def run_drain(build, home, sink, n, conc):
     finally:
         served = stop_responder(resp) if resp else ""
     res = {"sink": sink, "events": n, "concurrency": conc, "seconds": round(secs, 3),
-           "rate": round(n / secs, 1), "vmhwm_kb": hwm.hwm_kb, "fill": filled,
-           "responder": served}
+           "rate": round(n / secs, 1), "vmhwm_kb": hwm.hwm_kb, "cpu_s": hwm.cpu_s,
+           "fill": filled, "responder": served}
     print("drain to %s: %d queued events delivered in %.2f s = %.0f/s (concurrency %d); broker "
-          "VmHWM %.1f MB (%d samples)%s" % (sink, n, secs, n / secs, conc, hwm.hwm_kb / 1024,
-                                            hwm.samples, "; " + served if served else ""))
+          "VmHWM %.1f MB (%d samples), CPU %.2f s (%.0f us per delivery)%s"
+          % (sink, n, secs, n / secs, conc, hwm.hwm_kb / 1024, hwm.samples, hwm.cpu_s,
+             hwm.cpu_s * 1e6 / n, "; " + served if served else ""))
     return res
 
 

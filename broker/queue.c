@@ -80,8 +80,8 @@
 
 #define QUEUE_SCHEMA_VERSION     2
 #define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 2" /* keep equal to the line above */
-#define QUEUE_DB_NAME        "certrelay.db"
-#define QUEUE_BUSY_TIMEOUT   5000
+#define QUEUE_DB_NAME            "certrelay.db"
+#define QUEUE_BUSY_TIMEOUT       5000
 /*
  * Checkpoints are taken off the ack path: SQLite's automatic checkpoint would run inside the
  * COMMIT of whichever batch crosses the threshold and delay its acks. Instead a checkpoint runs as
@@ -136,6 +136,7 @@ enum queue_stmt {
     STMT_TRIM_ATTEMPTS,
     STMT_INSERT_ATTEMPT,
     STMT_FETCH_DUE,
+    STMT_FETCH_FRESH,
     STMT_NEXT_DUE,
     STMT_EVENT_BODY,
     STMT_COUNT_
@@ -162,6 +163,11 @@ static const char *const queue_stmt_sql[STMT_COUNT_] = {
                        "FROM deliveries d JOIN events e ON e.rowid = d.event_rowid "
                        "WHERE d.state = 0 AND d.next_attempt_ms <= ?1 AND d.sink = ?2 "
                        "ORDER BY d.next_attempt_ms",
+    /* The same rows, latest due first: the fresh lane (see job_fetch). */
+    [STMT_FETCH_FRESH] = "SELECT d.event_rowid, d.attempts, e.received_ms, e.body "
+                         "FROM deliveries d JOIN events e ON e.rowid = d.event_rowid "
+                         "WHERE d.state = 0 AND d.next_attempt_ms <= ?1 AND d.sink = ?2 "
+                         "ORDER BY d.next_attempt_ms DESC",
     [STMT_NEXT_DUE] = "SELECT MIN(next_attempt_ms) FROM deliveries "
                       "WHERE state = 0 AND next_attempt_ms > ?1",
     [STMT_EVENT_BODY] = "SELECT body FROM events WHERE event_id = ?1",
@@ -605,8 +611,7 @@ static int queue_setup(struct crs_queue *q)
     }
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
-    if (queue_exec(q, queue_schema_sql) != 0 ||
-        queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
+    if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
@@ -918,54 +923,110 @@ static int64_t *fetch_bsearch(int64_t key, int64_t *v, size_t n)
     return NULL;
 }
 
-/* Reads due rows per sink, skipping the ones the dispatcher already holds in memory. */
+/* Rows the fresh lane took in this fetch, which the oldest-first pass must not take again. */
+static int fetch_taken(int64_t row, const int64_t *taken, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (taken[i] == row)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * One pass over a sink's due rows in the statement's order: appends rows to the fetch until
+ * fs->want rows are taken (or, past fs->need, the bodies reach fs->budget bytes), skipping the
+ * rows the dispatcher holds and those already taken. Returns 0, CRS_ENOMEM or CRS_EDB.
+ */
+static int fetch_pass(sqlite3_stmt *st, struct crs_fetch *f, size_t s, uint32_t limit,
+                      int64_t *taken, size_t *ntaken, int record, struct crs_due ***tail,
+                      uint32_t *got, size_t *bytes)
+{
+    struct crs_fetch_sink *fs = &f->sinks[s];
+    int rc = SQLITE_DONE, status = 0;
+
+    sqlite3_bind_int64(st, 1, f->now_ms);
+    sqlite3_bind_text(st, 2, fs->name, -1, SQLITE_STATIC);
+    while (*got < limit && (*got < fs->need || *bytes < fs->budget) &&
+           (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t row = sqlite3_column_int64(st, 0);
+        const void *blob;
+        struct crs_due *d;
+        int n;
+
+        if (fetch_bsearch(row, fs->exclude, fs->nexclude) != NULL ||
+            fetch_taken(row, taken, *ntaken))
+            continue;
+        blob = sqlite3_column_blob(st, 3);
+        n = sqlite3_column_bytes(st, 3);
+        d = crs_calloc(1, sizeof(*d));
+        if (d == NULL || (n > 0 && (d->body = crs_malloc((size_t)n)) == NULL)) {
+            crs_free(d);
+            status = CRS_ENOMEM;
+            break;
+        }
+        d->sink = (unsigned)s;
+        d->event_row = row;
+        d->attempts = (uint32_t)sqlite3_column_int64(st, 1);
+        d->received_ms = sqlite3_column_int64(st, 2);
+        if (n > 0)
+            memcpy(d->body, blob, (size_t)n);
+        d->len = (size_t)n;
+        **tail = d;
+        *tail = &d->next;
+        (*got)++;
+        *bytes += (size_t)n;
+        if (record)
+            taken[(*ntaken)++] = row;
+    }
+    if (status == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        status = CRS_EDB;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return status;
+}
+
+/*
+ * Reads due rows per sink, skipping the ones the dispatcher already holds in memory, in two
+ * lanes: up to half of the rows latest due first, the rest oldest due first. With a backlog of a
+ * million rows (a receiver that was down for a day), oldest-first alone would make an event
+ * committed now wait for the whole backlog; the fresh lane delivers it within a fetch or two while
+ * the backlog still drains in order at half the rate or more. Retries that come due join either
+ * lane by their due time. What is read is bounded: fs->want rows, and past fs->need rows (the free
+ * slots) fs->budget bytes, so a backlog of CRLs is not read ahead by the hundred megabytes.
+ */
 static void job_fetch(struct crs_queue *q, struct crs_fetch *f)
 {
-    sqlite3_stmt *st = q->stmt[STMT_FETCH_DUE];
     struct crs_due **tail = &f->due;
+    sqlite3_stmt *st;
     size_t s;
     int rc;
 
     f->next_due_ms = -1;
     for (s = 0; s < f->nsinks && f->status == 0; s++) {
         struct crs_fetch_sink *fs = &f->sinks[s];
-        uint32_t got = 0;
+        uint32_t got = 0, fresh = fs->want / 2;
+        size_t bytes = 0, ntaken = 0;
+        int64_t *taken = NULL;
 
         if (fs->want == 0)
             continue;
-        sqlite3_bind_int64(st, 1, f->now_ms);
-        sqlite3_bind_text(st, 2, fs->name, -1, SQLITE_STATIC);
-        while (got < fs->want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            int64_t row = sqlite3_column_int64(st, 0);
-            const void *blob;
-            struct crs_due *d;
-            int n;
-
-            if (fetch_bsearch(row, fs->exclude, fs->nexclude) != NULL)
-                continue;
-            blob = sqlite3_column_blob(st, 3);
-            n = sqlite3_column_bytes(st, 3);
-            d = crs_calloc(1, sizeof(*d));
-            if (d == NULL || (n > 0 && (d->body = crs_malloc((size_t)n)) == NULL)) {
-                crs_free(d);
+        if (fresh > 0) {
+            taken = crs_calloc(fresh, sizeof(*taken));
+            if (taken == NULL) {
                 f->status = CRS_ENOMEM;
                 break;
             }
-            d->sink = (unsigned)s;
-            d->event_row = row;
-            d->attempts = (uint32_t)sqlite3_column_int64(st, 1);
-            d->received_ms = sqlite3_column_int64(st, 2);
-            if (n > 0)
-                memcpy(d->body, blob, (size_t)n);
-            d->len = (size_t)n;
-            *tail = d;
-            tail = &d->next;
-            got++;
+            f->status = fetch_pass(q->stmt[STMT_FETCH_FRESH], f, s, fresh, taken, &ntaken, 1, &tail,
+                                   &got, &bytes);
         }
-        if (got < fs->want && rc != SQLITE_DONE && f->status == 0)
-            f->status = CRS_EDB;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        /* The oldest-first pass skips what the fresh lane took. */
+        if (f->status == 0)
+            f->status = fetch_pass(q->stmt[STMT_FETCH_DUE], f, s, fs->want, taken, &ntaken, 0,
+                                   &tail, &got, &bytes);
+        crs_free(taken);
     }
     if (f->status != 0)
         return;

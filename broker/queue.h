@@ -72,7 +72,9 @@ void crs_due_free_list(struct crs_due *list);
 /* What a fetch should read, built by the dispatcher on the loop thread when a job starts. */
 struct crs_fetch_sink {
     const char *name; /* the sink's name (the rows' key) */
-    uint32_t want;    /* rows to return at most (free concurrency slots) */
+    uint32_t want;    /* rows to return at most (free slots plus the read-ahead) */
+    uint32_t need;    /* rows to return whatever their size (free concurrency slots) */
+    size_t budget;    /* beyond need, stop once the bodies read reach this many bytes */
     int64_t *exclude; /* sorted rowids already in memory (in flight or being recorded) */
     size_t nexclude;
 };
