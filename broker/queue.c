@@ -92,6 +92,13 @@
 #define QUEUE_FAIL_LOG_MS 60000
 #define QUEUE_CKPT_IDLE   1000
 #define QUEUE_CKPT_FORCE  16000
+/*
+ * PRAGMA quick_check reads every page: about a second per gigabyte here. A database up to this
+ * size is checked before the broker accepts events; a larger one (a backlog of a million
+ * deliveries is over 2 GB) is checked on its own read-only connection on the threadpool while the
+ * broker already runs, so that a large queue does not keep the CA waiting at start.
+ */
+#define QUEUE_CHECK_SYNC_MAX (64 * 1024 * 1024)
 
 static const char queue_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -190,9 +197,25 @@ struct queue_job {
     char reason[256];
 };
 
+/* The quick_check of a large database, run in the background (crs_queue_check_start). */
+struct queue_check {
+    uv_work_t req;
+    struct crs_queue *q;
+    sqlite3 *db; /* its own read-only connection; sqlite3_interrupt stops it at close */
+    uv_mutex_t lock;
+    int interrupted;
+    int rc; /* 0 ok, 1 damaged (why), CRS_ECANCELED interrupted */
+    char why[320];
+    void (*cb)(void *arg, int rc);
+    void *arg;
+};
+
 struct crs_queue {
     uv_loop_t *loop;
     const struct crs_config *cfg;
+    char *path;                /* the database file, for the background check */
+    int check_deferred;        /* quick_check left for crs_queue_check_start */
+    struct queue_check *check; /* running */
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT_];
     struct crs_queue_hooks hooks;
@@ -652,6 +675,7 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
     struct crs_queue *q = NULL;
     char *path = NULL, *wal = NULL;
     char why[320];
+    int64_t dbsize = 0;
     int rc, damaged;
 
     if (out == NULL)
@@ -693,7 +717,17 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
         rc = CRS_EDB;
         goto cleanup;
     }
-    if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
+    if (queue_query_int(q,
+                        "SELECT page_count * page_size FROM pragma_page_count, "
+                        "pragma_page_size",
+                        &dbsize) != 0)
+        dbsize = 0;
+    if (dbsize > QUEUE_CHECK_SYNC_MAX) {
+        q->check_deferred = 1;
+        crs_info("database %s: write-ahead log %s; quick_check of its %lld MB runs in the "
+                 "background",
+                 path, damaged == 1 ? "salvaged" : "consistent", (long long)(dbsize >> 20));
+    } else if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
         rc = queue_damaged(cfg, path, why, "running on what is readable");
         if (rc != 0)
             goto cleanup;
@@ -707,6 +741,8 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
         goto cleanup;
     }
     crs_info("queue database %s", path);
+    q->path = path;
+    path = NULL;
     *out = q;
     q = NULL;
 
@@ -718,6 +754,100 @@ cleanup:
     crs_free(wal);
     crs_free(path);
     return rc;
+}
+
+/* ---- The background check ---- */
+
+static void check_work(uv_work_t *req)
+{
+    struct queue_check *c = req->data;
+    int rc;
+
+    uv_mutex_lock(&c->lock);
+    rc = c->interrupted ? SQLITE_INTERRUPT
+                        : sqlite3_open_v2(c->q->path, &c->db, SQLITE_OPEN_READONLY, NULL);
+    uv_mutex_unlock(&c->lock);
+    if (rc != SQLITE_OK) {
+        c->rc = rc == SQLITE_INTERRUPT ? CRS_ECANCELED : 1;
+        snprintf(c->why, sizeof(c->why), "quick_check cannot open the database");
+    } else {
+        sqlite3_busy_timeout(c->db, QUEUE_BUSY_TIMEOUT);
+        c->rc = queue_quick_check(c->db, c->why, sizeof(c->why));
+        if (c->rc != 0 && sqlite3_errcode(c->db) == SQLITE_INTERRUPT)
+            c->rc = CRS_ECANCELED;
+    }
+    uv_mutex_lock(&c->lock);
+    if (c->db != NULL)
+        sqlite3_close(c->db);
+    c->db = NULL;
+    uv_mutex_unlock(&c->lock);
+}
+
+static void queue_pump(struct crs_queue *q);
+
+static void check_after(uv_work_t *req, int status)
+{
+    struct queue_check *c = req->data;
+    struct crs_queue *q = c->q;
+    int rc = 0;
+
+    q->check = NULL;
+    if (status != 0 || c->rc == CRS_ECANCELED || c->interrupted) {
+        crs_info("database %s: quick_check interrupted by the stop", q->path);
+    } else if (c->rc == 0) {
+        crs_info("database %s checked: quick_check ok", q->path);
+    } else {
+        rc = queue_damaged(q->cfg, q->path, c->why, "running on what is readable");
+    }
+    if (!q->closing)
+        c->cb(c->arg, rc);
+    uv_mutex_destroy(&c->lock);
+    crs_free(c);
+    /* A close waiting for the check goes on. */
+    queue_pump(q);
+}
+
+int crs_queue_check_start(struct crs_queue *q, void (*cb)(void *arg, int rc), void *arg)
+{
+    struct queue_check *c;
+
+    if (q == NULL || cb == NULL)
+        return CRS_EINVAL;
+    if (!q->check_deferred || q->check != NULL || q->closing)
+        return CRS_ENOENT;
+    c = crs_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return CRS_ENOMEM;
+    if (uv_mutex_init(&c->lock) != 0) {
+        crs_free(c);
+        return CRS_ENOMEM;
+    }
+    c->q = q;
+    c->cb = cb;
+    c->arg = arg;
+    c->req.data = c;
+    if (uv_queue_work(q->loop, &c->req, check_work, check_after) != 0) {
+        uv_mutex_destroy(&c->lock);
+        crs_free(c);
+        return CRS_EINTERNAL;
+    }
+    q->check_deferred = 0;
+    q->check = c;
+    return 0;
+}
+
+/* At close: a check still reading stops at its next page. */
+static void check_interrupt(struct crs_queue *q)
+{
+    struct queue_check *c = q->check;
+
+    if (c == NULL)
+        return;
+    uv_mutex_lock(&c->lock);
+    c->interrupted = 1;
+    if (c->db != NULL)
+        sqlite3_interrupt(c->db);
+    uv_mutex_unlock(&c->lock);
 }
 
 void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hooks)
@@ -1066,8 +1196,6 @@ static void job_work(uv_work_t *req)
 
 /* ---- The loop side ---- */
 
-static void queue_pump(struct crs_queue *q);
-
 static void job_after(uv_work_t *req, int status)
 {
     struct crs_queue *q = req->data;
@@ -1172,7 +1300,7 @@ static void queue_pump(struct crs_queue *q)
         fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
     if (q->in_head == NULL && q->up_head == NULL && q->op_head == NULL && fetch == NULL &&
         (q->closing || q->wal_frames < QUEUE_CKPT_IDLE)) {
-        if (q->closing) {
+        if (q->closing && q->check == NULL) {
             q->closed = 1;
             queue_close_db(q);
             if (q->close_cb != NULL)
@@ -1289,6 +1417,7 @@ void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg)
     q->closing = 1;
     q->close_cb = cb;
     q->close_arg = arg;
+    check_interrupt(q);
     queue_pump(q);
 }
 
@@ -1317,5 +1446,6 @@ void crs_queue_free(struct crs_queue *q)
         op->done(op, CRS_ECANCELED);
     }
     queue_close_db(q);
+    crs_free(q->path);
     crs_free(q);
 }

@@ -145,6 +145,14 @@ void crs_queue_kick(struct crs_queue *q);
  * ingested after this are still committed. Call once.
  */
 void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg);
+/*
+ * Runs the quick_check crs_queue_open left for later (a database larger than it checks before
+ * accepting) on its own read-only connection on the threadpool. cb gets 0 when the database is
+ * sound, or CRS_EDB when it is damaged and salvage is off (the broker then stops); it is not
+ * called when a close interrupts the check. CRS_ENOENT when no check was left for later (cb is
+ * never called then), or another code.
+ */
+int crs_queue_check_start(struct crs_queue *q, void (*cb)(void *arg, int rc), void *arg);
 /* Frees a closed queue. NULL is a no-op. */
 void crs_queue_free(struct crs_queue *q);
 

@@ -4,6 +4,9 @@ them with the broker's own queue code, as if they had arrived while the sinks we
 1. Restart with pending rows, read-ahead bounded by the configuration: every row of a backlog many
    times larger than the read-ahead is delivered exactly once (one attempt each, one file set
    each), nothing is left pending and no temporary file is left behind.
+3. A queue database too large to check before accepting (over 64 MB) is checked in the
+   background: the broker listens at once, and when the check finds damaged pages it stops with
+   a failure status and says why, as the start-up check does for a small database.
 2. New events are not starved behind the backlog: with a slow receiver and a backlog that takes
    seconds to drain, events sent after the drain began are delivered while most of the backlog is
    still pending (oldest-first claiming alone would deliver them last).
@@ -103,6 +106,34 @@ def new_events_not_starved(opts):
         srv.stop()
 
 
+BACKLOG_LARGE = 60000
+
+
+def large_database_checked_in_background(opts):
+    with t.TempDir("drain-check") as tmp:
+        config, settings = t.write_config(tmp, sinks={
+            "drop": {"type": "file", "directory": tmp.join("out")}})
+        fill(opts.drain_fill, config, BACKLOG_LARGE)
+        db = os.path.join(settings["state_dir"], "certrelay.db")
+        size = os.path.getsize(db)
+        if size <= 64 * 1024 * 1024:
+            t.fail("the database is only %d bytes: too small for the background check" % size)
+        # Damage a page in the middle of the file (event bodies), far from the schema.
+        with open(db, "r+b") as f:
+            f.seek((size // 2) // 4096 * 4096)
+            f.write(b"\xff" * 256)
+        p = subprocess.run([opts.certrelayd, "--config", config], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=300, env=t.child_env(tmp))
+        out = p.stdout.decode("utf-8", "replace")
+        if p.returncode == 0:
+            t.fail("the broker kept running on a damaged database:\n%s" % out[-3000:])
+        for want in ("runs in the background", "listening on", "quick_check", "--salvage",
+                     "stopping: the queue database is damaged"):
+            if want not in out:
+                t.fail("%r missing from the broker's output:\n%s" % (want, out[-3000:]))
+        t.log("damage found in the background; the broker stopped with status %d" % p.returncode)
+
+
 def test():
     p = argparse.ArgumentParser(allow_abbrev=False)
     p.add_argument("--certrelayd", required=True)
@@ -110,6 +141,7 @@ def test():
     opts = p.parse_args()
     restart_with_pending_rows(opts)
     new_events_not_starved(opts)
+    large_database_checked_in_background(opts)
 
 
 if __name__ == "__main__":
