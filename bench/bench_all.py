@@ -6,7 +6,8 @@ on the same machine, with the machine's load average sampled every 5 s throughou
 
 usage: bench/bench_all.py BUILD_DIR [--ingest-events N] [--webhook-requests N]
            [--file-events N] [--crl-events N] [--crl-mb N] [--drain-events N]
-           [--drain-file-events N] [--startup-events N] [--new-events N] [--skip-ingest]
+           [--drain-file-events N] [--drain-file-yardstick-events N] [--startup-events N]
+           [--new-events N] [--skip-ingest]
 
 Defaults are the issue's sizes: 200,000 queued events for each drain and 1,000,000 pending
 deliveries for the start-up figure (about 6 minutes on 2 cores). The sections' own output is
@@ -160,8 +161,16 @@ def main():
         nf = opt("--drain-file-events", n)
         print("\n== backlog drain: %d queued events to the file drop" % nf, flush=True)
         df = drain(build, ["drain", "file"], ["--events", str(nf), "--concurrency", str(threads)])
+        # The file system slows down as files come and go (ext4 searches for free inodes among
+        # recently deleted ones), so the drain's yardstick runs right after it, not beforehand.
+        ny = min(nf, opt("--drain-file-yardstick-events", 20000))
+        d = os.path.join(home, "drain-raw")
+        out = run([os.path.join(build, "bench", "raw_file_drop"), d, str(threads), str(ny),
+                   sizes])
+        drain_raw = float(re.search(r"rate=([\d.]+)", out).group(1))
+        shutil.rmtree(d, ignore_errors=True)
         rows.append(("drain %d to file drop (events/s)" % nf, df["rate"],
-                     "raw file drop, certificate", cert_raw, pct(df["rate"], cert_raw),
+                     "raw file drop right after", drain_raw, pct(df["rate"], drain_raw),
                      ">= 70%"))
 
         ns = opt("--startup-events", 1000000)
