@@ -16,7 +16,7 @@
  *
  * A fetch reads ahead: besides a row for each free slot it takes up to DISPATCH_READY_FACTOR
  * times the sink's concurrency more (at most DISPATCH_READY_BYTES of bodies), kept per sink in a
- * ready list and started the moment a slot frees. Without it every slot waited for the next
+ * ready list, started the moment a slot frees and refilled once half of it is used. Without it every slot waited for the next
  * database job (a commit with its fsync) between two deliveries, and a drain ran at concurrency
  * deliveries per commit. Ready rows are excluded from fetches like attempts; a pause or a stop
  * drops them (their rows are still pending). So the memory a backlog costs is bounded by the
@@ -465,7 +465,9 @@ static uint32_t dispatch_read_ahead(const struct crs_dispatcher *d, size_t i, si
     st = &d->state[i];
     if (target > DISPATCH_READY_MAX)
         target = DISPATCH_READY_MAX;
-    if (st->paused || st->nready >= target || st->ready_bytes >= DISPATCH_READY_BYTES)
+    /* Refilled once half used, not after every attempt: each fetch steps over the rows held in
+     * memory, so fetching for one or two rows at a time would cost more than the rows. */
+    if (st->paused || st->nready > target / 2 || st->ready_bytes >= DISPATCH_READY_BYTES / 2)
         return 0;
     if (budget != NULL)
         *budget = DISPATCH_READY_BYTES - st->ready_bytes;
