@@ -4,6 +4,8 @@
  * to the same local HTTP/1.1 keep-alive responder that answers 204.
  *
  *   webhook_bench [--requests N] [--concurrency C] [--rounds R]
+ *   webhook_bench --serve 1      only the responder, for bench/drain_bench.py: prints "port P",
+ *                                answers until its standard input closes, then prints its counts
  *
  * The responder is a small libuv server on its own thread (a Python server would be the
  * bottleneck); it counts connections, which shows that both sides reuse theirs. Rounds alternate
@@ -21,6 +23,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "bench_event.h"
 #include "certrelay/alloc.h"
 #include "config/config.h"
 #include "certrelay/error.h"
@@ -240,53 +243,7 @@ static void responder_stop(struct responder *r)
 /* Events                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-struct fixture {
-    Certrelay__V1__Event ev;
-    Certrelay__V1__CaInfo ca;
-    Certrelay__V1__RequestInfo req;
-    Certrelay__V1__CertificateInfo cert;
-    char id[CRS_UUID_STRLEN + 1];
-    char cn[64];
-};
-
-static uint8_t fake_der[1200];
-
-static void fixture_init(struct fixture *f, int i)
-{
-    f->ev = (Certrelay__V1__Event)CERTRELAY__V1__EVENT__INIT;
-    f->ca = (Certrelay__V1__CaInfo)CERTRELAY__V1__CA_INFO__INIT;
-    f->req = (Certrelay__V1__RequestInfo)CERTRELAY__V1__REQUEST_INFO__INIT;
-    f->cert = (Certrelay__V1__CertificateInfo)CERTRELAY__V1__CERTIFICATE_INFO__INIT;
-    crs_uuid7(f->id);
-    snprintf(f->cn, sizeof(f->cn), "host%03d.corp.example.com", i);
-    f->ev.event_id = f->id;
-    f->ev.has_kind = 1;
-    f->ev.kind = CERTRELAY__V1__EVENT_KIND__EVENT_KIND_ISSUED;
-    f->ev.has_capture_time_ms = 1;
-    f->ev.capture_time_ms = 1751364000000LL + i;
-    f->ev.ca = &f->ca;
-    f->ca.config = "ca01.corp.example.com\\Corp Issuing CA";
-    f->ca.sanitized_name = "Corp Issuing CA";
-    f->ca.host = "ca01.corp.example.com";
-    f->ev.request = &f->req;
-    f->req.has_request_id = 1;
-    f->req.request_id = 1000 + i;
-    f->req.requester_name = "CORP\\alice";
-    f->req.certificate_template = "WebServer";
-    f->ev.certificate = &f->cert;
-    f->cert.serial_number = "61000000a1b2c3d4e5f6";
-    f->cert.common_name = f->cn;
-    f->cert.distinguished_name = "CN=host.corp.example.com, OU=Web, O=Example Corp, C=US";
-    f->cert.has_raw_certificate = 1;
-    f->cert.raw_certificate.data = fake_der;
-    f->cert.raw_certificate.len = sizeof(fake_der);
-    f->cert.has_not_before_ms = 1;
-    f->cert.not_before_ms = 1751364000000LL;
-    f->cert.has_not_after_ms = 1;
-    f->cert.not_after_ms = 1782900000000LL;
-}
-
-static struct fixture events[NEVENTS];
+static struct bench_event events[NEVENTS];
 static char *bodies[NEVENTS];
 static size_t body_lens[NEVENTS];
 
@@ -421,6 +378,25 @@ static double run_driver(uv_loop_t *loop, struct crs_sink *sink, unsigned long n
 
 /* ------------------------------------------------------------------------------------------ */
 
+/* The responder alone, as the receiver of a broker's webhook sink (bench/drain_bench.py). */
+static int serve_only(void)
+{
+    struct responder resp;
+    char line[64];
+
+    if (responder_start(&resp) != 0) {
+        fprintf(stderr, "cannot start the responder\n");
+        return 1;
+    }
+    printf("port %d\n", resp.port);
+    fflush(stdout);
+    while (fgets(line, sizeof(line), stdin) != NULL)
+        ;
+    responder_stop(&resp);
+    printf("requests %lu connections %lu\n", resp.requests, resp.connections);
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -450,6 +426,8 @@ int main(int argc, char **argv)
             rounds = (unsigned)strtoul(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--only") == 0)
             only = strcmp(argv[i + 1], "driver") == 0 ? 2 : 1;
+        else if (strcmp(argv[i], "--serve") == 0)
+            return serve_only();
     }
     if (n == 0 || conc == 0 || conc > 256 || rounds == 0 || rounds > 16) {
         fprintf(stderr, "usage: webhook_bench [--requests N] [--concurrency C] [--rounds R<=16] "
@@ -457,10 +435,8 @@ int main(int argc, char **argv)
         return 2;
     }
     crs_log_set_level(CRS_LOG_WARN);
-    for (i = 0; i < sizeof(fake_der); i++)
-        fake_der[i] = (uint8_t)(i * 7);
     for (i = 0; i < NEVENTS; i++) {
-        fixture_init(&events[i], (int)i);
+        bench_event_cert(&events[i], (long)i);
         if (crs_webhook_body(CRS_WEBHOOK_JSON, &events[i].ev, &bodies[i], &body_lens[i]) != 0) {
             fprintf(stderr, "cannot build bodies\n");
             return 1;

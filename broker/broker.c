@@ -58,6 +58,7 @@ struct crs_broker {
     int started;
     int stopping;
     int stopped;
+    int failed;       /* the background database check found damage: the run's exit status */
     unsigned pending; /* parts still stopping */
     /* Called once everything is closed; crs_broker_run closes its own handles here. */
     void (*on_stopped)(void *arg);
@@ -140,6 +141,19 @@ int crs_broker_new(const struct crs_config *cfg, uv_loop_t *loop, struct crs_bro
 cleanup:
     crs_broker_free(b);
     return rc;
+}
+
+/* The background check of a large queue database found it damaged (and salvage is off): stop
+ * as a start-up check would have refused to start. */
+static void broker_check_done(void *arg, int rc)
+{
+    struct crs_broker *b = arg;
+
+    if (rc == 0)
+        return;
+    crs_error("stopping: the queue database is damaged (see above)");
+    b->failed = rc;
+    crs_broker_stop(b);
 }
 
 /*
@@ -236,6 +250,10 @@ int crs_broker_start(struct crs_broker *b)
                       ins[1]);
     }
     crs_info("broker ready: %zu sink%s", cfg->nsinks, cfg->nsinks == 1 ? "" : "s");
+    /* Last, once events are accepted: the check of a large database takes seconds. */
+    rc = crs_queue_check_start(b->q, broker_check_done, b);
+    if (rc == CRS_ENOENT)
+        rc = 0;
 
 cleanup:
     if (rc != 0)
@@ -807,6 +825,8 @@ int crs_broker_run(const struct crs_config *cfg, const struct crs_broker_hooks *
         crs_broker_stop(r->b);
     }
     uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (rc == 0 && r->b->failed != 0)
+        rc = r->b->failed;
 
 cleanup:
     if (r != NULL) {

@@ -392,6 +392,9 @@ static int close_fn(void *clientp, curl_socket_t s)
 #endif
 }
 
+/* Idle connections kept for reuse, over all sinks on this loop. */
+#define CURL_UV_MAXCONNECTS 256
+
 /* ------------------------------------------------------------------------------------------ */
 /* API                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -420,6 +423,12 @@ static int multi_new(uv_loop_t *loop, struct crs_curl_multi **out)
     curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m);
     curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION, timer_fn);
     curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m);
+    /* libcurl's default keeps four idle connections per transfer still attached when one
+     * finishes: between two fetches of the dispatcher few or none are attached, so it closed
+     * nearly every connection after its request and a backlog drain paid a new TCP (and TLS)
+     * handshake per delivery. A fixed bound keeps them for reuse (concurrency is at most 256 per
+     * sink); libcurl still closes connections idle for longer than two minutes. */
+    curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)CURL_UV_MAXCONNECTS);
     *out = m;
     return 0;
 }

@@ -14,6 +14,14 @@
  * database does: an event is delivered once and its outcome written when the disk has room. Only
  * a stop (or a crash) before that leaves the row pending, to be delivered again at the next start.
  *
+ * A fetch reads ahead: besides a row for each free slot it takes up to DISPATCH_READY_FACTOR
+ * times the sink's concurrency more (at most DISPATCH_READY_BYTES of bodies), kept per sink in a
+ * ready list, started the moment a slot frees and refilled once half of it is used. Without it every slot waited for the next
+ * database job (a commit with its fsync) between two deliveries, and a drain ran at concurrency
+ * deliveries per commit. Ready rows are excluded from fetches like attempts; a pause or a stop
+ * drops them (their rows are still pending). So the memory a backlog costs is bounded by the
+ * configuration, never by the number of rows.
+ *
  * Failed attempts are logged through a per-sink window: the first DISPATCH_LOG_LINES lines of each
  * DISPATCH_LOG_WINDOW_MS, then one summary line, so a receiver that is down for a day costs a few
  * lines a minute rather than one per attempt.
@@ -40,6 +48,10 @@
 /* Failed-attempt lines per sink and window; the rest are counted and summarized. */
 #define DISPATCH_LOG_LINES     32u
 #define DISPATCH_LOG_WINDOW_MS 60000
+/* Read-ahead per sink: rows (times its concurrency, at most DISPATCH_READY_MAX) and bytes. */
+#define DISPATCH_READY_FACTOR 16u
+#define DISPATCH_READY_MAX    1024u
+#define DISPATCH_READY_BYTES  (4u * 1024u * 1024u)
 
 /* Per-sink state the dispatcher keeps beside the driver's struct crs_sink. */
 struct sink_state {
@@ -49,6 +61,9 @@ struct sink_state {
     unsigned log_lines;   /* failure lines logged in it */
     unsigned log_skipped; /* failed attempts not logged in it */
     unsigned log_dead;    /* of those, dead-lettered */
+    struct crs_due *ready, *ready_tail; /* fetched rows waiting for a free slot, in fetch order */
+    unsigned nready;
+    size_t ready_bytes;
 };
 
 struct attempt {
@@ -82,11 +97,15 @@ struct crs_dispatcher {
     void (*pause_cb)(void *arg);
     void *pause_arg;
     uint32_t rnd;
+    int starting; /* inside dispatch_start_ready (an attempt may finish while it starts) */
     struct attempt *head;
     struct sink_state *state; /* nstate entries, one per sink (see sink_st) */
     size_t nstate;
     struct crs_delivery_update *held; /* refused outcomes, offered again by the timer */
 };
+
+static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i);
+static void dispatch_start_ready(struct crs_dispatcher *d);
 
 #define ATTEMPT_OF_UPDATE(p) ((struct attempt *)((char *)(p)-offsetof(struct attempt, u)))
 
@@ -191,6 +210,19 @@ static void attempt_unlink_free(struct crs_dispatcher *d, struct attempt *a)
     crs_event_free(a->event);
     crs_free(a->body);
     crs_free(a);
+}
+
+/* Drops every sink's read-ahead: the rows are still pending in the database. */
+static void dispatch_drop_ready(struct crs_dispatcher *d)
+{
+    size_t i;
+
+    for (i = 0; i < d->nstate; i++) {
+        crs_due_free_list(d->state[i].ready);
+        d->state[i].ready = d->state[i].ready_tail = NULL;
+        d->state[i].nready = 0;
+        d->state[i].ready_bytes = 0;
+    }
 }
 
 static void dispatch_check_stopped(struct crs_dispatcher *d)
@@ -343,6 +375,8 @@ static void attempt_finish(struct attempt *a, const struct crs_delivery_result *
     a->recording = 1;
     d->dirty = 1;
     crs_queue_update(d->q, u);
+    /* The slot is free: the next row read ahead goes at once, not after the next commit. */
+    dispatch_start_ready(d);
     dispatch_check_stopped(d);
 }
 
@@ -414,6 +448,32 @@ static int dispatch_cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * Rows a fetch may read ahead for sink i beyond its free slots, and the bytes of bodies it may
+ * read for them (into *budget when not NULL).
+ */
+static uint32_t dispatch_read_ahead(const struct crs_dispatcher *d, size_t i, size_t *budget)
+{
+    uint32_t conc = d->sinks[i].cfg->concurrency ? d->sinks[i].cfg->concurrency : 1;
+    uint32_t target = conc * DISPATCH_READY_FACTOR;
+    const struct sink_state *st;
+
+    if (budget != NULL)
+        *budget = 0;
+    if (i >= d->nstate || d->paused)
+        return 0;
+    st = &d->state[i];
+    if (target > DISPATCH_READY_MAX)
+        target = DISPATCH_READY_MAX;
+    /* Refilled once half used, not after every attempt: each fetch steps over the rows held in
+     * memory, so fetching for one or two rows at a time would cost more than the rows. */
+    if (st->paused || st->nready > target / 2 || st->ready_bytes >= DISPATCH_READY_BYTES / 2)
+        return 0;
+    if (budget != NULL)
+        *budget = DISPATCH_READY_BYTES - st->ready_bytes;
+    return target - st->nready;
+}
+
 static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
 {
     uint32_t conc = d->sinks[i].cfg->concurrency ? d->sinks[i].cfg->concurrency : 1;
@@ -421,6 +481,42 @@ static uint32_t dispatch_slots(const struct crs_dispatcher *d, size_t i)
     if (sink_st(d, i)->paused)
         return 0;
     return d->sinks[i].inflight >= conc ? 0 : conc - d->sinks[i].inflight;
+}
+
+/*
+ * Starts read-ahead rows while their sinks have free slots. An attempt that fails at once frees
+ * its slot inside attempt_start and calls back here: the flag turns that into another turn of
+ * the loop below rather than a recursion as deep as the ready list.
+ */
+static void dispatch_start_ready(struct crs_dispatcher *d)
+{
+    int progress = 1;
+    size_t i;
+
+    if (d->starting)
+        return;
+    d->starting = 1;
+    while (progress && !d->stopping && !d->paused) {
+        progress = 0;
+        for (i = 0; i < d->nsinks && i < d->nstate; i++) {
+            struct sink_state *st = &d->state[i];
+
+            while (st->ready != NULL && dispatch_slots(d, i) > 0 && !d->stopping && !d->paused) {
+                struct crs_due *due = st->ready;
+
+                st->ready = due->next;
+                if (st->ready == NULL)
+                    st->ready_tail = NULL;
+                st->nready--;
+                st->ready_bytes -= due->len;
+                due->next = NULL;
+                attempt_start(d, due);
+                crs_due_free_list(due);
+                progress = 1;
+            }
+        }
+    }
+    d->starting = 0;
 }
 
 static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
@@ -439,10 +535,10 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
         return NULL;
     }
     for (i = 0; i < nsinks; i++)
-        total += dispatch_slots(d, i);
+        total += dispatch_slots(d, i) + dispatch_read_ahead(d, i, NULL);
     d->dirty = 0;
     if (total == 0)
-        return NULL; /* every slot is busy; a finishing attempt sets dirty again */
+        return NULL; /* every slot is busy and read ahead; a finishing attempt sets dirty again */
     d->fetching = 1;
 
     f = crs_calloc(1, sizeof(*f));
@@ -455,8 +551,11 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     f->now_ms = crs_now_ms();
     for (a = d->head; a != NULL; a = a->next)
         f->sinks[a->sink].nexclude++;
+    for (i = 0; i < nsinks && i < d->nstate; i++)
+        f->sinks[i].nexclude += d->state[i].nready;
     for (i = 0; i < nsinks; i++) {
-        f->sinks[i].want = d->paused ? 0 : dispatch_slots(d, i);
+        f->sinks[i].need = d->paused ? 0 : dispatch_slots(d, i);
+        f->sinks[i].want = f->sinks[i].need + dispatch_read_ahead(d, i, &f->sinks[i].budget);
         f->sinks[i].name = d->sinks[i].cfg->name;
         if (f->sinks[i].nexclude > 0) {
             f->sinks[i].exclude = crs_calloc(f->sinks[i].nexclude, sizeof(int64_t));
@@ -468,6 +567,11 @@ static struct crs_fetch *hook_fetch_prepare(void *arg, int have_events)
     for (a = d->head; a != NULL; a = a->next) {
         struct crs_fetch_sink *fs = &f->sinks[a->sink];
         fs->exclude[fs->nexclude++] = a->d.event_row;
+    }
+    for (i = 0; i < nsinks && i < d->nstate; i++) {
+        struct crs_due *due;
+        for (due = d->state[i].ready; due != NULL; due = due->next)
+            f->sinks[i].exclude[f->sinks[i].nexclude++] = due->event_row;
     }
     for (i = 0; i < nsinks; i++)
         if (f->sinks[i].nexclude > 1)
@@ -533,8 +637,31 @@ static void hook_fetch_done(void *arg, struct crs_fetch *f)
         crs_fetch_free(f);
         return;
     }
-    for (due = f->due; due != NULL && !d->stopping; due = due->next)
-        attempt_start(d, due);
+    /* Into the sinks' ready lists in fetch order (the fresh lane first), then into free slots. */
+    due = f->due;
+    f->due = NULL;
+    while (due != NULL) {
+        struct crs_due *next = due->next;
+
+        due->next = NULL;
+        if (d->stopping) {
+            crs_due_free_list(due);
+        } else if (due->sink >= d->nstate) {
+            attempt_start(d, due); /* a reload that could not grow the state: no read-ahead */
+            crs_due_free_list(due);
+        } else {
+            struct sink_state *st = &d->state[due->sink];
+            if (st->ready_tail != NULL)
+                st->ready_tail->next = due;
+            else
+                st->ready = due;
+            st->ready_tail = due;
+            st->nready++;
+            st->ready_bytes += due->len;
+        }
+        due = next;
+    }
+    dispatch_start_ready(d);
     /* After a database failure the timer is already set to fetch again soon, and that fetch
      * sets it properly; otherwise it wakes us for the earliest retry still to come. */
     if (!d->db_retry && f->next_due_ms >= 0)
@@ -693,6 +820,7 @@ void crs_dispatcher_stop(struct crs_dispatcher *d, void (*cb)(void *arg), void *
     d->stopping = 1;
     d->stop_cb = cb;
     d->stop_arg = arg;
+    dispatch_drop_ready(d);
     for (i = 0; i < d->nsinks; i++) {
         struct crs_sink *s = &d->sinks[i];
         if (s->inflight > 0 && s->driver->cancel_all != NULL)
@@ -715,6 +843,8 @@ void crs_dispatcher_pause(struct crs_dispatcher *d, void (*cb)(void *arg), void 
     d->paused = 1;
     d->pause_cb = cb;
     d->pause_arg = arg;
+    /* Read-ahead rows are not attempts: they are fetched again, under the new configuration. */
+    dispatch_drop_ready(d);
     dispatch_check_paused(d);
 }
 
@@ -729,6 +859,7 @@ void crs_dispatcher_resume(struct crs_dispatcher *d, struct crs_sink *sinks, siz
         size_t i;
         for (i = 0; i < d->nsinks; i++)
             sink_log_flush(d, (unsigned)i, crs_now_ms());
+        dispatch_drop_ready(d);
         if (state != NULL) {
             crs_free(d->state);
             d->state = state;
@@ -772,6 +903,7 @@ void crs_dispatcher_free(struct crs_dispatcher *d)
         return;
     while (d->head != NULL)
         attempt_unlink_free(d, d->head);
+    dispatch_drop_ready(d);
     crs_free(d->state);
     crs_free(d);
 }

@@ -96,6 +96,13 @@
 #define QUEUE_FAIL_LOG_MS 60000
 #define QUEUE_CKPT_IDLE   1000
 #define QUEUE_CKPT_FORCE  16000
+/*
+ * PRAGMA quick_check reads every page: about a second per gigabyte here. A database up to this
+ * size is checked before the broker accepts events; a larger one (a backlog of a million
+ * deliveries is over 2 GB) is checked on its own read-only connection on the threadpool while the
+ * broker already runs, so that a large queue does not keep the CA waiting at start.
+ */
+#define QUEUE_CHECK_SYNC_MAX (64 * 1024 * 1024)
 
 static const char queue_schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -140,6 +147,7 @@ enum queue_stmt {
     STMT_TRIM_ATTEMPTS,
     STMT_INSERT_ATTEMPT,
     STMT_FETCH_DUE,
+    STMT_FETCH_FRESH,
     STMT_NEXT_DUE,
     STMT_EVENT_BODY,
     STMT_COUNT_
@@ -166,6 +174,11 @@ static const char *const queue_stmt_sql[STMT_COUNT_] = {
                        "FROM deliveries d JOIN events e ON e.rowid = d.event_rowid "
                        "WHERE d.state = 0 AND d.next_attempt_ms <= ?1 AND d.sink = ?2 "
                        "ORDER BY d.next_attempt_ms",
+    /* The same rows, latest due first: the fresh lane (see job_fetch). */
+    [STMT_FETCH_FRESH] = "SELECT d.event_rowid, d.attempts, e.received_ms, e.body "
+                         "FROM deliveries d JOIN events e ON e.rowid = d.event_rowid "
+                         "WHERE d.state = 0 AND d.next_attempt_ms <= ?1 AND d.sink = ?2 "
+                         "ORDER BY d.next_attempt_ms DESC",
     [STMT_NEXT_DUE] = "SELECT MIN(next_attempt_ms) FROM deliveries "
                       "WHERE state = 0 AND next_attempt_ms > ?1",
     [STMT_EVENT_BODY] = "SELECT body FROM events WHERE event_id = ?1",
@@ -188,9 +201,25 @@ struct queue_job {
     char reason[256];
 };
 
+/* The quick_check of a large database, run in the background (crs_queue_check_start). */
+struct queue_check {
+    uv_work_t req;
+    struct crs_queue *q;
+    sqlite3 *db; /* its own read-only connection; sqlite3_interrupt stops it at close */
+    uv_mutex_t lock;
+    int interrupted;
+    int rc; /* 0 ok, 1 damaged (why), CRS_ECANCELED interrupted */
+    char why[320];
+    void (*cb)(void *arg, int rc);
+    void *arg;
+};
+
 struct crs_queue {
     uv_loop_t *loop;
     const struct crs_config *cfg;
+    char *path;                /* the database file, for the background check */
+    int check_deferred;        /* quick_check left for crs_queue_check_start */
+    struct queue_check *check; /* running */
     sqlite3 *db;
     sqlite3_stmt *stmt[STMT_COUNT_];
     struct crs_dedup *dedup; /* the dedup index's statements (queue_dedup.c) */
@@ -684,6 +713,7 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
     struct crs_queue *q = NULL;
     char *path = NULL, *wal = NULL;
     char why[320];
+    int64_t dbsize = 0;
     int rc, damaged;
 
     if (out == NULL)
@@ -725,7 +755,17 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
         rc = CRS_EDB;
         goto cleanup;
     }
-    if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
+    if (queue_query_int(q,
+                        "SELECT page_count * page_size FROM pragma_page_count, "
+                        "pragma_page_size",
+                        &dbsize) != 0)
+        dbsize = 0;
+    if (dbsize > QUEUE_CHECK_SYNC_MAX) {
+        q->check_deferred = 1;
+        crs_info("database %s: write-ahead log %s; quick_check of its %lld MB runs in the "
+                 "background",
+                 path, damaged == 1 ? "salvaged" : "consistent", (long long)(dbsize >> 20));
+    } else if (queue_quick_check(q->db, why, sizeof(why)) != 0) {
         rc = queue_damaged(cfg, path, why, "running on what is readable");
         if (rc != 0)
             goto cleanup;
@@ -739,6 +779,8 @@ int crs_queue_open(uv_loop_t *loop, const struct crs_config *cfg, struct crs_que
         goto cleanup;
     }
     crs_info("queue database %s", path);
+    q->path = path;
+    path = NULL;
     *out = q;
     q = NULL;
 
@@ -750,6 +792,100 @@ cleanup:
     crs_free(wal);
     crs_free(path);
     return rc;
+}
+
+/* ---- The background check ---- */
+
+static void check_work(uv_work_t *req)
+{
+    struct queue_check *c = req->data;
+    int rc;
+
+    uv_mutex_lock(&c->lock);
+    rc = c->interrupted ? SQLITE_INTERRUPT
+                        : sqlite3_open_v2(c->q->path, &c->db, SQLITE_OPEN_READONLY, NULL);
+    uv_mutex_unlock(&c->lock);
+    if (rc != SQLITE_OK) {
+        c->rc = rc == SQLITE_INTERRUPT ? CRS_ECANCELED : 1;
+        snprintf(c->why, sizeof(c->why), "quick_check cannot open the database");
+    } else {
+        sqlite3_busy_timeout(c->db, QUEUE_BUSY_TIMEOUT);
+        c->rc = queue_quick_check(c->db, c->why, sizeof(c->why));
+        if (c->rc != 0 && sqlite3_errcode(c->db) == SQLITE_INTERRUPT)
+            c->rc = CRS_ECANCELED;
+    }
+    uv_mutex_lock(&c->lock);
+    if (c->db != NULL)
+        sqlite3_close(c->db);
+    c->db = NULL;
+    uv_mutex_unlock(&c->lock);
+}
+
+static void queue_pump(struct crs_queue *q);
+
+static void check_after(uv_work_t *req, int status)
+{
+    struct queue_check *c = req->data;
+    struct crs_queue *q = c->q;
+    int rc = 0;
+
+    q->check = NULL;
+    if (status != 0 || c->rc == CRS_ECANCELED || c->interrupted) {
+        crs_info("database %s: quick_check interrupted by the stop", q->path);
+    } else if (c->rc == 0) {
+        crs_info("database %s checked: quick_check ok", q->path);
+    } else {
+        rc = queue_damaged(q->cfg, q->path, c->why, "running on what is readable");
+    }
+    if (!q->closing)
+        c->cb(c->arg, rc);
+    uv_mutex_destroy(&c->lock);
+    crs_free(c);
+    /* A close waiting for the check goes on. */
+    queue_pump(q);
+}
+
+int crs_queue_check_start(struct crs_queue *q, void (*cb)(void *arg, int rc), void *arg)
+{
+    struct queue_check *c;
+
+    if (q == NULL || cb == NULL)
+        return CRS_EINVAL;
+    if (!q->check_deferred || q->check != NULL || q->closing)
+        return CRS_ENOENT;
+    c = crs_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return CRS_ENOMEM;
+    if (uv_mutex_init(&c->lock) != 0) {
+        crs_free(c);
+        return CRS_ENOMEM;
+    }
+    c->q = q;
+    c->cb = cb;
+    c->arg = arg;
+    c->req.data = c;
+    if (uv_queue_work(q->loop, &c->req, check_work, check_after) != 0) {
+        uv_mutex_destroy(&c->lock);
+        crs_free(c);
+        return CRS_EINTERNAL;
+    }
+    q->check_deferred = 0;
+    q->check = c;
+    return 0;
+}
+
+/* At close: a check still reading stops at its next page. */
+static void check_interrupt(struct crs_queue *q)
+{
+    struct queue_check *c = q->check;
+
+    if (c == NULL)
+        return;
+    uv_mutex_lock(&c->lock);
+    c->interrupted = 1;
+    if (c->db != NULL)
+        sqlite3_interrupt(c->db);
+    uv_mutex_unlock(&c->lock);
 }
 
 void crs_queue_set_hooks(struct crs_queue *q, const struct crs_queue_hooks *hooks)
@@ -993,54 +1129,110 @@ static int64_t *fetch_bsearch(int64_t key, int64_t *v, size_t n)
     return NULL;
 }
 
-/* Reads due rows per sink, skipping the ones the dispatcher already holds in memory. */
+/* Rows the fresh lane took in this fetch, which the oldest-first pass must not take again. */
+static int fetch_taken(int64_t row, const int64_t *taken, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (taken[i] == row)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * One pass over a sink's due rows in the statement's order: appends rows to the fetch until
+ * fs->want rows are taken (or, past fs->need, the bodies reach fs->budget bytes), skipping the
+ * rows the dispatcher holds and those already taken. Returns 0, CRS_ENOMEM or CRS_EDB.
+ */
+static int fetch_pass(sqlite3_stmt *st, struct crs_fetch *f, size_t s, uint32_t limit,
+                      int64_t *taken, size_t *ntaken, int record, struct crs_due ***tail,
+                      uint32_t *got, size_t *bytes)
+{
+    struct crs_fetch_sink *fs = &f->sinks[s];
+    int rc = SQLITE_DONE, status = 0;
+
+    sqlite3_bind_int64(st, 1, f->now_ms);
+    sqlite3_bind_text(st, 2, fs->name, -1, SQLITE_STATIC);
+    while (*got < limit && (*got < fs->need || *bytes < fs->budget) &&
+           (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t row = sqlite3_column_int64(st, 0);
+        const void *blob;
+        struct crs_due *d;
+        int n;
+
+        if (fetch_bsearch(row, fs->exclude, fs->nexclude) != NULL ||
+            fetch_taken(row, taken, *ntaken))
+            continue;
+        blob = sqlite3_column_blob(st, 3);
+        n = sqlite3_column_bytes(st, 3);
+        d = crs_calloc(1, sizeof(*d));
+        if (d == NULL || (n > 0 && (d->body = crs_malloc((size_t)n)) == NULL)) {
+            crs_free(d);
+            status = CRS_ENOMEM;
+            break;
+        }
+        d->sink = (unsigned)s;
+        d->event_row = row;
+        d->attempts = (uint32_t)sqlite3_column_int64(st, 1);
+        d->received_ms = sqlite3_column_int64(st, 2);
+        if (n > 0)
+            memcpy(d->body, blob, (size_t)n);
+        d->len = (size_t)n;
+        **tail = d;
+        *tail = &d->next;
+        (*got)++;
+        *bytes += (size_t)n;
+        if (record)
+            taken[(*ntaken)++] = row;
+    }
+    if (status == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        status = CRS_EDB;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return status;
+}
+
+/*
+ * Reads due rows per sink, skipping the ones the dispatcher already holds in memory, in two
+ * lanes: up to half of the rows latest due first, the rest oldest due first. With a backlog of a
+ * million rows (a receiver that was down for a day), oldest-first alone would make an event
+ * committed now wait for the whole backlog; the fresh lane delivers it within a fetch or two while
+ * the backlog still drains in order at half the rate or more. Retries that come due join either
+ * lane by their due time. What is read is bounded: fs->want rows, and past fs->need rows (the free
+ * slots) fs->budget bytes, so a backlog of CRLs is not read ahead by the hundred megabytes.
+ */
 static void job_fetch(struct crs_queue *q, struct crs_fetch *f)
 {
-    sqlite3_stmt *st = q->stmt[STMT_FETCH_DUE];
     struct crs_due **tail = &f->due;
+    sqlite3_stmt *st;
     size_t s;
     int rc;
 
     f->next_due_ms = -1;
     for (s = 0; s < f->nsinks && f->status == 0; s++) {
         struct crs_fetch_sink *fs = &f->sinks[s];
-        uint32_t got = 0;
+        uint32_t got = 0, fresh = fs->want / 2;
+        size_t bytes = 0, ntaken = 0;
+        int64_t *taken = NULL;
 
         if (fs->want == 0)
             continue;
-        sqlite3_bind_int64(st, 1, f->now_ms);
-        sqlite3_bind_text(st, 2, fs->name, -1, SQLITE_STATIC);
-        while (got < fs->want && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            int64_t row = sqlite3_column_int64(st, 0);
-            const void *blob;
-            struct crs_due *d;
-            int n;
-
-            if (fetch_bsearch(row, fs->exclude, fs->nexclude) != NULL)
-                continue;
-            blob = sqlite3_column_blob(st, 3);
-            n = sqlite3_column_bytes(st, 3);
-            d = crs_calloc(1, sizeof(*d));
-            if (d == NULL || (n > 0 && (d->body = crs_malloc((size_t)n)) == NULL)) {
-                crs_free(d);
+        if (fresh > 0) {
+            taken = crs_calloc(fresh, sizeof(*taken));
+            if (taken == NULL) {
                 f->status = CRS_ENOMEM;
                 break;
             }
-            d->sink = (unsigned)s;
-            d->event_row = row;
-            d->attempts = (uint32_t)sqlite3_column_int64(st, 1);
-            d->received_ms = sqlite3_column_int64(st, 2);
-            if (n > 0)
-                memcpy(d->body, blob, (size_t)n);
-            d->len = (size_t)n;
-            *tail = d;
-            tail = &d->next;
-            got++;
+            f->status = fetch_pass(q->stmt[STMT_FETCH_FRESH], f, s, fresh, taken, &ntaken, 1, &tail,
+                                   &got, &bytes);
         }
-        if (got < fs->want && rc != SQLITE_DONE && f->status == 0)
-            f->status = CRS_EDB;
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        /* The oldest-first pass skips what the fresh lane took. */
+        if (f->status == 0)
+            f->status = fetch_pass(q->stmt[STMT_FETCH_DUE], f, s, fs->want, taken, &ntaken, 0,
+                                   &tail, &got, &bytes);
+        crs_free(taken);
     }
     if (f->status != 0)
         return;
@@ -1079,8 +1271,6 @@ static void job_work(uv_work_t *req)
 }
 
 /* ---- The loop side ---- */
-
-static void queue_pump(struct crs_queue *q);
 
 /*
  * Tells every event of a finished group how it went: all of them fail together when the
@@ -1205,7 +1395,7 @@ static void queue_pump(struct crs_queue *q)
         fetch = q->hooks.fetch_prepare(q->hooks.arg, q->in_head != NULL);
     if (q->in_head == NULL && q->up_head == NULL && q->op_head == NULL && fetch == NULL &&
         (q->closing || q->wal_frames < QUEUE_CKPT_IDLE)) {
-        if (q->closing) {
+        if (q->closing && q->check == NULL) {
             q->closed = 1;
             queue_close_db(q);
             if (q->close_cb != NULL)
@@ -1346,6 +1536,7 @@ void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg)
     q->closing = 1;
     q->close_cb = cb;
     q->close_arg = arg;
+    check_interrupt(q);
     queue_pump(q);
 }
 
@@ -1376,5 +1567,6 @@ void crs_queue_free(struct crs_queue *q)
         op->done(op, CRS_ECANCELED);
     }
     queue_close_db(q);
+    crs_free(q->path);
     crs_free(q);
 }

@@ -89,7 +89,9 @@ void crs_due_free_list(struct crs_due *list);
 /* What a fetch should read, built by the dispatcher on the loop thread when a job starts. */
 struct crs_fetch_sink {
     const char *name; /* the sink's name (the rows' key) */
-    uint32_t want;    /* rows to return at most (free concurrency slots) */
+    uint32_t want;    /* rows to return at most (free slots plus the read-ahead) */
+    uint32_t need;    /* rows to return whatever their size (free concurrency slots) */
+    size_t budget;    /* beyond need, stop once the bodies read reach this many bytes */
     int64_t *exclude; /* sorted rowids already in memory (in flight or being recorded) */
     size_t nexclude;
 };
@@ -169,6 +171,14 @@ void crs_queue_kick(struct crs_queue *q);
  * ingested after this are still committed. Call once.
  */
 void crs_queue_close(struct crs_queue *q, void (*cb)(void *arg), void *arg);
+/*
+ * Runs the quick_check crs_queue_open left for later (a database larger than it checks before
+ * accepting) on its own read-only connection on the threadpool. cb gets 0 when the database is
+ * sound, or CRS_EDB when it is damaged and salvage is off (the broker then stops); it is not
+ * called when a close interrupts the check. CRS_ENOENT when no check was left for later (cb is
+ * never called then), or another code.
+ */
+int crs_queue_check_start(struct crs_queue *q, void (*cb)(void *arg, int rc), void *arg);
 /* Frees a closed queue. NULL is a no-op. */
 void crs_queue_free(struct crs_queue *q);
 

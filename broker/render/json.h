@@ -30,6 +30,8 @@ json_t *crs_json_child(json_t *parent, const char *key, json_t *fresh);
  * json_dumpb(JSON_COMPACT) would, but several times faster. CRS_ETOOBIG beyond CRS_JSON_TEXT_MAX.
  */
 int crs_json_dump_compact(json_t *doc, char **out, size_t *outlen);
+/* The same, indented by indent (1..31) spaces per level as json_dumpb(JSON_INDENT(indent)). */
+int crs_json_dump_indented(json_t *doc, int indent, char **out, size_t *outlen);
 
 /* Builds the document as a jansson object (json_decref it). NULL on allocation failure. */
 json_t *crs_event_to_json(const Certrelay__V1__Event *ev);

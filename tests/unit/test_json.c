@@ -390,6 +390,45 @@ static void test_exact_text(void)
     crs_free(text);
 }
 
+/* The indented text (the file sink's .json) is byte for byte what jansson's JSON_INDENT(2) writes
+ * for the same tree, arrays, nested objects and escapes included. */
+static void test_indented_same_as_jansson(void)
+{
+    struct fixture f;
+    json_t *doc, *empty;
+    char *text = NULL, *ref;
+    size_t len = 0, n;
+
+    fixture_init(&f);
+    CHECK_EQ_INT(crs_event_to_json_text(&f.ev, 1, &text, &len), 0);
+    doc = crs_event_to_json(&f.ev);
+    CHECK(doc != NULL && text != NULL);
+    if (doc == NULL || text == NULL) {
+        json_decref(doc);
+        crs_free(text);
+        return;
+    }
+    /* Empty containers too, which jansson writes as {} and [] without a line break. */
+    empty = json_object();
+    json_object_set_new(empty, "none", json_array());
+    json_object_set_new(empty, "nothing", json_object());
+    json_object_set_new(doc, "zz_empty", empty);
+    crs_free(text);
+    text = NULL;
+    CHECK_EQ_INT(crs_json_dump_indented(doc, 2, &text, &len), 0);
+    n = json_dumpb(doc, NULL, 0, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    ref = crs_malloc(n + 1);
+    if (ref != NULL && text != NULL) {
+        json_dumpb(doc, ref, n, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        ref[n] = '\0';
+        CHECK_EQ_INT(len, n);
+        CHECK_EQ_STR(text, ref);
+    }
+    crs_free(ref);
+    crs_free(text);
+    json_decref(doc);
+}
+
 static void test_absent_fields(void)
 {
     Certrelay__V1__Event ev = CERTRELAY__V1__EVENT__INIT;
@@ -794,6 +833,7 @@ int main(void)
     json_set_alloc_funcs(crs_malloc, crs_free);
     test_full_document();
     test_exact_text();
+    test_indented_same_as_jansson();
     test_absent_fields();
     test_determinism();
     test_duplicates();

@@ -58,6 +58,7 @@ struct file_job {
     struct file_out *outs;
     size_t nouts;
     char *json;
+    int json_out; /* the last entry of outs is the JSON document, rendered by the worker */
     char alt_base[CRS_FILENAME_MAX + 1]; /* "<name>-<event_id>", or "" when name has the id */
     /* Set before the work runs when the attempt cannot succeed (a bad name): no file written. */
     enum crs_delivery_outcome preset;
@@ -67,6 +68,7 @@ struct file_job {
     size_t failed;
     int used_alt;   /* the set went to the fallback names */
     int collided;   /* both names taken: nothing written */
+    int json_rc;    /* rendering the JSON document failed: nothing written */
     char *real_dir; /* the directory's resolved path as this attempt found it */
     struct file_job *prev, *next;
 };
@@ -223,6 +225,20 @@ static void file_work(uv_work_t *req)
 
     if (job->preset != CRS_DELIVERY_OK)
         return;
+    /* The dispatcher keeps the decoded event alive until done; nothing else touches it now. */
+    if (job->json_out) {
+        struct file_out *o = &job->outs[job->nouts - 1];
+        size_t len = 0;
+
+        job->json_rc = crs_event_to_json_text(job->d->event, 1, &job->json, &len);
+        if (job->json_rc != 0) {
+            job->rc = job->json_rc;
+            job->failed = job->nouts;
+            return;
+        }
+        o->data = job->json;
+        o->len = len;
+    }
     job->rc = crs_fs_mkdirs(fc->directory);
     if (job->rc == 0)
         job->rc = crs_fs_realpath(fc->directory, &job->real_dir);
@@ -279,6 +295,10 @@ static void file_after(uv_work_t *req, int status)
         if (job->used_alt)
             crs_warn("sink %s: event %s: %s is taken by another event or file; written as %s",
                      job->sink->cfg->name, d->event->event_id, job->outs[0].name, job->outs[0].alt);
+    } else if (job->json_rc != 0) {
+        r.outcome = CRS_DELIVERY_RETRY;
+        snprintf(r.error, sizeof(r.error), "cannot render the JSON document: %s",
+                 crs_strerror(job->json_rc));
     } else if (job->collided) {
         /* Never marked delivered when its files are not on disk as its own. */
         r.outcome = CRS_DELIVERY_PERMANENT;
@@ -334,8 +354,6 @@ static int file_plan(struct file_job *job, const struct crs_file_sink_config *fc
     uint32_t kind = ev->has_kind ? (uint32_t)ev->kind : 0;
     size_t max = 2 + 2 * ev->n_crls, i;
     char suffix[FILE_SUFFIX_MAX + 1];
-    size_t jsonlen = 0;
-    int rc;
 
     job->outs = crs_calloc(max, sizeof(job->outs[0]));
     if (job->outs == NULL)
@@ -365,12 +383,11 @@ static int file_plan(struct file_job *job, const struct crs_file_sink_config *fc
         file_add(job, base, ".cer", ev->certificate->raw_certificate.data,
                  ev->certificate->raw_certificate.len);
     }
-    if (fc->write_json) {
-        rc = crs_event_to_json_text(ev, 1, &job->json, &jsonlen);
-        if (rc != 0)
-            return rc;
-        file_add(job, base, ".json", job->json, jsonlen);
-    }
+    /* The JSON document is rendered by the worker (file_render_json): for a CRL of tens of MB
+     * that takes longer than the write, and on the loop it would hold up every ack meanwhile. */
+    if (fc->write_json)
+        file_add(job, base, ".json", NULL, 0);
+    job->json_out = fc->write_json;
     return 0;
 }
 
