@@ -928,6 +928,9 @@ int crs_expiry_start(struct crs_expiry *x)
     x->skew_ms = expiry_skew(x);
     if (uv_timer_start(&x->watch, expiry_watch_cb, EXPIRY_JUMP_CHECK_MS, EXPIRY_JUMP_CHECK_MS) != 0)
         return CRS_EIO;
+    /* The first tick plans every active schedule with this configuration (the lead times may
+     * have changed while the broker was down) and sends what came due meanwhile. */
+    x->replan = 1;
     expiry_submit(x);
     return 0;
 }
