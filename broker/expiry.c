@@ -817,6 +817,9 @@ static void tick_op_done(struct crs_queue_op *op, int status)
         expiry_check_stopped(x);
         return;
     }
+    if (status == 0)
+        crs_debug("expiry: tick looked at %u schedules, raised %u alerts", x->res.processed,
+                  x->res.created);
     if (status == 0 && x->res.created > 0) {
         x->created += x->res.created;
         crs_info("expiry: %u alert%s raised", x->res.created, x->res.created == 1 ? "" : "s");
