@@ -3,8 +3,9 @@
 #   frame:  the frame reader, envelope decoding and event validation (lib/)
 #   config: the INI reader and the configuration loader (broker/config/, sink settings)
 #   render: the event renderers: JSON, templates, every webhook format, mail helpers
+#   crl:    the CRL and certificate date readers (broker/x509.h, libcrypto)
 if(NOT WIN32)
-  foreach(target frame config render)
+  foreach(target frame config render crl)
     if(target STREQUAL "frame")
       set(lib certrelay_core)
     else()
