@@ -16,9 +16,13 @@ another alert did not come.
    alert for the older one; revoked then released from hold -> alert.
 3. Downtime: a schedule that passed three stages while the broker was down gets one alert after
    the restart, and none more after another restart.
+4. Reload and bounds: lead times added by a live reload (SIGHUP) apply to the schedules already
+   kept; 40 alerts due at once with `batch = 7` are raised over several ticks, each once.
 """
 
 import os
+import re
+import signal
 import subprocess
 import time
 import uuid
@@ -277,11 +281,38 @@ def downtime(opts):
                 t.fail("after restart %d: %r, want one alert for the 1d stage" % (run + 1, got))
 
 
+def reload_and_batch(opts):
+    with t.TempDir("alerts-reload") as tmp:
+        sinks = [("all", file_sink(tmp, "all", concurrency="16"))]
+        path, settings = config(tmp, sinks, {"expiry_warn": "off", "batch": "7"},
+                                log_level="debug")
+        state = settings["state_dir"]
+        broker = t.Broker(opts.certrelayd, path, tmp, settings["listen"]).start()
+        deadline = now_ms() + 12 * HOUR
+        serials = ["%04x" % (0x1000 + i) for i in range(40)]
+        t.send_acked(settings["listen"], [
+            event("issued", s, not_after=deadline, subject="CN=%s.test" % s, template="WebServer")
+            for s in serials])
+        config(tmp, sinks, {"expiry_warn": "7d, 1d", "batch": "7"}, log_level="debug")
+        broker.proc.send_signal(signal.SIGHUP)
+        t.wait_for(lambda: len(alerts_in(tmp, "all")) >= 40, "40 alerts after the reload")
+        settle(state)
+        got = summary(alerts_in(tmp, "all"))
+        if got != sorted(("expiring", s, DAY, None) for s in serials):
+            t.fail("after the reload: %r" % got)
+        ticks = [int(n) for n in re.findall(r"expiry: tick looked at (\d+) schedules",
+                                            broker.log_text())]
+        if not ticks or max(ticks) > 7 or sum(ticks) < 40:
+            t.fail("ticks looked at %r schedules (batch 7, 40 due)" % ticks)
+        broker.stop_ok()
+
+
 def main():
     opts = t.args("certrelayd")
     stages_and_routing(opts)
     cancellation(opts)
     downtime(opts)
+    reload_and_batch(opts)
 
 
 if __name__ == "__main__":
