@@ -736,7 +736,7 @@ struct crs_expiry {
     uv_timer_t watch; /* wall clock jumps */
     int open;         /* handles not yet closed */
     int busy;         /* op is in the queue */
-    int again;        /* a tick was asked for while one ran */
+    int again;        /* a tick was asked for while one ran (a clock jump, a reload) */
     int replan;       /* the next tick plans every active schedule again */
     int tick_replan;  /* the tick in flight does */
     int stopping;
@@ -951,11 +951,10 @@ void crs_expiry_due(struct crs_expiry *x, int64_t due_ms)
 {
     if (x == NULL || x->stopping || due_ms == INT64_MAX)
         return;
-    if (x->busy) {
-        /* The tick in flight may have read the rows before this commit. */
-        x->again = 1;
+    /* A tick in the queue runs after this commit (the lane is serial) and arms the timer for the
+     * earliest schedule it finds, this one included. */
+    if (x->busy)
         return;
-    }
     if (due_ms < x->armed_ms)
         expiry_arm(x, due_ms);
 }

@@ -14,6 +14,8 @@
 #include "expiry.h"
 #include "render/json.h"
 #include "render/template.h"
+#include "sinks/email/message.h"
+#include "sinks/webhook/formats.h"
 #include "x509.h"
 
 #define S   1000LL
@@ -250,6 +252,18 @@ static void test_render(void)
           strstr(json, "\"expiry\":{\"not_after\":\"2027-01-01T12:30:00.000Z\","
                        "\"lead_ms\":604800000,\"days_left\":7,\"source_event_id\":") != NULL);
     crs_free(json);
+    /* The chat formats show the deadline and the days left under the kind's heading. */
+    CHECK_EQ_INT(crs_webhook_body(CRS_WEBHOOK_TEAMS, &ev, &json, &len), 0);
+    CHECK(json && strstr(json, "Certificate expiring") && strstr(json, "Days left") &&
+          strstr(json, "2027-01-01T12:30:00"));
+    crs_free(json);
+    json = NULL;
+    CHECK_EQ_INT(crs_webhook_body(CRS_WEBHOOK_SLACK, &ev, &json, &len), 0);
+    CHECK(json && strstr(json, "Expires") && strstr(json, "Days left"));
+    crs_free(json);
+    CHECK_EQ_STR(crs_cloudevents_type(CRS_EVENT_CRL_EXPIRING), "org.certrelay.crl.expiring");
+    CHECK(strstr(crs_mail_default_subject(CRS_EVENT_EXPIRING), "{{days_left}}") != NULL);
+    CHECK(strstr(crs_mail_default_body(CRS_EVENT_CRL_EXPIRING), "{{expires}}") != NULL);
     CHECK_EQ_INT(crs_event_from_name("crl_expiring", &kind), 0);
     CHECK_EQ_INT((int)kind, CRS_EVENT_CRL_EXPIRING);
     CHECK_EQ_STR(crs_event_title(CRS_EVENT_EXPIRED), "Certificate expired");
