@@ -182,6 +182,7 @@ enum expiry_stmt {
     X_UNREVOKE,
     X_UPSERT_CRL,
     X_DUE,
+    X_ROW,
     X_SET,
     X_NEXT,
     X_REPLAN,
@@ -212,9 +213,10 @@ static const char *const expiry_stmt_sql[X_COUNT_] = {
                      "sent_lead_ms = excluded.sent_lead_ms, next_due_ms = excluded.next_due_ms, "
                      "state = 0, source_event_id = excluded.source_event_id, "
                      "body = excluded.body WHERE excluded.issued_ms >= expiry_schedules.issued_ms",
-    [X_DUE] = "SELECT rowid, kind, deadline_ms, sent_lead_ms, source_event_id, body "
-              "FROM expiry_schedules WHERE state = 0 AND next_due_ms <= ?1 "
+    [X_DUE] = "SELECT rowid FROM expiry_schedules WHERE state = 0 AND next_due_ms <= ?1 "
               "ORDER BY next_due_ms LIMIT ?2",
+    [X_ROW] = "SELECT kind, deadline_ms, sent_lead_ms, source_event_id, body "
+              "FROM expiry_schedules WHERE rowid = ?1",
     [X_SET] = "UPDATE expiry_schedules SET sent_lead_ms = ?1, next_due_ms = ?2, state = ?3 "
               "WHERE rowid = ?4",
     [X_NEXT] = "SELECT MIN(next_due_ms) FROM expiry_schedules WHERE state = 0",
@@ -625,35 +627,51 @@ cleanup:
 }
 
 /* One row: send what is due (at most one alert), then store its next look. */
-static int tick_row(struct crs_expiry_db *x, const struct crs_config *cfg, sqlite3_stmt *due,
+static int tick_row(struct crs_expiry_db *x, const struct crs_config *cfg, int64_t rowid,
                     int64_t now_ms, struct tick_result *res)
 {
-    int64_t rowid = sqlite3_column_int64(due, 0);
-    int is_crl = sqlite3_column_int(due, 1) == SCHED_CRL;
-    int64_t deadline = sqlite3_column_int64(due, 2);
-    int64_t sent = sqlite3_column_int64(due, 3);
-    const char *source = (const char *)sqlite3_column_text(due, 4);
-    const uint8_t *src = sqlite3_column_blob(due, 5);
-    size_t srclen = (size_t)sqlite3_column_bytes(due, 5);
-    const int64_t *leads = is_crl ? cfg->alerts.crl_warn_ms : cfg->alerts.expiry_warn_ms;
-    size_t nleads = is_crl ? cfg->alerts.ncrl_warn : cfg->alerts.nexpiry_warn;
-    int with_expired = !is_crl && crs_expiry_with_expired(cfg);
+    sqlite3_stmt *row = x->st[X_ROW], *st;
     struct crs_expiry_step step;
-    int64_t next = 0;
-    int state = STATE_ACTIVE, stored = 0, rc = 0;
-    sqlite3_stmt *st;
+    int64_t deadline, sent, next = 0;
+    const int64_t *leads;
+    size_t nleads;
+    int is_crl, with_expired, state = STATE_ACTIVE, stored = 0, rc;
 
+    sqlite3_bind_int64(row, 1, rowid);
+    rc = sqlite3_step(row);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(row);
+        sqlite3_clear_bindings(row);
+        if (rc == SQLITE_DONE)
+            return 0;
+        crs_error("database: expiry tick: %s", sqlite3_errmsg(x->db));
+        return CRS_EDB;
+    }
+    is_crl = sqlite3_column_int(row, 0) == SCHED_CRL;
+    deadline = sqlite3_column_int64(row, 1);
+    sent = sqlite3_column_int64(row, 2);
+    leads = is_crl ? cfg->alerts.crl_warn_ms : cfg->alerts.expiry_warn_ms;
+    nleads = is_crl ? cfg->alerts.ncrl_warn : cfg->alerts.nexpiry_warn;
+    with_expired = !is_crl && crs_expiry_with_expired(cfg);
     crs_expiry_plan(leads, nleads, is_crl, with_expired, deadline, sent, now_ms, &step);
+    rc = 0;
     if (step.action == CRS_EXPIRY_SEND) {
+        const char *source = (const char *)sqlite3_column_text(row, 3);
+        const uint8_t *src = sqlite3_column_blob(row, 4);
+        size_t srclen = (size_t)sqlite3_column_bytes(row, 4);
+
         rc = tick_store_alert(x, cfg, src, srclen, source ? source : "?", &step, is_crl, deadline,
                               now_ms, &stored);
-        if (rc != 0)
-            return rc;
-        if (stored)
+        if (rc == 0 && stored)
             res->created++;
         sent = step.lead_ms;
         crs_expiry_plan(leads, nleads, is_crl, with_expired, deadline, sent, now_ms, &step);
     }
+    /* The row's text and blob are not used past this point. */
+    sqlite3_reset(row);
+    sqlite3_clear_bindings(row);
+    if (rc != 0)
+        return rc;
     if (step.action == CRS_EXPIRY_WAIT)
         next = step.next_due_ms;
     else
@@ -675,7 +693,9 @@ static int tick_run(struct crs_expiry_db *x, const struct crs_config *cfg, int64
                     int replan, struct tick_result *res)
 {
     sqlite3_stmt *st = x->st[X_DUE];
-    int rc = 0, step;
+    int64_t *ids = NULL;
+    uint32_t batch = 0, n = 0, i;
+    int rc = 0, step = SQLITE_DONE;
 
     memset(res, 0, sizeof(*res));
     res->next_due_ms = INT64_MAX;
@@ -688,22 +708,32 @@ static int tick_run(struct crs_expiry_db *x, const struct crs_config *cfg, int64
         sqlite3_bind_int64(x->st[X_REPLAN], 1, now_ms);
         rc = xstep(x, X_REPLAN);
     }
+    /* The due rows' ids are read first: the rows change as they are handled, and a scan of the
+     * index being updated would be on undefined ground. */
+    if (rc == 0) {
+        batch = cfg->alerts.batch ? cfg->alerts.batch : 500;
+        ids = crs_malloc(batch * sizeof(*ids));
+        if (ids == NULL)
+            rc = CRS_ENOMEM;
+    }
     if (rc == 0) {
         sqlite3_bind_int64(st, 1, now_ms);
-        sqlite3_bind_int64(st, 2, cfg->alerts.batch ? cfg->alerts.batch : 500);
-        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-            rc = tick_row(x, cfg, st, now_ms, res);
-            if (rc != 0)
-                break;
-            res->processed++;
-        }
-        if (rc == 0 && step != SQLITE_DONE) {
+        sqlite3_bind_int64(st, 2, batch);
+        while (n < batch && (step = sqlite3_step(st)) == SQLITE_ROW)
+            ids[n++] = sqlite3_column_int64(st, 0);
+        if (n < batch && step != SQLITE_DONE) {
             crs_error("database: expiry tick: %s", sqlite3_errmsg(x->db));
             rc = CRS_EDB;
         }
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = tick_row(x, cfg, ids[i], now_ms, res);
+        if (rc == 0)
+            res->processed++;
+    }
+    crs_free(ids);
     if (rc == 0) {
         st = x->st[X_NEXT];
         step = sqlite3_step(st);
