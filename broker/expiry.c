@@ -178,6 +178,7 @@ enum expiry_stmt {
     X_INSERT_CERT,
     X_NEWER_EXISTS,
     X_SUPERSEDE,
+    X_MARK_RENEWED,
     X_REVOKE,
     X_UNREVOKE,
     X_UPSERT_CRL,
@@ -201,6 +202,7 @@ static const char *const expiry_stmt_sql[X_COUNT_] = {
                        "LIMIT 1",
     [X_SUPERSEDE] = "UPDATE expiry_schedules SET state = 3 WHERE kind = 1 AND subject = ?1 AND "
                     "template = ?2 AND deadline_ms < ?3 AND state = 0 AND ident <> ?4",
+    [X_MARK_RENEWED] = "UPDATE expiry_schedules SET state = 3 WHERE kind = 1 AND ident = ?1",
     [X_REVOKE] = "UPDATE expiry_schedules SET state = 2 WHERE kind = 1 AND ident = ?1 AND "
                  "state = 0",
     [X_UNREVOKE] = "UPDATE expiry_schedules SET state = 0, next_due_ms = ?2 WHERE kind = 1 AND "
@@ -352,7 +354,8 @@ static int pack_trimmed(Certrelay__V1__Event *ev, Certrelay__V1__CrlInfo *only_c
 }
 
 static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, uint32_t kind,
-                       Certrelay__V1__Event *ev, int64_t now_ms)
+                       Certrelay__V1__Event *ev, const uint8_t *packed, size_t packed_len,
+                       int64_t now_ms)
 {
     const Certrelay__V1__CertificateInfo *c = ev->certificate;
     char serial[129], ident[EXPIRY_IDENT_MAX + 160];
@@ -360,7 +363,7 @@ static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, ui
     int64_t not_before = 0, not_after = 0, due;
     uint8_t *body = NULL;
     size_t blen = 0;
-    int rc, state, newer = 0;
+    int rc, state, newer = 0, inserted;
     sqlite3_stmt *st;
 
     crs_event_serial_hex(ev, serial, sizeof(serial));
@@ -392,9 +395,45 @@ static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, ui
     tpl = event_template(ev);
     state = kind == CRS_EVENT_REVOKED ? STATE_REVOKED : STATE_ACTIVE;
 
-    /* A certificate that a later one of the same subject and template already replaced (its
-     * events arrived out of order, from the spool) starts out renewed. */
-    if (state == STATE_ACTIVE && cfg->alerts.skip_renewed && subject[0] != '\0') {
+    /* A certificate event has nothing to trim unless the raw request was captured: then the
+     * bytes as received are stored, and packing again is saved on the commit path. */
+    if (ev->n_crls > 0 || (ev->request != NULL && ev->request->has_raw_request)) {
+        rc = pack_trimmed(ev, NULL, &body, &blen);
+        if (rc != 0)
+            return rc;
+    }
+    due = expiry_first_due(cfg, SCHED_CERT, not_after, now_ms);
+    st = x->st[X_INSERT_CERT];
+    sqlite3_bind_text(st, 1, ident, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, tpl, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, not_after);
+    sqlite3_bind_int64(st, 5, not_before);
+    sqlite3_bind_int64(st, 6, due);
+    sqlite3_bind_int(st, 7, state);
+    sqlite3_bind_text(st, 8, ev->event_id, -1, SQLITE_STATIC);
+    if (body != NULL)
+        sqlite3_bind_blob64(st, 9, body, blen, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob64(st, 9, packed, packed_len, SQLITE_STATIC);
+    rc = xstep(x, X_INSERT_CERT);
+    crs_free(body);
+    if (rc != 0)
+        return rc;
+    inserted = sqlite3_changes(x->db) > 0;
+    if (kind == CRS_EVENT_REVOKED) {
+        if (inserted)
+            return 0; /* revoked before we saw it issued: the row stands for the revocation */
+        st = x->st[X_REVOKE];
+        sqlite3_bind_text(st, 1, ident, -1, SQLITE_STATIC);
+        return xstep(x, X_REVOKE);
+    }
+    /* A certificate seen before (a re-sent event, or imported after issued) keeps its row. */
+    if (!inserted)
+        return 0;
+    if (cfg->alerts.skip_renewed && subject[0] != '\0') {
+        /* A later certificate of the same subject and template already replaced this one (the
+         * events arrived out of order, from the spool): it starts out renewed. */
         st = x->st[X_NEWER_EXISTS];
         sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, tpl, -1, SQLITE_STATIC);
@@ -408,36 +447,11 @@ static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, ui
             crs_error("database: expiry schedules: %s", sqlite3_errmsg(x->db));
             return CRS_EDB;
         }
-        if (newer)
-            state = STATE_RENEWED;
-    }
-    rc = pack_trimmed(ev, NULL, &body, &blen);
-    if (rc != 0)
-        return rc;
-    due = expiry_first_due(cfg, SCHED_CERT, not_after, now_ms);
-    st = x->st[X_INSERT_CERT];
-    sqlite3_bind_text(st, 1, ident, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, tpl, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, not_after);
-    sqlite3_bind_int64(st, 5, not_before);
-    sqlite3_bind_int64(st, 6, due);
-    sqlite3_bind_int(st, 7, state);
-    sqlite3_bind_text(st, 8, ev->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 9, body, blen, SQLITE_STATIC);
-    rc = xstep(x, X_INSERT_CERT);
-    crs_free(body);
-    if (rc != 0)
-        return rc;
-    if (state == STATE_ACTIVE)
-        note_due(x, due);
-    if (kind == CRS_EVENT_REVOKED) {
-        /* The row existed (issued earlier): the revocation stops it. */
-        st = x->st[X_REVOKE];
-        sqlite3_bind_text(st, 1, ident, -1, SQLITE_STATIC);
-        return xstep(x, X_REVOKE);
-    }
-    if (state == STATE_ACTIVE && cfg->alerts.skip_renewed && subject[0] != '\0') {
+        if (newer) {
+            st = x->st[X_MARK_RENEWED];
+            sqlite3_bind_text(st, 1, ident, -1, SQLITE_STATIC);
+            return xstep(x, X_MARK_RENEWED);
+        }
         /* A renewal: the older certificates of this subject and template need no warning. */
         st = x->st[X_SUPERSEDE];
         sqlite3_bind_text(st, 1, subject, -1, SQLITE_STATIC);
@@ -445,11 +459,14 @@ static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, ui
         sqlite3_bind_int64(st, 3, not_after);
         sqlite3_bind_text(st, 4, ident, -1, SQLITE_STATIC);
         rc = xstep(x, X_SUPERSEDE);
-        if (rc == 0 && sqlite3_changes(x->db) > 0)
+        if (rc != 0)
+            return rc;
+        if (sqlite3_changes(x->db) > 0)
             crs_debug("expiry: %d older certificate(s) of %s renewed by %s", sqlite3_changes(x->db),
                       subject, serial);
     }
-    return rc;
+    note_due(x, due);
+    return 0;
 }
 
 static int ingest_crls(struct crs_expiry_db *x, const struct crs_config *cfg,
@@ -521,7 +538,7 @@ int crs_expiry_db_ingest(struct crs_expiry_db *x, const struct crs_config *cfg, 
     if (kind == CRS_EVENT_CRL_ISSUED)
         rc = ingest_crls(x, cfg, ev, now_ms);
     else
-        rc = ingest_cert(x, cfg, kind, ev, now_ms);
+        rc = ingest_cert(x, cfg, kind, ev, body, len, now_ms);
     crs_event_free(ev);
     return rc == CRS_EDB ? CRS_EDB : 0;
 }
