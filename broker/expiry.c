@@ -29,6 +29,9 @@
  *   3 | 2 | ca01\Contoso CA|0 | NULL | NULL | 1765238400000 | ... | 9223372036854775807 |
  *       1765152000000 | 0 | 0193c001-... | x'0a24...'
  *
+ * Rows in states 1 to 3 are deleted `retention` (the events' retention, 30d by default) after
+ * their deadline, a batch per tick.
+ *
  * next_due_ms is a hint computed with the configuration of the moment: the tick plans each row it
  * reads again (crs_expiry_plan), so a row that is looked at too early just gets a new time, and a
  * reload sets every active row due so that new lead times apply. The schedule outlives its source
@@ -187,6 +190,7 @@ enum expiry_stmt {
     X_SET,
     X_NEXT,
     X_REPLAN,
+    X_PRUNE,
     X_INSERT_EVENT,
     X_INSERT_DELIVERY,
     X_COUNT_
@@ -224,6 +228,9 @@ static const char *const expiry_stmt_sql[X_COUNT_] = {
     [X_NEXT] = "SELECT MIN(next_due_ms) FROM expiry_schedules WHERE state = 0",
     [X_REPLAN] = "UPDATE expiry_schedules SET next_due_ms = ?1 WHERE state = 0 AND "
                  "next_due_ms > ?1",
+    [X_PRUNE] = "DELETE FROM expiry_schedules WHERE rowid IN (SELECT rowid FROM "
+                "expiry_schedules WHERE state IN (1, 2, 3) AND next_due_ms < ?1 AND "
+                "deadline_ms < ?1 LIMIT ?2)",
     [X_INSERT_EVENT] = "INSERT OR IGNORE INTO events (event_id, kind, received_ms, body) "
                        "VALUES (?1, ?2, ?3, ?4)",
     [X_INSERT_DELIVERY] = "INSERT OR IGNORE INTO deliveries (event_rowid, sink, state, "
@@ -689,10 +696,12 @@ static int tick_row(struct crs_expiry_db *x, const struct crs_config *cfg, int64
     sqlite3_clear_bindings(row);
     if (rc != 0)
         return rc;
-    if (step.action == CRS_EXPIRY_WAIT)
+    if (step.action == CRS_EXPIRY_WAIT) {
         next = step.next_due_ms;
-    else
+    } else {
         state = STATE_FINISHED;
+        next = deadline; /* retention counts from here (tick_run's prune) */
+    }
     st = x->st[X_SET];
     sqlite3_bind_int64(st, 1, sent);
     sqlite3_bind_int64(st, 2, next);
@@ -751,6 +760,14 @@ static int tick_run(struct crs_expiry_db *x, const struct crs_config *cfg, int64
             res->processed++;
     }
     crs_free(ids);
+    if (rc == 0 && cfg->retention_ms > 0) {
+        /* Schedules that will never raise anything again go `retention` after their deadline,
+         * a batch per tick, so the table holds the certificates still valid and a margin. Until
+         * then a revoked one still stops a late `issued` of its serial (from a spool). */
+        sqlite3_bind_int64(x->st[X_PRUNE], 1, now_ms - cfg->retention_ms);
+        sqlite3_bind_int64(x->st[X_PRUNE], 2, batch ? batch : 500);
+        rc = xstep(x, X_PRUNE);
+    }
     if (rc == 0) {
         st = x->st[X_NEXT];
         step = sqlite3_step(st);

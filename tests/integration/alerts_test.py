@@ -13,7 +13,8 @@ another alert did not come.
    nextUpdate is 1 hour away gets `crl_expiring`; an older CRL arriving after a newer one of the
    same CA key is ignored; a CRL 30 days away is quiet. A client sending an alert kind gets a Nack.
 2. Cancellation: revoked -> no alert; renewed (same subject and template, later notAfter) -> no
-   alert for the older one; revoked then released from hold -> alert.
+   alert for the older one; revoked then released from hold -> alert. A finished schedule is
+   deleted `retention` after its deadline.
 3. Downtime: a schedule that passed three stages while the broker was down gets one alert after
    the restart, and none more after another restart.
 4. Reload and bounds: lead times added by a live reload (SIGHUP) apply to the schedules already
@@ -217,7 +218,8 @@ def stages_and_routing(opts):
 def cancellation(opts):
     with t.TempDir("alerts-cancel") as tmp:
         path, settings = config(tmp, [("all", file_sink(tmp, "all"))],
-                                {"expiry_warn": "1d", "expiry_skip_renewed": "true"})
+                                {"expiry_warn": "1d", "expiry_skip_renewed": "true"},
+                                retention="1s")
         state = settings["state_dir"]
         broker = t.Broker(opts.certrelayd, path, tmp, settings["listen"]).start()
         now = now_ms()
@@ -233,6 +235,10 @@ def cancellation(opts):
             event("revoked", "f1", not_after=soon, subject="CN=hold.test", template="WebServer"),
             event("unrevoked", "f1", not_after=soon, subject="CN=hold.test",
                   template="WebServer"),
+            # Expired already: `expired` at once, then its finished schedule is pruned
+            # (retention = 1s after the deadline) by a later tick.
+            event("issued", "0c0c", not_after=now - 2 * HOUR, subject="CN=gone.test",
+                  template="WebServer"),
             # The sentinel: due last; when its alert is there, the others' time has passed.
             event("issued", "d1", not_after=soon + 2000, subject="CN=d.test", template="User"),
         ])
@@ -240,12 +246,13 @@ def cancellation(opts):
                                for d in alerts_in(tmp, "all")), "the sentinel's alert")
         settle(state)
         got = summary(alerts_in(tmp, "all"))
-        want = [("expiring", "d1", DAY, None), ("expiring", "f1", DAY, None)]
+        want = [("expired", "0c0c", 0, None), ("expiring", "d1", DAY, None),
+                ("expiring", "f1", DAY, None)]
         if got != want:
             t.fail("alerts %r, want %r (revoked c2 and renewed e1 stay quiet)" % (got, want))
         states = dict(t.db_rows(state, "SELECT ident, state FROM expiry_schedules"))
         if states.get(CA + "|c2") != 2 or states.get(CA + "|e1") != 3 or \
-                states.get(CA + "|e2") != 0:
+                states.get(CA + "|e2") != 0 or CA + "|0c0c" in states:
             t.fail("schedule states: %r" % states)
         broker.stop_ok()
 
