@@ -11,7 +11,8 @@ another alert did not come.
    default subject; a User certificate given only as DER (20 days) gets the 30d stage in the
    catch-all drop only; an expired one gets `expired` once and no late `expiring`. A CRL whose
    nextUpdate is 1 hour away gets `crl_expiring`; an older CRL arriving after a newer one of the
-   same CA key is ignored; a CRL 30 days away is quiet. A client sending an alert kind gets a Nack.
+   same CA key is ignored; a CRL 30 days away is quiet. `certrelay events --kind expiring` lists
+   the alerts. A client sending an alert kind gets a Nack.
 2. Cancellation: revoked -> no alert; renewed (same subject and template, later notAfter) -> no
    alert for the older one; revoked then released from hold -> alert. A finished schedule is
    deleted `retention` after its deadline.
@@ -21,6 +22,7 @@ another alert did not come.
    kept; 40 alerts due at once with `batch = 7` are raised over several ticks, each once.
 """
 
+import json
 import os
 import re
 import signal
@@ -196,6 +198,13 @@ def stages_and_routing(opts):
                     not in text:
                 t.fail("mail: %d messages, first:\n%s" % (len(msgs), text[:1500]))
 
+            # The admin commands see alerts like any event.
+            p = t.run([opts.certrelay, "events", "--kind", "expiring", "--json", "--config",
+                       path], tmp)
+            listed = sorted(e.get("serial") for e in json.loads(p.stdout)["events"])
+            if listed != ["a1", "b1"]:
+                t.fail("certrelay events --kind expiring: %s" % p.stdout[:2000])
+
             # A client may not raise an alert kind.
             c = t.Client(settings["listen"])
             c.hello()
@@ -315,7 +324,7 @@ def reload_and_batch(opts):
 
 
 def main():
-    opts = t.args("certrelayd")
+    opts = t.args("certrelayd", "certrelay")
     stages_and_routing(opts)
     cancellation(opts)
     downtime(opts)
