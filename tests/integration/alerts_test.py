@@ -11,8 +11,9 @@ another alert did not come.
    default subject; a User certificate given only as DER (20 days) gets the 30d stage in the
    catch-all drop only; an expired one gets `expired` once and no late `expiring`. A CRL whose
    nextUpdate is 1 hour away gets `crl_expiring`; an older CRL arriving after a newer one of the
-   same CA key is ignored; a CRL 30 days away is quiet. `certrelay events --kind expiring` lists
-   the alerts. A client sending an alert kind gets a Nack.
+   same CA key is ignored; a CRL 30 days away is quiet; a Teams webhook gets the CRL alert's
+   card. `certrelay events --kind expiring` lists the alerts. A client sending an alert kind gets
+   a Nack.
 2. Cancellation: revoked -> no alert; renewed (same subject and template, later notAfter) -> no
    alert for the older one; revoked then released from hold -> alert. A finished schedule is
    deleted `retention` after its deadline.
@@ -31,6 +32,7 @@ import time
 import uuid
 
 import crstest as t
+from http_server import RecordingServer
 from smtp_server import SmtpServer
 
 DAY = 86400 * 1000
@@ -139,6 +141,7 @@ def summary(docs):
 def stages_and_routing(opts):
     with t.TempDir("alerts-stages") as tmp:
         smtp = SmtpServer(t.free_port(), mode="plain").start()
+        hook = RecordingServer(port=t.free_port()).start()
         try:
             user_der = make_ca(tmp.join("ca"))
             near = gencrl(tmp.join("ca"), "near", ["-crlhours", "1"])
@@ -149,7 +152,9 @@ def stages_and_routing(opts):
                      ("mail", {"type": "email", "url": "smtp://127.0.0.1:%d" % smtp.port,
                                "starttls": "off", "from": "pki@example.com",
                                "to": "web@example.com", "events": "expiring",
-                               "templates": "WebServer"})]
+                               "templates": "WebServer"}),
+                     ("chat", {"type": "webhook", "url": hook.url("/teams"), "format": "teams",
+                               "events": "crl_expiring"})]
             path, settings = config(tmp, sinks, {"expiry_warn": "30d, 7d, 1d",
                                                  "crl_warn": "2h", "expired": "on"})
             state = settings["state_dir"]
@@ -198,6 +203,13 @@ def stages_and_routing(opts):
                     not in text:
                 t.fail("mail: %d messages, first:\n%s" % (len(msgs), text[:1500]))
 
+            t.wait_for(lambda: hook.requests("/teams"), "the Teams card")
+            posts = hook.requests("/teams")
+            card = posts[0].body.decode("utf-8", "replace")
+            if len(posts) != 1 or "CRL expiring" not in card or "Days left" not in card or \
+                    "Next update" not in card:
+                t.fail("Teams: %d POSTs, first:\n%s" % (len(posts), card[:2000]))
+
             # The admin commands see alerts like any event.
             p = t.run([opts.certrelay, "events", "--kind", "expiring", "--json", "--config",
                        path], tmp)
@@ -222,6 +234,7 @@ def stages_and_routing(opts):
             broker.stop_ok()
         finally:
             smtp.stop()
+            hook.stop()
 
 
 def cancellation(opts):
