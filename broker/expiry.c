@@ -16,8 +16,9 @@
  *       next_due_ms     INTEGER NOT NULL,   -- when the tick looks at it again
  *       state           INTEGER NOT NULL,   -- 0 active, 1 finished, 2 revoked, 3 renewed
  *       source_event_id TEXT NOT NULL,      -- the issued, imported or crl_issued event
- *       body            BLOB NOT NULL,      -- that event packed again without CRL bytes and
- *                                           -- raw request: the content of its alerts
+ *       body            BLOB NOT NULL,      -- that event packed again without CRL bytes, raw
+ *                                           -- request, certificate DER and extensions: the
+ *                                           -- content of its alerts
  *       UNIQUE (kind, ident));
  *
  * A sample: a WebServer certificate whose 30d alert went out, its renewal, and a CA key's CRL:
@@ -335,15 +336,17 @@ static int make_ident(const Certrelay__V1__Event *ev, const char *suffix, char *
 }
 
 /*
- * Packs ev without what an alert never carries (CRL bytes, the raw request): the schedule row
- * keeps only what its alerts show. ev is restored before returning.
+ * Packs ev without what an alert does not carry: CRL bytes, the raw request, and the
+ * certificate's DER and extensions (the issued event delivered them; an alert names the
+ * certificate by serial, subject, names, template, validity and thumbprint). The schedule row
+ * keeps only what its alerts show, a few hundred bytes. ev is restored before returning.
  */
 static int pack_trimmed(Certrelay__V1__Event *ev, Certrelay__V1__CrlInfo *only_crl, uint8_t **out,
                         size_t *outlen)
 {
-    size_t n_crls = ev->n_crls;
+    size_t n_crls = ev->n_crls, n_ext = 0;
     Certrelay__V1__CrlInfo **crls = ev->crls;
-    protobuf_c_boolean has_raw = 0;
+    protobuf_c_boolean has_raw = 0, has_der = 0;
     int rc;
 
     ev->n_crls = only_crl != NULL ? 1 : 0;
@@ -352,7 +355,17 @@ static int pack_trimmed(Certrelay__V1__Event *ev, Certrelay__V1__CrlInfo *only_c
         has_raw = ev->request->has_raw_request;
         ev->request->has_raw_request = 0;
     }
+    if (ev->certificate != NULL) {
+        has_der = ev->certificate->has_raw_certificate;
+        n_ext = ev->certificate->n_extensions;
+        ev->certificate->has_raw_certificate = 0;
+        ev->certificate->n_extensions = 0;
+    }
     rc = crs_event_pack(ev, out, outlen);
+    if (ev->certificate != NULL) {
+        ev->certificate->has_raw_certificate = has_der;
+        ev->certificate->n_extensions = n_ext;
+    }
     if (ev->request != NULL)
         ev->request->has_raw_request = has_raw;
     ev->n_crls = n_crls;
@@ -361,8 +374,7 @@ static int pack_trimmed(Certrelay__V1__Event *ev, Certrelay__V1__CrlInfo *only_c
 }
 
 static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, uint32_t kind,
-                       Certrelay__V1__Event *ev, const uint8_t *packed, size_t packed_len,
-                       int64_t now_ms)
+                       Certrelay__V1__Event *ev, int64_t now_ms)
 {
     const Certrelay__V1__CertificateInfo *c = ev->certificate;
     char serial[129], ident[EXPIRY_IDENT_MAX + 160];
@@ -402,13 +414,16 @@ static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, ui
     tpl = event_template(ev);
     state = kind == CRS_EVENT_REVOKED ? STATE_REVOKED : STATE_ACTIVE;
 
-    /* A certificate event has nothing to trim unless the raw request was captured: then the
-     * bytes as received are stored, and packing again is saved on the commit path. */
-    if (ev->n_crls > 0 || (ev->request != NULL && ev->request->has_raw_request)) {
-        rc = pack_trimmed(ev, NULL, &body, &blen);
-        if (rc != 0)
-            return rc;
+    if (!c->has_not_after_ms && not_after != 0) {
+        /* Read from the DER, which the alert leaves out: keep the dates it showed. */
+        ev->certificate->has_not_before_ms = 1;
+        ev->certificate->not_before_ms = not_before;
+        ev->certificate->has_not_after_ms = 1;
+        ev->certificate->not_after_ms = not_after;
     }
+    rc = pack_trimmed(ev, NULL, &body, &blen);
+    if (rc != 0)
+        return rc;
     due = expiry_first_due(cfg, SCHED_CERT, not_after, now_ms);
     st = x->st[X_INSERT_CERT];
     sqlite3_bind_text(st, 1, ident, -1, SQLITE_STATIC);
@@ -419,10 +434,7 @@ static int ingest_cert(struct crs_expiry_db *x, const struct crs_config *cfg, ui
     sqlite3_bind_int64(st, 6, due);
     sqlite3_bind_int(st, 7, state);
     sqlite3_bind_text(st, 8, ev->event_id, -1, SQLITE_STATIC);
-    if (body != NULL)
-        sqlite3_bind_blob64(st, 9, body, blen, SQLITE_STATIC);
-    else
-        sqlite3_bind_blob64(st, 9, packed, packed_len, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 9, body, blen, SQLITE_STATIC);
     rc = xstep(x, X_INSERT_CERT);
     crs_free(body);
     if (rc != 0)
@@ -545,7 +557,7 @@ int crs_expiry_db_ingest(struct crs_expiry_db *x, const struct crs_config *cfg, 
     if (kind == CRS_EVENT_CRL_ISSUED)
         rc = ingest_crls(x, cfg, ev, now_ms);
     else
-        rc = ingest_cert(x, cfg, kind, ev, body, len, now_ms);
+        rc = ingest_cert(x, cfg, kind, ev, now_ms);
     crs_event_free(ev);
     return rc == CRS_EDB ? CRS_EDB : 0;
 }

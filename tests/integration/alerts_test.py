@@ -187,7 +187,9 @@ def stages_and_routing(opts):
                 t.fail("alert of a1: %r" % a["expiry"])
             if a["request"]["template"] != "WebServer" or a["ca"]["config"] != CA:
                 t.fail("alert of a1 lacks its source's content: %r" % a)
-            if docs["expiringb1"]["expiry"]["days_left"] != 20:
+            if docs["expiringb1"]["expiry"]["days_left"] != 20 or \
+                    not docs["expiringb1"]["certificate"].get("not_after") or \
+                    "der_base64" in docs["expiringb1"]["certificate"]:
                 t.fail("b1 (notAfter read from the DER) days_left %r" %
                        docs["expiringb1"]["expiry"])
             if docs["crl_expiring"]["expiry"]["days_left"] != 1:
