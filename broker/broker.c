@@ -33,6 +33,7 @@
 #include "queue.h"
 #include "reconcile.h"
 #include "retention.h"
+#include "expiry.h"
 #include "server.h"
 #include "sinks/sink.h"
 #include "spooldrain.h"
@@ -49,6 +50,7 @@ struct crs_broker {
     struct crs_admin *admin;
     struct crs_retention *ret;
     struct crs_reconcile *rec; /* scheduled catch-up */
+    struct crs_expiry *exp; /* expiry and CRL alerts */
     struct crs_metrics_server *metrics;
     /* Configurations loaded by reloads. Kept until the broker is freed: events received under
      * one are routed by index into it, and delivery rows are keyed by its sink names. */
@@ -209,6 +211,11 @@ int crs_broker_start(struct crs_broker *b)
         rc = crs_retention_start(b->ret);
     if (rc != 0)
         goto cleanup;
+    rc = crs_expiry_new(b->loop, cfg, b->q, b->disp, &b->exp);
+    if (rc == 0)
+        rc = crs_expiry_start(b->exp);
+    if (rc != 0)
+        goto cleanup;
     {
         /* The admin channel (the CLI) is served once there is something to report on. */
         struct crs_admin_env env;
@@ -319,6 +326,10 @@ void crs_broker_stop(struct crs_broker *b)
         b->pending++;
         crs_retention_stop(b->ret, broker_part_stopped, b);
     }
+    if (b->exp != NULL) {
+        b->pending++;
+        crs_expiry_stop(b->exp, broker_part_stopped, b);
+    }
     if (b->metrics != NULL) {
         b->pending++;
         crs_metrics_server_stop(b->metrics, broker_part_stopped, b);
@@ -344,6 +355,7 @@ void crs_broker_free(struct crs_broker *b)
     crs_admin_free(b->admin);
     crs_retention_free(b->ret);
     crs_reconcile_free(b->rec);
+    crs_expiry_free(b->exp);
     crs_metrics_server_free(b->metrics);
     broker_sinks_close(b->sinks, b->nsinks_open);
     crs_free(b->sinks);
@@ -411,6 +423,7 @@ static void broker_reload_paused(void *arg)
     crs_admin_set_config(b->admin, b->cfg, b->sinks);
     crs_retention_set_config(b->ret, b->cfg);
     crs_reconcile_set_config(b->rec, b->cfg);
+    crs_expiry_set_config(b->exp, b->cfg);
     crs_metrics_server_set_config(b->metrics, b->cfg, b->sinks);
     crs_dispatcher_resume(b->disp, b->sinks, b->nsinks_open);
     broker_sinks_close(old, nold);

@@ -2,7 +2,8 @@
  * The durable queue (see queue.h): SQLite in WAL mode with synchronous=FULL, driven from libuv's
  * threadpool with exactly one database job in flight.
  *
- * ---- Schema (PRAGMA user_version = 3; version 3 added the dedup index, queue_dedup.c) ----
+ * ---- Schema (PRAGMA user_version = 4; version 3 added the dedup index, queue_dedup.c; version 4
+ *      the expiry schedules, expiry.c) ----
  *
  *   CREATE TABLE events (
  *       rowid       INTEGER PRIMARY KEY,
@@ -54,6 +55,8 @@
  * CREATE ... IF NOT EXISTS in the same transaction that raises user_version. Version 2 databases
  * get the dedup index and the watermarks of queue_dedup.c the same way, backfilled from their
  * stored events in that transaction.
+ * Version 4 adds the expiry schedules, whose table and statements live in expiry.c (its schema
+ * sample is there), applied the same way.
  *
  * Routing happens once, when an event is committed: it gets one deliveries row per sink whose
  * events mask and templates filter take it. Therefore a sink removed from the configuration leaves
@@ -65,6 +68,7 @@
 #include "queue.h"
 
 #include "certrelay/msgid.h"
+#include "expiry.h"
 #include "metrics.h"
 #include "queue_dedup.h"
 
@@ -82,8 +86,8 @@
 #include "certrelay/text.h"
 #include "certrelay/log.h"
 
-#define QUEUE_SCHEMA_VERSION     3
-#define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 3" /* keep equal to the line above */
+#define QUEUE_SCHEMA_VERSION     4
+#define QUEUE_SCHEMA_VERSION_SQL "PRAGMA user_version = 4" /* keep equal to the line above */
 #define QUEUE_DB_NAME            "certrelay.db"
 #define QUEUE_BUSY_TIMEOUT       5000
 /*
@@ -226,6 +230,9 @@ struct crs_queue {
     struct crs_queue_hooks hooks;
     crs_ingest_flush_cb flush; /* after every run of done callbacks */
     void *flush_arg;
+    struct crs_expiry_db *xdb; /* expiry schedules (expiry.c), used by the worker */
+    void (*expiry_due)(void *arg, int64_t due_ms);
+    void *expiry_arg;
 
     struct crs_ingest_item *in_head, *in_tail;
     size_t in_count;
@@ -668,7 +675,8 @@ static int queue_setup(struct crs_queue *q)
     if (queue_exec(q, "BEGIN IMMEDIATE") != 0)
         goto cleanup;
     if (queue_exec(q, queue_schema_sql) != 0 || queue_exec(q, crs_dedup_schema_sql) != 0 ||
-        queue_migrate_dedup(q, version) != 0 || queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
+        queue_exec(q, crs_expiry_schema_sql) != 0 || queue_migrate_dedup(q, version) != 0 ||
+        queue_exec(q, QUEUE_SCHEMA_VERSION_SQL) != 0) {
         queue_exec(q, "ROLLBACK");
         goto cleanup;
     }
@@ -682,7 +690,7 @@ static int queue_setup(struct crs_queue *q)
             goto cleanup;
         }
     }
-    if (crs_dedup_open(q->db, &q->dedup) != 0)
+    if (crs_dedup_open(q->db, &q->dedup) != 0 || crs_expiry_db_new(q->db, &q->xdb) != 0)
         goto cleanup;
     rc = 0;
 
@@ -695,6 +703,8 @@ static void queue_close_db(struct crs_queue *q)
 {
     size_t i;
 
+    crs_expiry_db_free(q->xdb);
+    q->xdb = NULL;
     for (i = 0; i < STMT_COUNT_; i++) {
         sqlite3_finalize(q->stmt[i]);
         q->stmt[i] = NULL;
@@ -1030,6 +1040,9 @@ static int job_insert_item(struct crs_queue *q, struct queue_job *job, struct cr
         }
     }
     sqlite3_clear_bindings(del);
+    /* Expiry schedules change with the event, in its transaction (expiry.c). */
+    if (crs_expiry_db_ingest(q->xdb, job->cfg, item->kind, item->body, item->len, job->now_ms) != 0)
+        return job_fail(job, q->db, "expiry schedule");
     return 0;
 }
 
@@ -1349,6 +1362,12 @@ static void job_after(uv_work_t *req, int status)
     }
     if (job.status == 0 && job.nitems > 0)
         crs_metrics_commit((double)(uv_hrtime() - job.start_ns) / 1e9);
+    {
+        /* Taken in any case, so a failed job's hint does not linger into the next one. */
+        int64_t due = crs_expiry_db_take_due(q->xdb);
+        if (job.status == 0 && due != INT64_MAX && q->expiry_due != NULL)
+            q->expiry_due(q->expiry_arg, due);
+    }
 
     q->in_after = 1;
     job_answer_items(q, &job);
@@ -1521,6 +1540,20 @@ void crs_queue_submit(struct crs_queue *q, struct crs_queue_op *op)
         q->op_head = op;
     q->op_tail = op;
     queue_pump(q);
+}
+
+struct crs_expiry_db *crs_queue_expiry_db(struct crs_queue *q)
+{
+    return q != NULL ? q->xdb : NULL;
+}
+
+void crs_queue_set_expiry_hook(struct crs_queue *q, void (*due)(void *arg, int64_t due_ms),
+                               void *arg)
+{
+    if (q == NULL)
+        return;
+    q->expiry_due = due;
+    q->expiry_arg = arg;
 }
 
 void crs_queue_kick(struct crs_queue *q)

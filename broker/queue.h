@@ -182,6 +182,14 @@ int crs_queue_check_start(struct crs_queue *q, void (*cb)(void *arg, int rc), vo
 /* Frees a closed queue. NULL is a no-op. */
 void crs_queue_free(struct crs_queue *q);
 
+/*
+ * Expiry schedules (expiry.h): the queue owns the worker half and runs its ingest inside each
+ * commit. The hook, on the loop, hears of the earliest schedule a committed job set due.
+ */
+struct crs_expiry_db *crs_queue_expiry_db(struct crs_queue *q);
+void crs_queue_set_expiry_hook(struct crs_queue *q, void (*due)(void *arg, int64_t due_ms),
+                               void *arg);
+
 /* ---- Operations outside the delivery path (the admin commands, broker/admin.c) ---- */
 
 struct sqlite3;

@@ -617,6 +617,24 @@ static void conn_on_event(struct conn *c, const uint8_t *payload, size_t len,
         conn_fail(c, "invalid event id");
         return;
     }
+    /* The alert kinds are the broker's own (expiry.c): a client that sends one is refused, the
+     * event alone, so that no forged "expired" alert reaches a sink. */
+    if (((uint32_t)ev->kind & CRS_EVENT_ALERTS) != 0) {
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        char why[128];
+
+        snprintf(why, sizeof(why), "event kind %s is raised by the broker only; refused",
+                 crs_event_name((uint32_t)ev->kind));
+        crs_warn("conn %llu: event %s refused: %s", c->id, ev->event_id, why);
+        crs_metrics_add(CRS_M_NACKED, 1);
+        rc = crs_frame_nack(ev->event_id, why, &buf, &n);
+        if (rc == 0)
+            conn_send(c, buf, n);
+        else
+            conn_fail(c, "cannot encode answer: %s", crs_strerror(rc));
+        return;
+    }
     rc = conn_event_bytes(payload, len, ev, rc == 1, &body, &blen, &owned);
     if (rc == 0)
         rc = crs_ingest_item_new(c->srv->cfg, ev, body, blen, &item);

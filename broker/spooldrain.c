@@ -178,6 +178,9 @@ static int sd_read_one(struct crs_spooldrain *sd, const char *name, struct spool
     rc = crs_spool_read(path, &body, &len);
     if (rc == 0)
         rc = crs_event_unpack(body, len, &ev);
+    /* Only the broker raises alert kinds (expiry.c): a spool file claiming one is forged. */
+    if (rc == 0 && ((uint32_t)ev->kind & CRS_EVENT_ALERTS) != 0)
+        rc = CRS_EPROTO;
     if (rc == 0)
         rc = crs_ingest_item_new(sd->cfg, ev, body, len, &f->item);
     if (rc == 0) {

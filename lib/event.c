@@ -27,6 +27,9 @@ static const struct {
     {CRS_EVENT_STARTUP, "startup", "CA service started"},
     {CRS_EVENT_UNREVOKED, "unrevoked", "Certificate unrevoked"},
     {CRS_EVENT_IMPORTED, "imported", "Certificate imported"},
+    {CRS_EVENT_EXPIRING, "expiring", "Certificate expiring"},
+    {CRS_EVENT_EXPIRED, "expired", "Certificate expired"},
+    {CRS_EVENT_CRL_EXPIRING, "crl_expiring", "CRL expiring"},
 };
 
 #define NKINDS (sizeof(kind_names) / sizeof(kind_names[0]))
@@ -100,6 +103,8 @@ int crs_event_mask_parse(const char *list, uint32_t *mask, char *err, size_t err
         p += n;
         if (strcmp(word, "all") == 0) {
             m |= CRS_EVENT_ALL;
+        } else if (strcmp(word, "alerts") == 0) {
+            m |= CRS_EVENT_ALERTS;
         } else if (crs_event_from_name(word, &k) == 0) {
             m |= k;
         } else {

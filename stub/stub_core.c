@@ -683,8 +683,9 @@ int crs_stub_build_event(const struct crs_stub *stub, uint32_t exit_event,
     if (stub == NULL || rd == NULL)
         return CRS_EINVAL;
     /* Only the ten kinds certsrv documents, one bit at a time. An unknown value is refused so
-     * the caller can log it; inventing a kind would hand sinks an event they cannot classify. */
-    if (crs_event_name(exit_event) == NULL)
+     * the caller can log it; inventing a kind would hand sinks an event they cannot classify.
+     * The alert kinds are the broker's own (it refuses them from a stub). */
+    if (crs_event_name(exit_event) == NULL || (exit_event & CRS_EVENT_ALL) == 0)
         return CRS_EINVAL;
 
     ev = crs_malloc(sizeof(*ev));

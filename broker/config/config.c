@@ -53,7 +53,7 @@ struct entry {
     int multiline; /* continuation lines were appended */
 };
 
-enum section_kind { SECTION_NONE = 0, SECTION_BROKER, SECTION_SINK };
+enum section_kind { SECTION_NONE = 0, SECTION_BROKER, SECTION_SINK, SECTION_ALERTS };
 
 struct parser {
     const char *name; /* FILE in messages, exactly as given */
@@ -67,6 +67,7 @@ struct parser {
     size_t nentries;
     size_t capentries;
     int broker_line; /* line of [broker], 0 before it */
+    int alerts_line; /* line of [alerts], 0 before it */
 
     int rc; /* first error, 0 while all is well */
     char *err;
@@ -458,6 +459,103 @@ static int end_broker(struct parser *p)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * [alerts]
+ * ------------------------------------------------------------------------------------------- */
+
+static int lead_cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * A list of lead times ("30d, 7d, 1d"), or off/none for no stage. Kept longest first without
+ * duplicates, which is the order expiry.c walks them in.
+ */
+static int apply_leads(struct parser *p, const struct entry *e, int64_t *dst, size_t *n)
+{
+    char **words = NULL;
+    size_t count = 0, i, k = 0;
+    int64_t v[CRS_ALERT_STAGES_MAX];
+
+    if (single_line(p, e) != 0)
+        return p->rc;
+    if (crs_ascii_casecmp(e->value, "off") == 0 || crs_ascii_casecmp(e->value, "none") == 0) {
+        *n = 0;
+        return 0;
+    }
+    if (crs_split_list(e->value, &words, &count) != 0)
+        return fail_nomem(p, e->line);
+    if (count == 0 || count > CRS_ALERT_STAGES_MAX) {
+        crs_strv_free(words);
+        return fail(p, e->line, CRS_ECONFIG,
+                    "bad value for '%s': expected 1 to %d durations such as 30d, 7d, 1d, or off",
+                    e->key, CRS_ALERT_STAGES_MAX);
+    }
+    for (i = 0; i < count; i++) {
+        if (crs_parse_duration_ms(words[i], &v[i]) != 0 || v[i] < MS_SECOND ||
+            v[i] > 3650 * MS_DAY) {
+            fail(p, e->line, CRS_ECONFIG,
+                 "bad value for '%s': '%.*s' is not a duration from 1s to 3650d (such as 30d)",
+                 e->key, QUOTE_MAX, words[i]);
+            crs_strv_free(words);
+            return p->rc;
+        }
+    }
+    crs_strv_free(words);
+    qsort(v, count, sizeof(v[0]), lead_cmp_desc);
+    for (i = 0; i < count; i++)
+        if (k == 0 || v[i] != dst[k - 1])
+            dst[k++] = v[i];
+    *n = k;
+    return 0;
+}
+
+static int apply_alerts_key(struct parser *p, const struct entry *e)
+{
+    struct crs_alerts_config *a = &p->cfg->alerts;
+
+    if (strcmp(e->key, "expiry_warn") == 0)
+        return apply_leads(p, e, a->expiry_warn_ms, &a->nexpiry_warn);
+    if (strcmp(e->key, "crl_warn") == 0)
+        return apply_leads(p, e, a->crl_warn_ms, &a->ncrl_warn);
+    if (strcmp(e->key, "expired") == 0) {
+        if (single_line(p, e) != 0)
+            return p->rc;
+        if (crs_ascii_casecmp(e->value, "auto") == 0) {
+            a->expired = CRS_ALERT_AUTO;
+            return 0;
+        }
+        if (crs_parse_bool(e->value, &a->expired) != 0)
+            return fail(p, e->line, CRS_ECONFIG,
+                        "bad value for 'expired': expected on, off or auto");
+        return 0;
+    }
+    if (strcmp(e->key, "expiry_skip_renewed") == 0) {
+        if (single_line(p, e) != 0)
+            return p->rc;
+        if (crs_parse_bool(e->value, &a->skip_renewed) != 0)
+            return fail(p, e->line, CRS_ECONFIG,
+                        "bad value for 'expiry_skip_renewed': expected true or false");
+        return 0;
+    }
+    if (strcmp(e->key, "batch") == 0)
+        return apply_u32(p, e, 1, 100000, "a number of alerts", &a->batch);
+    return fail(p, e->line, CRS_ECONFIG, "unknown key '%.*s' in [alerts]", QUOTE_MAX, e->key);
+}
+
+static int end_alerts(struct parser *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->nentries; i++)
+        if (apply_alerts_key(p, &p->entries[i]) != 0)
+            return p->rc;
+    return 0;
+}
+
 static int apply_events(struct parser *p, struct entry *e, struct crs_sink_config *sc)
 {
     char msg[128] = "";
@@ -664,6 +762,8 @@ static int end_section(struct parser *p)
             rc = end_broker(p);
         else if (p->kind == SECTION_SINK)
             rc = end_sink(p);
+        else if (p->kind == SECTION_ALERTS)
+            rc = end_alerts(p);
     }
     clear_entries(p);
     crs_free(p->sink_name);
@@ -704,6 +804,15 @@ static int begin_section(struct parser *p, const char *name, size_t n)
         p->section_line = p->lineno;
         return 0;
     }
+    if (n == 6 && memcmp(name, "alerts", 6) == 0) {
+        if (p->alerts_line != 0)
+            return fail(p, p->lineno, CRS_ECONFIG, "duplicate section [alerts] (first on line %d)",
+                        p->alerts_line);
+        p->alerts_line = p->lineno;
+        p->kind = SECTION_ALERTS;
+        p->section_line = p->lineno;
+        return 0;
+    }
     if (n >= 5 && memcmp(name, "sink.", 5) == 0) {
         name += 5;
         n -= 5;
@@ -726,7 +835,7 @@ static int begin_section(struct parser *p, const char *name, size_t n)
         return 0;
     }
     return fail(p, p->lineno, CRS_ECONFIG,
-                "unknown section [%.*s] (expected [broker] or [sink.NAME])",
+                "unknown section [%.*s] (expected [broker], [alerts] or [sink.NAME])",
                 (int)(n < QUOTE_MAX ? n : QUOTE_MAX), name);
 }
 
@@ -842,6 +951,15 @@ static int config_new(const char *name, struct crs_config **out)
     cfg->log_keep = 5;
     cfg->dead_retention_ms = 90 * MS_DAY;
     cfg->catchup_interval_ms = 60 * 60 * MS_SECOND;
+    cfg->alerts.expiry_warn_ms[0] = 30 * MS_DAY;
+    cfg->alerts.expiry_warn_ms[1] = 7 * MS_DAY;
+    cfg->alerts.expiry_warn_ms[2] = MS_DAY;
+    cfg->alerts.nexpiry_warn = 3;
+    cfg->alerts.crl_warn_ms[0] = MS_DAY;
+    cfg->alerts.ncrl_warn = 1;
+    cfg->alerts.expired = CRS_ALERT_AUTO;
+    cfg->alerts.skip_renewed = 1;
+    cfg->alerts.batch = 500;
     cfg->path = crs_strdup(name);
     cfg->listen = crs_default_pipe();
     cfg->spool_dir = crs_default_spool_dir();

@@ -7,6 +7,8 @@
  *                            metrics_listen, log_max_size, log_keep, max_connections,
  *                            memory_budget, hello_timeout, frame_timeout, idle_timeout, salvage,
  *                            catchup, catchup_interval, catchup_ca, catchup_csv
+ *   [alerts]                 expiry_warn, expired, crl_warn, expiry_skip_renewed, batch
+ *                            (expiry and CRL alerts, broker/expiry.c)
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
  *                            max_attempts, max_age, backoff_initial, backoff_max, concurrency,
  *                            timeout) and the type's own keys (sinks/<type>/settings.c).
@@ -40,6 +42,22 @@ struct crs_sink_config {
     void *typed;                /* the type's own parsed settings */
 };
 
+/* At most this many lead times in expiry_warn and in crl_warn. */
+#define CRS_ALERT_STAGES_MAX 8
+
+/* [alerts]: when the broker raises expiring, expired and crl_expiring (broker/expiry.c). */
+struct crs_alerts_config {
+    int64_t expiry_warn_ms[CRS_ALERT_STAGES_MAX]; /* lead times before notAfter, longest first;
+                                                     default 30d, 7d, 1d */
+    size_t nexpiry_warn;                          /* 0: `expiry_warn = off` */
+    int64_t crl_warn_ms[CRS_ALERT_STAGES_MAX];    /* lead times before nextUpdate; default 1d */
+    size_t ncrl_warn;
+    int expired;      /* CRS_ALERT_AUTO (on when a sink asks for `expired`), 0 off, 1 on */
+    int skip_renewed; /* a renewed certificate's older one does not warn; default true */
+    uint32_t batch;   /* alerts created per database turn, default 500 */
+};
+#define CRS_ALERT_AUTO (-1)
+
 struct crs_config {
     char *path;                /* as given */
     char *listen;              /* pipe name or socket path */
@@ -69,6 +87,7 @@ struct crs_config {
     char *catchup_ca;            /* the CA config; NULL: the CAs the queue has seen events from */
     char *catchup_csv;           /* read this `certutil -view csv` export instead of the CA
                                     database (the offline path; the only source off Windows) */
+    struct crs_alerts_config alerts;
     struct crs_sink_config *sinks;
     size_t nsinks;
 };

@@ -446,6 +446,27 @@ cleanup:
     return rc;
 }
 
+/* The alert kinds' "expiry" object (expiring, expired, crl_expiring). */
+static int add_expiry(json_t *doc, const Certrelay__V1__Expiry *x)
+{
+    json_t *o;
+    int rc;
+
+    if (!x)
+        return 0;
+    if (!(o = crs_json_child(doc, "expiry", json_object())))
+        return CRS_ENOMEM;
+    if ((rc = put_time(o, "not_after", x->has_not_after_ms, x->not_after_ms)) ||
+        (rc = put_time(o, "next_update", x->has_next_update_ms, x->next_update_ms)) ||
+        (rc = put_time(o, "this_update", x->has_this_update_ms, x->this_update_ms)) ||
+        (rc = put_int(o, "ca_cert_index", x->has_ca_cert_index, x->ca_cert_index)) ||
+        (rc = put_int(o, "lead_ms", x->has_lead_ms, x->lead_ms)) ||
+        (rc = put_int(o, "days_left", x->has_days_left, x->days_left)) ||
+        (rc = put_text(o, "source_event_id", x->source_event_id)))
+        return rc;
+    return 0;
+}
+
 json_t *crs_event_to_json(const Certrelay__V1__Event *ev)
 {
     json_t *doc;
@@ -463,7 +484,8 @@ json_t *crs_event_to_json(const Certrelay__V1__Event *ev)
         (rc = put_int(doc, "raw_exit_event", ev->has_raw_exit_event, ev->raw_exit_event)) ||
         (rc = put_text(doc, "origin", ev->origin)) ||
         (rc = add_ca(doc, ev->ca)) || (rc = add_request(doc, ev->request)) ||
-        (rc = add_certificate(doc, ev)) || (rc = add_crls(doc, ev)) || (rc = add_extra(doc, ev)))
+        (rc = add_certificate(doc, ev)) || (rc = add_crls(doc, ev)) || (rc = add_extra(doc, ev)) ||
+        (rc = add_expiry(doc, ev->expiry)))
         goto cleanup;
     return doc;
 

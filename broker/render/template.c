@@ -12,7 +12,8 @@
  *   | field               | value                                                              |
  *   |---------------------|--------------------------------------------------------------------|
  *   | event               | short kind name: issued, pending, denied, revoked, unrevoked,      |
- *   |                     | retrieve_pending, imported, crl_issued, startup, shutdown          |
+ *   |                     | retrieve_pending, imported, crl_issued, startup, shutdown,         |
+ *   |                     | expiring, expired, crl_expiring                                    |
  *   | event_id            | the event's UUIDv7                                                 |
  *   | time                | capture time, RFC 3339 UTC with milliseconds                       |
  *   | date                | capture date, YYYY-MM-DD (UTC)                                     |
@@ -38,6 +39,10 @@
  *   | revocation_reason   | RFC 5280 reason name (key_compromise, ...); other values decimal   |
  *   | origin              | live (from the exit module) or catchup (rebuilt from the CA        |
  *   |                     | database by `certrelay catchup` or the scheduled catch-up)         |
+ *   | expires             | alerts: the deadline (notAfter, or the CRL's nextUpdate); other    |
+ *   |                     | events: the certificate's notAfter; RFC 3339 UTC                   |
+ *   | days_left           | alerts: days from the alert to the deadline, rounded up (0 or      |
+ *   |                     | less once passed); empty for other events                          |
  *
  * Escaping applies to field values only, never to the template's own literal text, with one
  * exception: in CRS_ESCAPE_FILENAME mode path separators in literals become '_' too, so that a
@@ -81,6 +86,8 @@ enum field_id {
     F_THUMBPRINT,
     F_REVOCATION_REASON,
     F_ORIGIN,
+    F_EXPIRES,
+    F_DAYS_LEFT,
     F_COUNT
 };
 
@@ -111,6 +118,8 @@ static const char *const field_names[F_COUNT + 1] = {
     "thumbprint",
     "revocation_reason",
     "origin",
+    "expires",
+    "days_left",
     NULL,
 };
 
@@ -251,6 +260,18 @@ static char *field_value(int field, const Certrelay__V1__Event *ev)
         if ((name = crs_revocation_reason_name(req->revoked_reason)))
             return crs_strdup(name);
         snprintf(buf, sizeof buf, "%" PRId64, req->revoked_reason);
+        return crs_strdup(buf);
+    case F_EXPIRES:
+        if (ev->expiry && ev->expiry->has_not_after_ms)
+            crs_time_rfc3339(ev->expiry->not_after_ms, buf, sizeof buf);
+        else if (ev->expiry && ev->expiry->has_next_update_ms)
+            crs_time_rfc3339(ev->expiry->next_update_ms, buf, sizeof buf);
+        else if (cert && cert->has_not_after_ms)
+            crs_time_rfc3339(cert->not_after_ms, buf, sizeof buf);
+        return crs_strdup(buf);
+    case F_DAYS_LEFT:
+        if (ev->expiry && ev->expiry->has_days_left)
+            snprintf(buf, sizeof buf, "%" PRId64, ev->expiry->days_left);
         return crs_strdup(buf);
     case F_COUNT:
         break;

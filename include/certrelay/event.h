@@ -22,12 +22,21 @@
 #define CRS_EVENT_STARTUP          0x080u
 #define CRS_EVENT_UNREVOKED        0x100u
 #define CRS_EVENT_IMPORTED         0x200u
-#define CRS_EVENT_ALL              0x3ffu
+/* Every kind certsrv raises: the stub's mask and what `events = all` selects. */
+#define CRS_EVENT_ALL 0x3ffu
+/* CertRelay's own alert kinds, raised by the broker from its expiry schedules (broker/expiry.c),
+ * never by certsrv or a stub: the broker refuses them from a pipe client or a spool file. A sink
+ * takes them only when its `events =` names them (or `alerts`), so that an upgrade does not send
+ * new kinds to sinks configured with the default `all`. */
+#define CRS_EVENT_EXPIRING     0x400u
+#define CRS_EVENT_EXPIRED      0x800u
+#define CRS_EVENT_CRL_EXPIRING 0x1000u
+#define CRS_EVENT_ALERTS       0x1c00u
 
 /*
  * Short lowercase names used in configuration (`events =`), the JSON schema (`event`), templates
  * and the simulator: issued, pending, denied, revoked, unrevoked, retrieve_pending, imported,
- * crl_issued, startup, shutdown. Returns NULL for a value that is not exactly one known bit.
+ * crl_issued, startup, shutdown, and the broker's alerts expiring, expired, crl_expiring. Returns NULL for a value that is not exactly one known bit.
  */
 const char *crs_event_name(uint32_t kind);
 /* The kind's title for people ("Certificate issued", "CRL published", ...): {{kind_title}}, mail
@@ -35,7 +44,8 @@ const char *crs_event_name(uint32_t kind);
 const char *crs_event_title(uint32_t kind);
 /* Parses a short name; 0 and *kind set, or CRS_EINVAL. */
 int crs_event_from_name(const char *name, uint32_t *kind);
-/* Parses a comma/space separated list ("issued, revoked"; "all") into a mask; err names the bad
+/* Parses a comma/space separated list ("issued, revoked"; "all" for every certsrv kind; "alerts"
+ * for the three alert kinds) into a mask; err names the bad
  * word. Returns 0 or CRS_EINVAL. */
 int crs_event_mask_parse(const char *list, uint32_t *mask, char *err, size_t errlen);
 /* True for kinds that carry a certificate (issued, revoked, unrevoked, imported, and pending,

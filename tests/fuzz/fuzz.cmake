@@ -4,8 +4,9 @@
 #   config: the INI reader and the configuration loader (broker/config/, sink settings)
 #   render: the event renderers: JSON, templates, every webhook format, mail helpers
 #   csv:    the certutil -view csv reader and the row to events mapping (catchup/)
+#   crl:    the CRL and certificate date readers (broker/x509.h, libcrypto)
 if(NOT WIN32)
-  foreach(target frame config render csv)
+  foreach(target frame config render csv crl)
     if(target STREQUAL "frame")
       set(lib certrelay_core)
     elseif(target STREQUAL "csv")

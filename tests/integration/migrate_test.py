@@ -48,8 +48,8 @@ def test():
         db = sqlite3.connect(path)
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version != 3:
-                t.fail("user_version after start is %d, want 3" % version)
+            if version != 4:
+                t.fail("user_version after start is %d, want 4" % version)
             ids = sorted(r[0] for r in db.execute("SELECT event_id FROM events"))
             if ids != sorted([old_id, eid]):
                 t.fail("events after the migration: %r" % ids)

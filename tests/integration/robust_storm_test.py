@@ -31,11 +31,12 @@ EVENTS = 7
 def fill(path):
     """Writes path until the file system is full; returns the file's name."""
     name = os.path.join(path, "filler")
-    with open(name, "wb") as f:
+    # Unbuffered: with a buffer, the bytes of the write that hit the end stay in it, and closing
+    # the file raises ENOSPC again (whenever the free space is not a multiple of the chunk).
+    with open(name, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return name

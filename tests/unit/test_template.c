@@ -121,6 +121,8 @@ static void test_fields(void)
         {"thumbprint", "a1b2c3d4"},
         {"revocation_reason", "key_compromise"},
         {"origin", "live"},
+        {"expires", "2027-11-21T00:00:00.000Z"}, /* an issued event: the certificate's notAfter */
+        {"days_left", ""},                       /* only alerts have it */
     };
     const size_t nwant = sizeof want / sizeof want[0];
     const char *const *fields = crs_template_fields();

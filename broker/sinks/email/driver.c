@@ -49,8 +49,8 @@
 #define EMAIL_PASSWORD_FILE_MAX (64u * 1024u)
 /* A subject is cut here (bytes of UTF-8) before encoding: a header line stays under 998. */
 #define EMAIL_SUBJECT_MAX 250u
-/* Event kinds are bits 0..9. */
-#define EMAIL_KINDS 10u
+/* Event kinds are bits 0..12: certsrv's ten and the broker's three alerts (expiry.c). */
+#define EMAIL_KINDS 13u
 
 struct email_sink {
     struct crs_curl_attempts attempts; /* first: crs_curl_sink_cancel_all finds it there */

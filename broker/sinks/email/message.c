@@ -594,6 +594,20 @@ static const struct mail_default defaults[] = {
     {CRS_EVENT_STARTUP, "[{{ca}}] Certificate Services started on {{ca_host}}",
      "Active Directory Certificate Services started on {{ca_host}}; the certification\n"
      "authority {{ca}} is accepting requests.\n" FOOTER},
+    {CRS_EVENT_EXPIRING,
+     "[{{ca}}] Certificate expires in {{days_left}} days: {{common_name}} (serial {{serial}})",
+     "A certificate issued by {{ca}} expires on {{expires}}, in {{days_left}} days. Renew it\n"
+     "before then, or the services that present it stop working.\n"
+     "\n" CERT_FACTS FOOTER},
+    {CRS_EVENT_EXPIRED, "[{{ca}}] Certificate expired: {{common_name}} (serial {{serial}})",
+     "A certificate issued by {{ca}} expired on {{expires}} and was not renewed or revoked\n"
+     "before then. Services still presenting it fail their clients' checks.\n"
+     "\n" CERT_FACTS FOOTER},
+    {CRS_EVENT_CRL_EXPIRING, "[{{ca}}] CRL expires in {{days_left}} days (next update {{expires}})",
+     "The latest CRL of the certification authority {{ca}} reaches its next update on\n"
+     "{{expires}} ({{days_left}} days) and no newer CRL has been published. Relying parties\n"
+     "reject every certificate of this CA once it has passed: publish a CRL (certutil "
+     "-crl).\n" FOOTER},
     {CRS_EVENT_SHUTDOWN, "[{{ca}}] Certificate Services stopping on {{ca_host}}",
      "Active Directory Certificate Services is stopping on {{ca_host}}; the certification\n"
      "authority {{ca}} will not accept requests until it starts again.\n" FOOTER},

@@ -234,6 +234,12 @@ static int summary_build(const Certrelay__V1__Event *ev, struct summary *sm)
     }
     if (kind == CRS_EVENT_CRL_ISSUED && (rc = summary_crls(sm, ev)))
         goto cleanup;
+    if ((kind & CRS_EVENT_ALERTS) != 0) {
+        if ((rc = fact_text(sm, kind == CRS_EVENT_CRL_EXPIRING ? "Next update" : "Expires",
+                            FIELD("expires"))) ||
+            (rc = fact_text(sm, "Days left", FIELD("days_left"))))
+            goto cleanup;
+    }
     if ((rc = facts_add(sm, f, facts_tail, sizeof(facts_tail) / sizeof(facts_tail[0]))))
         goto cleanup;
 #undef FIELD
@@ -494,6 +500,12 @@ const char *crs_cloudevents_type(uint32_t kind)
         return "org.certrelay.ca.startup";
     case CRS_EVENT_SHUTDOWN:
         return "org.certrelay.ca.shutdown";
+    case CRS_EVENT_EXPIRING:
+        return "org.certrelay.certificate.expiring";
+    case CRS_EVENT_EXPIRED:
+        return "org.certrelay.certificate.expired";
+    case CRS_EVENT_CRL_EXPIRING:
+        return "org.certrelay.crl.expiring";
     default:
         return NULL;
     }
