@@ -50,7 +50,7 @@ struct crs_broker {
     struct crs_admin *admin;
     struct crs_retention *ret;
     struct crs_reconcile *rec; /* scheduled catch-up */
-    struct crs_expiry *exp; /* expiry and CRL alerts */
+    struct crs_expiry *exp;    /* expiry and CRL alerts */
     struct crs_metrics_server *metrics;
     /* Configurations loaded by reloads. Kept until the broker is freed: events received under
      * one are routed by index into it, and delivery rows are keyed by its sink names. */

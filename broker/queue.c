@@ -632,9 +632,9 @@ static int queue_migrate_dedup(struct crs_queue *q, int64_t version)
         return 0;
     if (crs_dedup_backfill(q->db, crs_now_ms(), &n) != 0)
         return CRS_EDB;
-    crs_info("database: schema version %lld upgraded to 3, dedup keys of %lld stored events "
+    crs_info("database: schema version %lld upgraded to %d, dedup keys of %lld stored events "
              "backfilled",
-             (long long)version, (long long)n);
+             (long long)version, QUEUE_SCHEMA_VERSION, (long long)n);
     return 0;
 }
 

@@ -482,10 +482,9 @@ json_t *crs_event_to_json(const Certrelay__V1__Event *ev)
         (rc = put_text(doc, "event_id", ev->event_id)) ||
         (rc = put_time(doc, "time", ev->has_capture_time_ms, ev->capture_time_ms)) ||
         (rc = put_int(doc, "raw_exit_event", ev->has_raw_exit_event, ev->raw_exit_event)) ||
-        (rc = put_text(doc, "origin", ev->origin)) ||
-        (rc = add_ca(doc, ev->ca)) || (rc = add_request(doc, ev->request)) ||
-        (rc = add_certificate(doc, ev)) || (rc = add_crls(doc, ev)) || (rc = add_extra(doc, ev)) ||
-        (rc = add_expiry(doc, ev->expiry)))
+        (rc = put_text(doc, "origin", ev->origin)) || (rc = add_ca(doc, ev->ca)) ||
+        (rc = add_request(doc, ev->request)) || (rc = add_certificate(doc, ev)) ||
+        (rc = add_crls(doc, ev)) || (rc = add_extra(doc, ev)) || (rc = add_expiry(doc, ev->expiry)))
         goto cleanup;
     return doc;
 

@@ -325,7 +325,7 @@ def test_migration(o, certs):
             t.fail("no backfill line:\n%s" % broker.log_text())
         version = t.db_rows(state, "PRAGMA user_version")[0][0]
         keys = t.db_rows(state, "SELECT ca, request_id, kind, minute, event_rowid FROM event_keys")
-        if version != 3 or keys != [("test ca", 5, 1, (T0 + 5 * MIN) // MIN, 1)]:
+        if version != 4 or keys != [("test ca", 5, 1, (T0 + 5 * MIN) // MIN, 1)]:
             t.fail("after the migration: version %d, keys %r" % (version, keys))
         csv = tmp.join("export.csv")
         write_csv(csv, [r, row(6, 20, certs[5], T0 + 6 * MIN, T0 + 6 * MIN)])
