@@ -35,14 +35,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_wine_tests import (CA_KEY, CA_NAME, PIPE, SERVICE, STATE_RUNNING,  # noqa: E402
+from run_wine_tests import (CA_KEY, CA_NAME, PIPE, SERVICE, STATE_RUNNING, drive,  # noqa: E402
                             STATE_STOPPED, WIN_BIN, WIN_TEST, Run)
 
 CA_CONFIG = "ca01.contoso.test\\" + CA_NAME
@@ -355,24 +353,7 @@ def main():
 
     run = CatchupRun(args)
 
-    def on_signal(signum, frame):
-        run.teardown()
-        sys.exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        run.main()
-    except Exception:  # a crash of the driver is a failure, reported like the others
-        run.check(False, "driver error:\n" + traceback.format_exc())
-    finally:
-        run.teardown()
-    print(f"{run.passed} passed, {run.failed} failed", flush=True)
-    if run.failed == 0 and not args.keep:
-        shutil.rmtree(run.work, ignore_errors=True)
-    elif run.failed:
-        print(f"the prefix is kept for inspection: {run.prefix}", flush=True)
-    sys.exit(0 if run.failed == 0 and run.passed > 0 else 1)
+    drive(run, args.keep)
 
 
 if __name__ == "__main__":

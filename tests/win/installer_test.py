@@ -27,16 +27,14 @@ import copy
 import filecmp
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_wine_tests import (CA_NAME, CLSID_EXIT, CLSID_MANAGE, PIPE, SERVICE, STATE_RUNNING,  # noqa: E402
+from run_wine_tests import (CA_NAME, CLSID_EXIT, CLSID_MANAGE, PIPE, SERVICE, STATE_RUNNING, drive,  # noqa: E402
                             WIN_BIN, WIN_TEST, Run)
 
 MS_MODULE = "CertificateAuthority_MicrosoftDefault.Exit"
@@ -359,24 +357,7 @@ def main():
 
     run = InstallerRun(args)
 
-    def on_signal(signum, frame):
-        run.teardown()
-        sys.exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        run.main()
-    except Exception:
-        run.check(False, "driver error:\n" + traceback.format_exc())
-    finally:
-        run.teardown()
-    print(f"{run.passed} passed, {run.failed} failed", flush=True)
-    if run.failed == 0 and not args.keep:
-        shutil.rmtree(run.work, ignore_errors=True)
-    elif run.failed:
-        print(f"the prefix is kept for inspection: {run.prefix}", flush=True)
-    sys.exit(0 if run.failed == 0 and run.passed > 0 else 1)
+    drive(run, args.keep)
 
 
 if __name__ == "__main__":

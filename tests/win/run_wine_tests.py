@@ -671,6 +671,31 @@ class Run:
             self.log("certrelayd.log:\n" + log.read_text(errors="replace")[-4000:])
 
 
+def drive(run, keep):
+    """Runs a test driver's main() with its prefix torn down on every exit (a signal, a crash of
+    the driver, the end), prints the tally and exits 0 only when checks ran and none failed. The
+    prefix is removed after a passing run unless keep is set, and kept for inspection otherwise."""
+
+    def on_signal(signum, frame):
+        run.teardown()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        run.main()
+    except Exception:  # a crash of the driver is a failure, reported like the others
+        run.check(False, "driver error:\n" + traceback.format_exc())
+    finally:
+        run.teardown()
+    print(f"{run.passed} passed, {run.failed} failed", flush=True)
+    if run.failed == 0 and not keep:
+        shutil.rmtree(run.work, ignore_errors=True)
+    elif run.failed:
+        print(f"the prefix is kept for inspection: {run.prefix}", flush=True)
+    sys.exit(0 if run.failed == 0 and run.passed > 0 else 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -691,24 +716,7 @@ def main():
 
     run = Run(args)
 
-    def on_signal(signum, frame):
-        run.teardown()
-        sys.exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        run.main()
-    except Exception:  # a crash of the driver is a failure, reported like the others
-        run.check(False, "driver error:\n" + traceback.format_exc())
-    finally:
-        run.teardown()
-    print(f"{run.passed} passed, {run.failed} failed", flush=True)
-    if run.failed == 0 and not args.keep:
-        shutil.rmtree(run.work, ignore_errors=True)
-    elif run.failed:
-        print(f"the prefix is kept for inspection: {run.prefix}", flush=True)
-    sys.exit(0 if run.failed == 0 and run.passed > 0 else 1)
+    drive(run, args.keep)
 
 
 if __name__ == "__main__":
