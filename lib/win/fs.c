@@ -247,12 +247,34 @@ static int fs_check_regular(HANDLE h, unsigned flags)
     return 0;
 }
 
+/*
+ * Wraps an open handle in a stdio stream with the C runtime's flags and mode. The handle is the
+ * stream's from here on: on failure it is closed, so the caller never closes it twice.
+ */
+static int fs_handle_stream(HANDLE h, int oflag, const char *mode, FILE **out)
+{
+    FILE *f;
+    int fd;
+
+    fd = _open_osfhandle((intptr_t)h, oflag);
+    if (fd < 0) {
+        CloseHandle(h);
+        return CRS_EIO;
+    }
+    f = _fdopen(fd, mode);
+    if (f == NULL) {
+        _close(fd);
+        return CRS_EIO;
+    }
+    *out = f;
+    return 0;
+}
+
 int crs_fs_open_append(const char *path, FILE **out)
 {
     HANDLE h;
     WCHAR *w;
-    FILE *f;
-    int fd, rc;
+    int rc;
 
     if (out != NULL)
         *out = NULL;
@@ -271,18 +293,7 @@ int crs_fs_open_append(const char *path, FILE **out)
         CloseHandle(h);
         return rc;
     }
-    fd = _open_osfhandle((intptr_t)h, _O_APPEND | _O_WRONLY);
-    if (fd < 0) {
-        CloseHandle(h);
-        return CRS_EIO;
-    }
-    f = _fdopen(fd, "a");
-    if (f == NULL) {
-        _close(fd);
-        return CRS_EIO;
-    }
-    *out = f;
-    return 0;
+    return fs_handle_stream(h, _O_APPEND | _O_WRONLY, "a", out);
 }
 
 int crs_fs_open_read(const char *path, uint64_t max, FILE **out)
@@ -290,8 +301,7 @@ int crs_fs_open_read(const char *path, uint64_t max, FILE **out)
     LARGE_INTEGER size;
     HANDLE h;
     WCHAR *w;
-    FILE *f;
-    int fd, rc;
+    int rc;
 
     if (out != NULL)
         *out = NULL;
@@ -314,18 +324,7 @@ int crs_fs_open_read(const char *path, uint64_t max, FILE **out)
         CloseHandle(h);
         return rc;
     }
-    fd = _open_osfhandle((intptr_t)h, _O_RDONLY | _O_BINARY);
-    if (fd < 0) {
-        CloseHandle(h);
-        return CRS_EIO;
-    }
-    f = _fdopen(fd, "rb");
-    if (f == NULL) {
-        _close(fd);
-        return CRS_EIO;
-    }
-    *out = f;
-    return 0;
+    return fs_handle_stream(h, _O_RDONLY | _O_BINARY, "rb", out);
 }
 
 int crs_fs_read_file(const char *path, size_t max, unsigned flags, uint8_t **out, size_t *outlen)
