@@ -10,6 +10,7 @@
  *       minute      INTEGER NOT NULL,   -- disposition time in whole minutes since 1970, -1 if none
   *       event_rowid INTEGER NOT NULL,   -- events.rowid of the event that holds it (may be pruned)
  *       caught_up   INTEGER NOT NULL,   -- 1 when that event was caught up (Event.origin)
+ *       stored_ms   INTEGER NOT NULL,   -- when the key was stored: dedup_retention counts from it
  *       PRIMARY KEY (ca, request_id, kind, minute)) WITHOUT ROWID;
  *   CREATE TABLE watermarks (
  *       ca             TEXT PRIMARY KEY, -- as in event_keys
@@ -43,6 +44,7 @@ const char crs_dedup_schema_sql[] = "CREATE TABLE IF NOT EXISTS event_keys ("
                                     " minute INTEGER NOT NULL,"
                                     " event_rowid INTEGER NOT NULL,"
                                     " caught_up INTEGER NOT NULL,"
+                                    " stored_ms INTEGER NOT NULL DEFAULT 0,"
                                     " PRIMARY KEY (ca, request_id, kind, minute)) WITHOUT ROWID;"
                                     "CREATE TABLE IF NOT EXISTS watermarks ("
                                     " ca TEXT PRIMARY KEY,"
@@ -59,7 +61,7 @@ static const char *const dedup_sql[DEDUP_COUNT_] = {
                    "ON e.rowid = k.event_rowid "
                    "WHERE k.ca = ?1 AND k.request_id = ?2 AND k.kind = ?3 AND k.minute = ?4",
     [DEDUP_INSERT] = "INSERT OR IGNORE INTO event_keys (ca, request_id, kind, minute, event_rowid, "
-                     "caught_up) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     "caught_up, stored_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     /* A time of -1 (the event had none) moves neither time. */
     [DEDUP_WATERMARK] =
         "INSERT INTO watermarks (ca, max_request_id, max_when_ms, first_when_ms, caught_up_ms, "
@@ -184,6 +186,7 @@ static int dedup_record_stmts(sqlite3_stmt **st, const struct crs_catchup_key *k
     bind_key(st[DEDUP_INSERT], key);
     sqlite3_bind_int64(st[DEDUP_INSERT], 5, rowid);
     sqlite3_bind_int(st[DEDUP_INSERT], 6, caught_up != 0);
+    sqlite3_bind_int64(st[DEDUP_INSERT], 7, now_ms);
     rc = sqlite3_step(st[DEDUP_INSERT]);
     sqlite3_reset(st[DEDUP_INSERT]);
     sqlite3_clear_bindings(st[DEDUP_INSERT]);
@@ -339,4 +342,70 @@ int crs_dedup_set_caught_up(sqlite3 *db, const char *ca, int64_t through_ms, int
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : CRS_EDB;
+}
+
+/*
+ * Keys are swept in primary-key order, a batch per call, from where the last call stopped: each
+ * call costs one batch of reads however large the table is (an index on stored_ms would cost
+ * every commit one more page of log), and the sweep wraps around at the end of the table.
+ */
+int crs_dedup_prune(struct sqlite3 *db, int64_t cut_ms, unsigned batch,
+                    struct crs_dedup_cursor *cur, int64_t *pruned)
+{
+    sqlite3_stmt *sel = NULL, *del = NULL;
+    unsigned seen = 0;
+    int rc = CRS_EDB, step;
+
+    if (db == NULL || cur == NULL || pruned == NULL || batch == 0)
+        return CRS_EINVAL;
+    *pruned = 0;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT ca, request_id, kind, minute, stored_ms FROM event_keys "
+                           "WHERE (ca, request_id, kind, minute) > (?1, ?2, ?3, ?4) "
+                           "ORDER BY ca, request_id, kind, minute LIMIT ?5",
+                           -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "DELETE FROM event_keys WHERE ca = ?1 AND request_id = ?2 AND "
+                           "kind = ?3 AND minute = ?4",
+                           -1, &del, NULL) != SQLITE_OK)
+        goto cleanup;
+    sqlite3_bind_text(sel, 1, cur->ca, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(sel, 2, cur->request_id);
+    sqlite3_bind_int64(sel, 3, cur->kind);
+    sqlite3_bind_int64(sel, 4, cur->minute);
+    sqlite3_bind_int64(sel, 5, batch);
+    while ((step = sqlite3_step(sel)) == SQLITE_ROW) {
+        const char *ca = (const char *)sqlite3_column_text(sel, 0);
+
+        seen++;
+        snprintf(cur->ca, sizeof(cur->ca), "%s", ca != NULL ? ca : "");
+        cur->request_id = sqlite3_column_int64(sel, 1);
+        cur->kind = sqlite3_column_int64(sel, 2);
+        cur->minute = sqlite3_column_int64(sel, 3);
+        if (sqlite3_column_int64(sel, 4) >= cut_ms)
+            continue;
+        sqlite3_bind_text(del, 1, cur->ca, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(del, 2, cur->request_id);
+        sqlite3_bind_int64(del, 3, cur->kind);
+        sqlite3_bind_int64(del, 4, cur->minute);
+        if (sqlite3_step(del) != SQLITE_DONE)
+            goto cleanup;
+        sqlite3_reset(del);
+        (*pruned)++;
+    }
+    if (step != SQLITE_DONE)
+        goto cleanup;
+    /* A short batch reached the end of the table: the next sweep starts again at its beginning. */
+    if (seen < batch) {
+        memset(cur, 0, sizeof(*cur));
+        cur->done = 1;
+    } else {
+        cur->done = 0;
+    }
+    rc = 0;
+
+cleanup:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+    return rc;
 }

@@ -5,8 +5,9 @@
  * id, kind, disposition minute), live or caught up, gets a row in event_keys in the transaction
   * that stores it. An event whose key is held by an event from the other path (a caught-up event
  * after a live one, or a live one after a caught-up one) is acknowledged but neither stored nor
- * delivered again; two live events with one key are both delivered, as before the index. The key rows outlive the events (retention prunes events, not keys), so a
- * catch-up over a period long delivered still finds them.
+ * delivered again; two live events with one key are both delivered, as before the index. The key
+ * rows outlive the events (retention prunes events, not keys), so a catch-up over a period long
+ * delivered still finds them; they go dedup_retention after they were stored (crs_dedup_prune).
  */
 #ifndef CERTRELAY_BROKER_QUEUE_DEDUP_H
 #define CERTRELAY_BROKER_QUEUE_DEDUP_H
@@ -49,4 +50,16 @@ int crs_dedup_watermarks(struct sqlite3 *db, json_t **result, char *err, size_t 
 /* Records that a catch-up of ca (lowercase) completed through through_ms. */
 int crs_dedup_set_caught_up(struct sqlite3 *db, const char *ca, int64_t through_ms, int64_t now_ms);
 
+/* Where the sweep of crs_dedup_prune stands: the last key it looked at (zeroed: the start). done
+ * is set when a call reached the end of the table. */
+struct crs_dedup_cursor {
+    char ca[CRS_CATCHUP_CA_MAX + 1];
+    int64_t request_id, kind, minute;
+    int done;
+};
+
+/* Deletes, among the next `batch` keys after cur, those stored before cut_ms, and moves cur on.
+ * *pruned: keys deleted. Runs inside the caller's transaction. CRS_EDB. */
+int crs_dedup_prune(struct sqlite3 *db, int64_t cut_ms, unsigned batch,
+                    struct crs_dedup_cursor *cur, int64_t *pruned);
 #endif

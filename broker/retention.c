@@ -4,6 +4,7 @@
  */
 #include "retention.h"
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "certrelay/clock.h"
 #include "certrelay/error.h"
 #include "certrelay/log.h"
+#include "queue_dedup.h"
 
 struct crs_retention {
     struct crs_queue_op op; /* the batch in the queue, when busy */
@@ -23,7 +25,9 @@ struct crs_retention {
     int stopping;
     int64_t now_ms;
     int64_t batch_pruned;
+    int64_t keys_pruned; /* dedup keys of the batch */
     uint64_t pruned;
+    struct crs_dedup_cursor keys; /* where the sweep of dedup keys stands */
     char err[256];
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -33,7 +37,11 @@ static uint64_t retention_period(const struct crs_config *cfg)
 {
     int64_t shortest =
         cfg->retention_ms < cfg->dead_retention_ms ? cfg->retention_ms : cfg->dead_retention_ms;
-    int64_t p = shortest / 4;
+    int64_t p;
+
+    if (cfg->dedup_retention_ms > 0 && cfg->dedup_retention_ms < shortest)
+        shortest = cfg->dedup_retention_ms;
+    p = shortest / 4;
 
     if (p < CRS_RETENTION_MIN_PERIOD_MS)
         p = CRS_RETENTION_MIN_PERIOD_MS;
@@ -57,9 +65,31 @@ static void retention_check_stopped(struct crs_retention *r)
 static int retention_run(struct crs_queue_op *op, struct sqlite3 *db, const struct crs_config *cfg)
 {
     struct crs_retention *r = (struct crs_retention *)op;
+    int rc;
 
-    return crs_queue_prune(db, cfg, r->now_ms, CRS_RETENTION_BATCH, &r->batch_pruned, r->err,
-                           sizeof(r->err));
+    rc = crs_queue_prune(db, cfg, r->now_ms, CRS_RETENTION_BATCH, &r->batch_pruned, r->err,
+                         sizeof(r->err));
+    r->keys.done = 1; /* unless the sweep below stops short of the end */
+    if (rc != 0 || cfg->dedup_retention_ms <= 0)
+        return rc;
+    /* The dedup keys outlive their events (a later catch-up must still find them), so they have
+     * their own period; one batch of the sweep rides along with each batch of events. */
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    if (crs_dedup_prune(db, r->now_ms - cfg->dedup_retention_ms, CRS_RETENTION_BATCH, &r->keys,
+                        &r->keys_pruned) != 0) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto fail;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        goto fail;
+    }
+    return 0;
+
+fail:
+    snprintf(r->err, sizeof(r->err), "pruning dedup keys: %s", sqlite3_errmsg(db));
+    return CRS_EDB;
 }
 
 static void retention_done(struct crs_queue_op *op, int status);
@@ -72,6 +102,7 @@ static void retention_submit(struct crs_retention *r)
     r->busy = 1;
     r->now_ms = crs_now_ms();
     r->batch_pruned = 0;
+    r->keys_pruned = 0;
     r->err[0] = '\0';
     crs_queue_submit(r->q, &r->op);
 }
@@ -87,9 +118,13 @@ static void retention_done(struct crs_queue_op *op, int status)
         r->pruned += (uint64_t)r->batch_pruned;
         crs_debug("retention: pruned %lld events", (long long)r->batch_pruned);
     }
+    if (status == 0 && r->keys_pruned > 0)
+        crs_info("retention: %lld catch-up dedup keys older than dedup_retention removed",
+                 (long long)r->keys_pruned);
     /* A full batch means more may be waiting: the next batch queues behind the commits that
      * arrived meanwhile, so pruning a large backlog interleaves with ingest. */
-    if (status == 0 && !r->stopping && r->batch_pruned >= (int64_t)CRS_RETENTION_BATCH)
+    if (status == 0 && !r->stopping &&
+        (r->batch_pruned >= (int64_t)CRS_RETENTION_BATCH || !r->keys.done))
         retention_submit(r);
     retention_check_stopped(r);
 }

@@ -431,6 +431,8 @@ static int apply_broker_key(struct parser *p, const struct entry *e)
         return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->retention_ms);
     if (strcmp(e->key, "dead_retention") == 0)
         return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->dead_retention_ms);
+    if (strcmp(e->key, "dedup_retention") == 0)
+        return apply_duration(p, e, MS_SECOND, 3650 * MS_DAY, &cfg->dedup_retention_ms);
     if (strcmp(e->key, "catchup") == 0) {
         if (single_line(p, e) != 0)
             return p->rc;
@@ -950,6 +952,7 @@ static int config_new(const char *name, struct crs_config **out)
     cfg->log_max_size = 10u << 20;
     cfg->log_keep = 5;
     cfg->dead_retention_ms = 90 * MS_DAY;
+    cfg->dedup_retention_ms = 400 * MS_DAY;
     cfg->catchup_interval_ms = 60 * 60 * MS_SECOND;
     cfg->alerts.expiry_warn_ms[0] = 30 * MS_DAY;
     cfg->alerts.expiry_warn_ms[1] = 7 * MS_DAY;

@@ -6,7 +6,7 @@
  *                            commit_batch_max, ca_account, retention, dead_retention,
  *                            metrics_listen, log_max_size, log_keep, max_connections,
  *                            memory_budget, hello_timeout, frame_timeout, idle_timeout, salvage,
- *                            catchup, catchup_interval, catchup_ca, catchup_csv
+ *                            catchup, catchup_interval, catchup_ca, catchup_csv, dedup_retention
  *   [alerts]                 expiry_warn, expired, crl_warn, expiry_skip_renewed, batch
  *                            (expiry and CRL alerts, broker/expiry.c)
  *   [sink.NAME]              type = file | webhook | email, then common keys (events, templates,
@@ -77,10 +77,11 @@ struct crs_config {
     int64_t hello_timeout_ms;
     int64_t frame_timeout_ms;
     int64_t idle_timeout_ms;
-    char *ca_account;          /* Windows: one more account whose clients are admitted (the CA's,
+    char *ca_account;           /* Windows: one more account whose clients are admitted (the CA's,
                                   when certsrv does not run as SYSTEM): a SID or DOMAIN\user */
-    int64_t retention_ms;      /* delivered events are pruned after it, default 30d */
-    int64_t dead_retention_ms; /* dead-lettered ones after it, default 90d */
+    int64_t retention_ms;       /* delivered events are pruned after it, default 30d */
+    int64_t dead_retention_ms;  /* dead-lettered ones after it, default 90d */
+    int64_t dedup_retention_ms; /* catch-up dedup keys after it (queue_dedup.c), default 400d */
     /* Scheduled catch-up (broker/reconcile.h): off by default. */
     int catchup;                 /* run at start and every catchup_interval */
     int64_t catchup_interval_ms; /* default 1h */

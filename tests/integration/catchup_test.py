@@ -233,7 +233,7 @@ def test_reconcile(o, certs):
         t.log("catch-up: the 8 missing events delivered once, with origin catchup")
 
         # 3. A second run delivers nothing; a late live event is acked, not delivered.
-        p = catchup(o, tmp, config, "--from-csv", csv, "--from-request", "1")
+        p = catchup(o, tmp, config, "--from-csv", csv, "--ca", CA, "--from-request", "1")
         c = summary_counts(p.stdout)
         if (c["stored"], c["duplicates"]) != (0, 14):
             t.fail("second run counts %r\n%s" % (c, p.stdout))
@@ -374,12 +374,43 @@ def test_scheduled(o, certs):
         t.log("scheduled catch-up (turned on by a reload) delivered the gap from the watermark")
 
 
+def test_key_retention(o, certs):
+    """dedup_retention bounds the index: keys stored longer ago than it are swept by retention,
+    and a catch-up run after that stores the events again (what the setting trades away)."""
+    with t.TempDir("catchup-keys") as tmp:
+        config, settings = t.write_config(tmp, dedup_retention="2s", sinks=t.unique_sink(tmp))
+        state = settings["state_dir"]
+        broker = t.Broker(o.certrelayd, config, tmp, settings["listen"]).start()
+        csv = tmp.join("export.csv")
+        write_csv(csv, [row(7, 20, certs[0], T0 + 7 * MIN, T0 + 7 * MIN),
+                        row(8, 20, certs[1], T0 + 8 * MIN, T0 + 8 * MIN)])
+        c = summary_counts(catchup(o, tmp, config, "--from-csv", csv, "--ca", CA,
+                                   "--from-request", "1").stdout)
+        if c["stored"] != 2:
+            t.fail("first run stored %r" % c)
+        c = summary_counts(catchup(o, tmp, config, "--from-csv", csv, "--ca", CA,
+                                   "--from-request", "1").stdout)
+        if (c["stored"], c["duplicates"]) != (0, 2):
+            t.fail("second run within dedup_retention: %r" % c)
+        t.wait_for(lambda: t.db_rows(state, "SELECT COUNT(*) FROM event_keys")[0][0] == 0,
+                   "the keys to be swept after dedup_retention", timeout=30)
+        if "catch-up dedup keys older than dedup_retention removed" not in broker.log_text():
+            t.fail("no sweep line:\n%s" % broker.log_text())
+        c = summary_counts(catchup(o, tmp, config, "--from-csv", csv, "--ca", CA,
+                                   "--from-request", "1").stdout)
+        if c["stored"] != 2:
+            t.fail("a run after the keys were swept stored %r" % c)
+        broker.stop_ok()
+        t.log("dedup keys swept after dedup_retention; the index stays bounded")
+
+
 def main():
     o = opts()
     certs = load_certs(o.fixtures)
     test_reconcile(o, certs)
     test_migration(o, certs)
     test_scheduled(o, certs)
+    test_key_retention(o, certs)
 
 
 if __name__ == "__main__":
