@@ -66,9 +66,10 @@
  * no second set of deliveries: that is what makes the stub's retries idempotent.
  */
 #include "queue.h"
+#include "route.h"
 
 #include "certrelay/msgid.h"
-#include "expiry.h"
+#include "expiry_store.h"
 #include "metrics.h"
 #include "queue_dedup.h"
 
@@ -253,32 +254,6 @@ struct crs_queue {
 };
 
 /* ---- Items, fetches and routing ---- */
-
-int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Event *ev)
-{
-    const char *cert_tpl, *req_tpl;
-    uint32_t kind;
-    size_t i;
-
-    if (sc == NULL || ev == NULL)
-        return 0;
-    kind = ev->has_kind ? (uint32_t)ev->kind : 0;
-    if ((sc->events & kind) == 0)
-        return 0;
-    if (sc->templates == NULL || sc->ntemplates == 0)
-        return 1;
-    /* certsrv reports the template as a name for v1 templates and as an OID for v2+ ones, on the
-     * certificate and on the request; a filter entry may be either, so any match counts. */
-    cert_tpl = ev->certificate ? ev->certificate->certificate_template : NULL;
-    req_tpl = ev->request ? ev->request->certificate_template : NULL;
-    for (i = 0; i < sc->ntemplates; i++) {
-        if (cert_tpl != NULL && crs_ascii_casecmp(sc->templates[i], cert_tpl) == 0)
-            return 1;
-        if (req_tpl != NULL && crs_ascii_casecmp(sc->templates[i], req_tpl) == 0)
-            return 1;
-    }
-    return 0;
-}
 
 /* The event's dedup key and disposition time (queue_dedup.c), when it has one. */
 static void item_set_key(struct crs_ingest_item *item, const Certrelay__V1__Event *ev)

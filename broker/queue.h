@@ -71,9 +71,6 @@ int crs_ingest_item_new(const struct crs_config *cfg, const Certrelay__V1__Event
                         const uint8_t *body, size_t len, struct crs_ingest_item **out);
 void crs_ingest_item_free(struct crs_ingest_item *item);
 
-/* True when sink configuration sc takes event ev (events mask and templates filter). */
-int crs_sink_matches(const struct crs_sink_config *sc, const Certrelay__V1__Event *ev);
-
 /* One pending delivery row read back by a fetch. */
 struct crs_due {
     struct crs_due *next;

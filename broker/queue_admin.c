@@ -8,6 +8,7 @@
  * SQL. Every result is bounded: events returns at most CRS_ADMIN_EVENTS_MAX rows.
  */
 #include "queue.h"
+#include "route.h"
 
 #include <sqlite3.h>
 #include <stdio.h>

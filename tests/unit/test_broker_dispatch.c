@@ -9,6 +9,7 @@
 #include "certrelay/event.h"
 #include "dispatch.h"
 #include "queue.h"
+#include "route.h"
 
 static void test_backoff(void)
 {

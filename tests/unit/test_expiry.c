@@ -11,7 +11,7 @@
 #include "certrelay/event.h"
 #include "check.h"
 #include "config/config.h"
-#include "expiry.h"
+#include "expiry_store.h"
 #include "render/json.h"
 #include "render/template.h"
 #include "sinks/email/message.h"
