@@ -91,7 +91,9 @@ int crs_reconcile_batch_add(struct crs_reconcile_batch *b, const struct crs_conf
         rc = 0;
         goto cleanup;
     }
-    /* Ids are stored in their canonical spelling, as the server does for live events. */
+    /* Ids are stored in their canonical spelling. `certrelay catchup` writes them so; an id in any
+     * other spelling is refused rather than rewritten, which lets the bytes given be stored as
+     * they are, with no second pack. */
     if (crs_event_id_canonicalize(ev) != 0) {
         batch_reject(r, "event id is not a UUID");
         goto cleanup;
@@ -100,15 +102,7 @@ int crs_reconcile_batch_add(struct crs_reconcile_batch *b, const struct crs_conf
     r->kind = ev->has_kind ? (uint32_t)ev->kind : 0;
     if (ev->request != NULL && ev->request->has_request_id)
         r->request_id = ev->request->request_id;
-    {
-        uint8_t *packed = NULL;
-        size_t plen = 0;
-        /* Packed again so that the stored bytes carry the canonical id. */
-        rc = crs_event_pack(ev, &packed, &plen);
-        if (rc == 0)
-            rc = crs_ingest_item_new(cfg, ev, packed, plen, &item);
-        crs_free(packed);
-    }
+    rc = crs_ingest_item_new(cfg, ev, p, n, &item);
     if (rc == CRS_ENOMEM)
         goto cleanup;
     if (rc != 0) {
