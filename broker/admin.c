@@ -328,15 +328,12 @@ static void admin_catchup_done(struct crs_reconcile_batch *b, void *arg)
 /* catchup-submit: the CLI's batch of caught-up events through the commit path (reconcile.c). */
 static void admin_catchup_submit(struct admin_op *op)
 {
-    json_t *events = json_object_get(op->params, "events"), *v;
+    json_t *events = crs_reconcile_param_events(op->params, op->err, sizeof(op->err)), *v;
     struct crs_reconcile_batch *b = NULL;
     size_t i, bytes = 0;
     int rc;
 
-    if (!json_is_array(events) || json_array_size(events) > CRS_RECONCILE_BATCH_MAX) {
-        snprintf(op->err, sizeof(op->err),
-                 "params.events must be an array of at most %u base64 events",
-                 CRS_RECONCILE_BATCH_MAX);
+    if (events == NULL) {
         admin_finish(op, CRS_EINVAL, NULL);
         return;
     }

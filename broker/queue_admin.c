@@ -820,17 +820,14 @@ cleanup:
 int crs_queue_admin_catchup_check(struct sqlite3 *db, json_t *params, json_t **result, char *err,
                                   size_t errlen)
 {
-    json_t *events = json_object_get(params, "events"), *v, *arr = NULL;
+    json_t *events = crs_reconcile_param_events(params, err, errlen), *v, *arr = NULL;
     size_t i;
     json_int_t nnew = 0, ndup = 0, nbad = 0;
     int rc = 0;
 
     *result = NULL;
-    if (!json_is_array(events) || json_array_size(events) > CRS_RECONCILE_BATCH_MAX) {
-        snprintf(err, errlen, "params.events must be an array of at most %u base64 events",
-                 CRS_RECONCILE_BATCH_MAX);
+    if (events == NULL)
         return CRS_EINVAL;
-    }
     arr = json_array();
     if (arr == NULL)
         return CRS_ENOMEM;

@@ -131,6 +131,18 @@ cleanup:
     return rc;
 }
 
+json_t *crs_reconcile_param_events(json_t *params, char *err, size_t errlen)
+{
+    json_t *events = json_object_get(params, "events");
+
+    if (!json_is_array(events) || json_array_size(events) > CRS_RECONCILE_BATCH_MAX) {
+        snprintf(err, errlen, "params.events must be an array of at most %u base64 events",
+                 CRS_RECONCILE_BATCH_MAX);
+        return NULL;
+    }
+    return events;
+}
+
 static void batch_item_done(struct crs_ingest_item *item, int status, const char *reason)
 {
     struct crs_reconcile_batch *b = item->data;

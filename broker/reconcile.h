@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -67,6 +68,10 @@ int crs_reconcile_batch_add(struct crs_reconcile_batch *b, const struct crs_conf
 void crs_reconcile_batch_submit(struct crs_reconcile_batch *b, struct crs_queue *q,
                                 crs_reconcile_batch_cb done, void *arg);
 void crs_reconcile_batch_free(struct crs_reconcile_batch *b); /* NULL ok; not while pending */
+
+/* The events array of a catchup-submit or catchup-check request (params.events: base64 strings,
+ * at most CRS_RECONCILE_BATCH_MAX), or NULL with a sentence in err. */
+json_t *crs_reconcile_param_events(json_t *params, char *err, size_t errlen);
 const char *crs_reconcile_outcome_name(int outcome);
 
 /* ---- The schedule ---- */
