@@ -362,6 +362,30 @@ static void build_ca_table(void)
     ADD_STR(t->cert, t->ncert, L"ModuleRegistryLocation", module_location);
 }
 
+/*
+ * The certificate properties of leaf lf, as certsrv gives them for request id. with_key adds the
+ * public key's algorithm and length, which a row of a CA database table does not carry.
+ */
+static void add_cert_props(struct table *t, const struct leaf *lf, LONG id, int with_key)
+{
+    t->leaf = lf;
+    ADD_BIN(t->cert, t->ncert, L"RawCertificate", &lf->der);
+    ADD_STR(t->cert, t->ncert, L"SerialNumber", lf->serial);
+    ADD_STR(t->cert, t->ncert, L"CertificateHash", lf->sha1);
+    ADD_DATE(t->cert, t->ncert, L"NotBefore", lf->not_before);
+    ADD_DATE(t->cert, t->ncert, L"NotAfter", lf->not_after);
+    ADD_STR(t->cert, t->ncert, L"DistinguishedName", lf->dn);
+    ADD_STR(t->cert, t->ncert, L"CommonName", lf->cn);
+    ADD_STR(t->cert, t->ncert, L"EMail", lf->email);
+    ADD_STR(t->cert, t->ncert, L"UPN", lf->upn);
+    ADD_STR(t->cert, t->ncert, L"CertificateTemplate", lf->template_name);
+    if (with_key) {
+        ADD_STR(t->cert, t->ncert, L"PublicKeyAlgorithm", lf->pubkey_alg);
+        ADD_LONG(t->cert, t->ncert, L"PublicKeyLength", lf->pubkey_bits);
+    }
+    ADD_LONG(t->cert, t->ncert, L"RequestID", id);
+}
+
 static void build_request_table(struct table *t, LONG id, const struct kind *k)
 {
     const struct leaf *lf = &leaves[id % nleaves];
@@ -386,20 +410,7 @@ static void build_request_table(struct table *t, LONG id, const struct kind *k)
     }
     if (!k->has_cert)
         return;
-    t->leaf = lf;
-    ADD_BIN(t->cert, t->ncert, L"RawCertificate", &lf->der);
-    ADD_STR(t->cert, t->ncert, L"SerialNumber", lf->serial);
-    ADD_STR(t->cert, t->ncert, L"CertificateHash", lf->sha1);
-    ADD_DATE(t->cert, t->ncert, L"NotBefore", lf->not_before);
-    ADD_DATE(t->cert, t->ncert, L"NotAfter", lf->not_after);
-    ADD_STR(t->cert, t->ncert, L"DistinguishedName", lf->dn);
-    ADD_STR(t->cert, t->ncert, L"CommonName", lf->cn);
-    ADD_STR(t->cert, t->ncert, L"EMail", lf->email);
-    ADD_STR(t->cert, t->ncert, L"UPN", lf->upn);
-    ADD_STR(t->cert, t->ncert, L"CertificateTemplate", lf->template_name);
-    ADD_STR(t->cert, t->ncert, L"PublicKeyAlgorithm", lf->pubkey_alg);
-    ADD_LONG(t->cert, t->ncert, L"PublicKeyLength", lf->pubkey_bits);
-    ADD_LONG(t->cert, t->ncert, L"RequestID", id);
+    add_cert_props(t, lf, id, 1);
 }
 
 static const struct table *table_for(LONG context)
@@ -521,18 +532,7 @@ static void build_row_table(struct table *t, LONG context, const struct db_row *
     }
     if (lf == NULL || (disposition != 20 && disposition != 21))
         return;
-    t->leaf = lf;
-    ADD_BIN(t->cert, t->ncert, L"RawCertificate", &lf->der);
-    ADD_STR(t->cert, t->ncert, L"SerialNumber", lf->serial);
-    ADD_STR(t->cert, t->ncert, L"CertificateHash", lf->sha1);
-    ADD_DATE(t->cert, t->ncert, L"NotBefore", lf->not_before);
-    ADD_DATE(t->cert, t->ncert, L"NotAfter", lf->not_after);
-    ADD_STR(t->cert, t->ncert, L"DistinguishedName", lf->dn);
-    ADD_STR(t->cert, t->ncert, L"CommonName", lf->cn);
-    ADD_STR(t->cert, t->ncert, L"EMail", lf->email);
-    ADD_STR(t->cert, t->ncert, L"UPN", lf->upn);
-    ADD_STR(t->cert, t->ncert, L"CertificateTemplate", lf->template_name);
-    ADD_LONG(t->cert, t->ncert, L"RequestID", row->request_id);
+    add_cert_props(t, lf, row->request_id, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */
