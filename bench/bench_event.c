@@ -69,3 +69,24 @@ void bench_event_crl(struct bench_event *b, long i, const uint8_t *crl, size_t c
     b->ev.n_crls = 1;
     b->ev.crls = b->crls;
 }
+
+int bench_sink_open(const char *ini, const char *type, uv_loop_t *loop, struct crs_config **cfg,
+                    struct crs_sink *sink)
+{
+    char err[CRS_CONFIG_ERRLEN];
+
+    if (crs_config_load_string("bench.ini", ini, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    uv_loop_init(loop);
+    memset(sink, 0, sizeof(*sink));
+    sink->cfg = &(*cfg)->sinks[0];
+    sink->driver = crs_sink_driver_find(type);
+    sink->loop = loop;
+    if (sink->driver == NULL || sink->driver->open(sink) != 0) {
+        fprintf(stderr, "cannot open the %s driver\n", type);
+        return 1;
+    }
+    return 0;
+}

@@ -10,8 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "certrelay/uuid.h"
 #include "certrelay.pb-c.h"
+#include "config/config.h"
+#include "sinks/sink.h"
 
 struct bench_event {
     Certrelay__V1__Event ev;
@@ -28,5 +32,12 @@ struct bench_event {
 void bench_event_cert(struct bench_event *b, long i);
 /* A CRL-issued event whose base CRL is crl_len bytes (kept by the caller, not copied). */
 void bench_event_crl(struct bench_event *b, long i, const uint8_t *crl, size_t crl_len);
+
+/*
+ * Loads the configuration text ini, whose first sink is the one measured, and opens that sink's
+ * driver of type `type` on loop, as the dispatcher would. 0, or 1 after saying why on stderr.
+ */
+int bench_sink_open(const char *ini, const char *type, uv_loop_t *loop, struct crs_config **cfg,
+                    struct crs_sink *sink);
 
 #endif

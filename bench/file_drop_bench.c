@@ -68,7 +68,7 @@ int main(int argc, char **argv)
     struct run run;
     struct slot *slots;
     struct bench_event probe;
-    char ini[1024], err[CRS_CONFIG_ERRLEN], env[32], *json = NULL;
+    char ini[1024], env[32], *json = NULL;
     size_t jsonlen = 0, first;
     unsigned threads, i;
     uv_loop_t loop;
@@ -107,19 +107,8 @@ int main(int argc, char **argv)
              "[broker]\nlisten = /tmp/unused.sock\nstate_dir = /tmp\nspool_dir = /tmp\n"
              "[sink.drop]\ntype = file\ndirectory = %s\nconcurrency = %u\n",
              argv[1], threads);
-    if (crs_config_load_string("bench.ini", ini, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (bench_sink_open(ini, "file", &loop, &cfg, &sink) != 0)
         return 1;
-    }
-    uv_loop_init(&loop);
-    memset(&sink, 0, sizeof(sink));
-    sink.cfg = &cfg->sinks[0];
-    sink.driver = crs_sink_driver_find("file");
-    sink.loop = &loop;
-    if (sink.driver == NULL || sink.driver->open(&sink) != 0) {
-        fprintf(stderr, "cannot open the file driver\n");
-        return 1;
-    }
     /* The sizes of the files one event becomes, for the yardstick. */
     if (run.crl)
         bench_event_crl(&probe, 0, crl, run.crl_len);

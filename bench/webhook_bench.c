@@ -411,7 +411,7 @@ int main(int argc, char **argv)
     struct responder resp;
     struct crs_config *cfg = NULL;
     struct crs_sink sink;
-    char url[64], ini[512], err[CRS_CONFIG_ERRLEN];
+    char url[64], ini[512];
     double base[16], drv[16];
     unsigned long conn_base, conn_drv;
     uv_loop_t loop;
@@ -452,19 +452,8 @@ int main(int argc, char **argv)
              "[broker]\nlisten = /tmp/unused.sock\nstate_dir = /tmp\nspool_dir = /tmp\n"
              "[sink.bench]\ntype = webhook\nurl = %s\nformat = json\nconcurrency = %u\n",
              url, conc);
-    if (crs_config_load_string("bench.ini", ini, &cfg, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (bench_sink_open(ini, "webhook", &loop, &cfg, &sink) != 0)
         return 1;
-    }
-    uv_loop_init(&loop);
-    memset(&sink, 0, sizeof(sink));
-    sink.cfg = &cfg->sinks[0];
-    sink.driver = crs_sink_driver_find("webhook");
-    sink.loop = &loop;
-    if (sink.driver == NULL || sink.driver->open(&sink) != 0) {
-        fprintf(stderr, "cannot open the webhook driver\n");
-        return 1;
-    }
 
     /* Warm-up: connections and caches on both sides. */
     run_baseline(url, 500, conc);
