@@ -27,6 +27,9 @@
 #include "certrelay/log.h"
 #include "queue_dedup.h"
 
+/* Rows that build no event logged one by one per run; the rest are counted. */
+#define RECONCILE_BAD_LOGGED_MAX 20
+
 /* ---------------------------------------------------------------------------------------------
  * Batches
  * ------------------------------------------------------------------------------------------- */
@@ -232,9 +235,10 @@ struct crs_reconcile {
     char *csv;                           /* catchup_csv, or NULL */
     const struct crs_config *run_cfg;    /* routes the items; the worker reads only this */
     struct crs_catchup_filter flt;
-    uint64_t skip;     /* matched rows earlier chunks took */
-    uint64_t rows;     /* rows this chunk took */
-    uint64_t bad_rows; /* rows that built no event (logged) */
+    uint64_t skip;         /* matched rows earlier chunks took */
+    uint64_t rows;         /* rows this chunk took */
+    uint64_t bad_rows;     /* rows that built no event (the first few logged) */
+    uint64_t bad_line_max; /* the furthest CSV line counted bad: later chunks read lines again */
     int chunk_full;
     int read_status;
     char err[256];
@@ -365,6 +369,21 @@ struct chunk_read {
     uint64_t seen;
 };
 
+/*
+ * Counts a row that builds no event; 1 when it is still to be logged. A source full of bad rows
+ * would otherwise write a log line for each of them: after the first RECONCILE_BAD_LOGGED_MAX of a
+ * run they are only counted, in the run's summary line.
+ */
+static int reconcile_count_bad(struct crs_reconcile *r)
+{
+    r->bad_rows++;
+    if (r->bad_rows == RECONCILE_BAD_LOGGED_MAX + 1)
+        crs_warn("catch-up of %s: more rows build no event; they are counted in the run's summary, "
+                 "not logged one by one",
+                 r->ca);
+    return r->bad_rows <= RECONCILE_BAD_LOGGED_MAX;
+}
+
 static int reconcile_on_row(void *ctx, const struct crs_catchup_row *row)
 {
     struct chunk_read *cr = ctx;
@@ -383,9 +402,9 @@ static int reconcile_on_row(void *ctx, const struct crs_catchup_row *row)
     if (rc == CRS_ENOMEM)
         return rc;
     if (rc != 0) {
-        r->bad_rows++;
-        crs_warn("catch-up of %s: request %lld builds no event: %s", r->ca,
-                 (long long)crs_catchup_row_request_id(row), crs_strerror(rc));
+        if (reconcile_count_bad(r))
+            crs_warn("catch-up of %s: request %lld builds no event: %s", r->ca,
+                     (long long)crs_catchup_row_request_id(row), crs_strerror(rc));
         return 0;
     }
     for (size_t i = 0; i < evs.count && rc == 0; i++)
@@ -397,12 +416,14 @@ static int reconcile_on_row(void *ctx, const struct crs_catchup_row *row)
 static void reconcile_bad_row(void *ctx, uint64_t line, const char *why)
 {
     struct chunk_read *cr = ctx;
+    struct crs_reconcile *r = cr->r;
 
-    /* Reported by the first chunk only: the later ones read the same lines again. */
-    if (cr->r->skip == 0) {
-        cr->r->bad_rows++;
-        crs_warn("catch-up: %s line %llu skipped: %s", cr->r->csv, (unsigned long long)line, why);
-    }
+    /* Each chunk reads the file from its start: a line is counted the first time it is read. */
+    if (line <= r->bad_line_max)
+        return;
+    r->bad_line_max = line;
+    if (reconcile_count_bad(r))
+        crs_warn("catch-up: %s line %llu skipped: %s", r->csv, (unsigned long long)line, why);
 }
 
 static void reconcile_chunk_work(uv_work_t *req)
@@ -515,7 +536,7 @@ static void reconcile_run(struct crs_reconcile *r)
     r->run_start_ms = crs_now_ms();
     r->ca[0] = r->ca_key[0] = '\0';
     r->err[0] = '\0';
-    r->skip = r->rows = r->bad_rows = 0;
+    r->skip = r->rows = r->bad_rows = r->bad_line_max = 0;
     r->stored = r->duplicates = r->rejected = r->total_rows = 0;
     memset(&r->flt, 0, sizeof(r->flt));
     r->flt.kinds = CRS_CATCHUP_KINDS;

@@ -404,6 +404,34 @@ def test_key_retention(o, certs):
         t.log("dedup keys swept after dedup_retention; the index stays bounded")
 
 
+def test_scheduled_bad_rows(o, certs):
+    """A catchup_csv with more bad rows than the broker logs one by one: the first 20 are logged,
+    then one line says the rest are only counted, and the run's summary counts all of them (also
+    those past the first chunk of 256 rows, which later chunks read again)."""
+    with t.TempDir("catchup-badrows") as tmp:
+        now = int(time.time() * 1000)
+        good = [row(1000 + i, 20, certs[i % len(certs)], now - 30 * MIN, now - 20 * MIN)
+                for i in range(300)]
+        bad = ['"%d","20 -- Issued"' % (2000 + i) for i in range(50)]
+        csv = tmp.join("export.csv")
+        write_csv(csv, good, extra_lines=bad)
+        config, settings = t.write_config(tmp, catchup="on", catchup_csv=csv, catchup_ca=CA,
+                                          catchup_interval="1h", sinks=t.unique_sink(tmp))
+        broker = t.Broker(o.certrelayd, config, tmp, settings["listen"]).start()
+        summary = "catch-up of " + CA + ": "
+        t.wait_for(lambda: summary in broker.log_text() and "bad rows" in broker.log_text(),
+                   "the scheduled run's summary", timeout=60)
+        text = broker.log_text()
+        logged = text.count(" skipped: ")
+        if logged != 20 or "not logged one by one" not in text:
+            t.fail("%d bad rows logged one by one, want 20 and the counting line\n%s"
+                   % (logged, text[-3000:]))
+        if ", 50 bad rows" not in text:
+            t.fail("the summary does not count the 50 bad rows:\n%s" % text[-3000:])
+        broker.stop_ok()
+        t.log("a source full of bad rows: 20 logged, the rest counted in the summary")
+
+
 def main():
     o = opts()
     certs = load_certs(o.fixtures)
@@ -411,6 +439,7 @@ def main():
     test_migration(o, certs)
     test_scheduled(o, certs)
     test_key_retention(o, certs)
+    test_scheduled_bad_rows(o, certs)
 
 
 if __name__ == "__main__":
