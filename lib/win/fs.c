@@ -270,21 +270,21 @@ static int fs_handle_stream(HANDLE h, int oflag, const char *mode, FILE **out)
     return 0;
 }
 
-int crs_fs_open_append(const char *path, FILE **out)
+/*
+ * Opens path with the given access and creation disposition, shared as every opener here shares
+ * it, and checks that it is a regular file. On failure nothing stays open.
+ */
+static int fs_open_regular(const char *path, DWORD access, DWORD disposition, HANDLE *out)
 {
     HANDLE h;
     WCHAR *w;
     int rc;
 
-    if (out != NULL)
-        *out = NULL;
-    if (path == NULL || out == NULL)
-        return CRS_EINVAL;
     w = to_wide(path);
     if (w == NULL)
         return CRS_EINVAL;
-    h = CreateFileW(w, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                    NULL, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+    h = CreateFileW(w, access, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
+                    disposition, FILE_ATTRIBUTE_NORMAL, NULL);
     crs_free(w);
     if (h == INVALID_HANDLE_VALUE)
         return crs_translate_sys_error((int)GetLastError());
@@ -293,6 +293,22 @@ int crs_fs_open_append(const char *path, FILE **out)
         CloseHandle(h);
         return rc;
     }
+    *out = h;
+    return 0;
+}
+
+int crs_fs_open_append(const char *path, FILE **out)
+{
+    HANDLE h;
+    int rc;
+
+    if (out != NULL)
+        *out = NULL;
+    if (path == NULL || out == NULL)
+        return CRS_EINVAL;
+    rc = fs_open_regular(path, FILE_APPEND_DATA, OPEN_ALWAYS, &h);
+    if (rc != 0)
+        return rc;
     return fs_handle_stream(h, _O_APPEND | _O_WRONLY, "a", out);
 }
 
@@ -300,25 +316,18 @@ int crs_fs_open_read(const char *path, uint64_t max, FILE **out)
 {
     LARGE_INTEGER size;
     HANDLE h;
-    WCHAR *w;
     int rc;
 
     if (out != NULL)
         *out = NULL;
     if (path == NULL || out == NULL)
         return CRS_EINVAL;
-    w = to_wide(path);
-    if (w == NULL)
-        return CRS_EINVAL;
-    h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, NULL,
-                    OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL, NULL);
-    crs_free(w);
-    if (h == INVALID_HANDLE_VALUE)
-        return crs_translate_sys_error((int)GetLastError());
-    rc = fs_check_regular(h, 0);
-    if (rc == 0 && !GetFileSizeEx(h, &size))
+    rc = fs_open_regular(path, GENERIC_READ, OPEN_EXISTING, &h);
+    if (rc != 0)
+        return rc;
+    if (!GetFileSizeEx(h, &size))
         rc = crs_translate_sys_error((int)GetLastError());
-    if (rc == 0 && (uint64_t)size.QuadPart > max)
+    else if ((uint64_t)size.QuadPart > max)
         rc = CRS_ETOOBIG;
     if (rc != 0) {
         CloseHandle(h);
